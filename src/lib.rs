@@ -1,0 +1,30 @@
+//! `hotline`: a call-center engine for a government public-service hotline.
+//!
+//! # Architecture
+//! Pure cores decide; thin tokio drivers do I/O (see `DESIGN.md` in the shared docs).
+//!
+//! | module | owns | pure or I/O |
+//! |---|---|---|
+//! | [`config`] | the TOML config, validated with file:line errors before any port is bound | pure (reads one file) |
+//! | [`privacy`] | masking caller numbers for logs, metrics and listings (R12) | pure |
+//! | [`sip`] | SIP messages, TCP framing, transactions (RFC 3261 timers), dialogs, SDP | pure cores + UDP/TCP transport tasks |
+//! | [`media`] | G.711, RTP, RFC 4733 DTMF, prompts, the per-call RTP task | pure codecs + one task per call |
+//! | [`recording`] | stereo WAV recordings that survive a crash (R22) | one writer task per call |
+//! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
+//! | [`metrics`] | metric names and the rolling 24 h connection rate (R5, R30) | pure window + `metrics` facade |
+//! | [`call`] | the per-call state machine and its driver task | pure core + one task per call |
+//! | [`engine`] | wires transports, calls, store and metrics together; admission and shutdown | I/O |
+//! | [`api`] | the HTTP server: `/metrics` now, the agent and supervisor API later | I/O |
+
+pub mod api;
+pub mod call;
+pub mod config;
+pub mod engine;
+pub mod media;
+pub mod metrics;
+pub mod privacy;
+pub mod recording;
+pub mod sip;
+pub mod workorder;
+
+pub use engine::run;
