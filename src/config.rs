@@ -1,1 +1,654 @@
-//! TODO-doc
+//! The engine's configuration: one TOML file, parsed and validated before any port is
+//! bound. Every error names the file, the line and the reason, so an operator fixing a
+//! config at 3 a.m. does not have to guess (exit code 64 in `main`).
+//!
+//! Pure apart from reading the one file. Relative paths in the file (prompts,
+//! recordings, data) resolve against the process's working directory, as the README says.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Why a config could not be used. Every variant carries the file; those about a
+/// value also carry its line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a value of the wrong type.
+    #[error("{path}:{line}: {reason}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// A value of the right type that makes no sense (a port range upside down, a ring
+    /// budget shorter than the ringing time…).
+    #[error("{path}:{line}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: &'static str,
+        reason: String,
+    },
+}
+
+/// The validated configuration the engine runs on.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub source: PathBuf,
+    pub sip: SipConfig,
+    pub http: HttpConfig,
+    pub media: MediaConfig,
+    pub calls: CallsConfig,
+    pub prompts: PromptsConfig,
+    pub recordings: RecordingsConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct SipConfig {
+    pub listen_udp: Option<SocketAddr>,
+    pub listen_tcp: Option<SocketAddr>,
+    /// The address written into Contact, Via and SDP: the listen address unless it is a
+    /// wildcard, then this must be given.
+    pub advertised_ip: IpAddr,
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+    /// At most this many simultaneous TCP connections; more are refused at accept.
+    pub max_tcp_connections: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// Local address RTP sockets bind to.
+    pub rtp_ip: IpAddr,
+    /// Inclusive port range for RTP; one even port per call.
+    pub rtp_ports: (u16, u16),
+}
+
+#[derive(Clone, Debug)]
+pub struct CallsConfig {
+    pub max_concurrent: usize,
+    /// How long the trunk leg rings (180) before the engine answers: a caller can still
+    /// CANCEL in this time (R6: answered on the 2nd–3rd ring).
+    pub ring_before_answer: Duration,
+    /// The trunk leg must have its final answer within this (R6).
+    pub ring_budget: Duration,
+    /// A call still up after this is ended by the engine with BYE.
+    pub max_call_length: Duration,
+    /// On SIGTERM, calls in progress get this long before the engine hangs up.
+    pub shutdown_grace: Duration,
+    /// Sent with `503` when the engine is full or shutting down.
+    pub retry_after: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct PromptsConfig {
+    pub dir: PathBuf,
+    pub greeting: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordingsConfig {
+    pub dir: PathBuf,
+    /// How often the WAV header is rewritten so a crash leaves a playable file (R22).
+    pub header_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// The embedded default: a SQLite file under `data_dir`, created on first start.
+    Sqlite { data_dir: PathBuf },
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `hotline=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            reason: e.message().trim().to_owned(),
+        })?;
+        Validator { path, text }.validate(raw)
+    }
+
+    /// The path of the greeting prompt, resolved against the prompts directory.
+    pub fn greeting_path(&self) -> PathBuf {
+        self.prompts.dir.join(&self.prompts.greeting)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+// The raw file, as written. `Spanned` keeps where each value stood so that validation
+// errors point at a line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    sip: RawSip,
+    #[serde(default)]
+    http: RawHttp,
+    media: RawMedia,
+    calls: RawCalls,
+    prompts: RawPrompts,
+    recordings: RawRecordings,
+    store: RawStore,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    listen_udp: Option<Spanned<String>>,
+    listen_tcp: Option<Spanned<String>>,
+    advertised_ip: Option<Spanned<String>>,
+    #[serde(default = "default_t1_ms")]
+    t1_ms: Spanned<u64>,
+    #[serde(default = "default_t2_ms")]
+    t2_ms: Spanned<u64>,
+    #[serde(default = "default_t4_ms")]
+    t4_ms: Spanned<u64>,
+    #[serde(default = "default_max_tcp")]
+    max_tcp_connections: Spanned<u64>,
+}
+
+fn default_t1_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 500)
+}
+fn default_t2_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 4000)
+}
+fn default_t4_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 5000)
+}
+fn default_max_tcp() -> Spanned<u64> {
+    Spanned::new(0..0, 1024)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Spanned<String>,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: Spanned::new(0..0, "127.0.0.1:9090".to_owned()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMedia {
+    rtp_ip: Spanned<String>,
+    rtp_port_min: Spanned<u64>,
+    rtp_port_max: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalls {
+    max_concurrent: Spanned<u64>,
+    ring_before_answer_ms: Spanned<u64>,
+    ring_budget_ms: Spanned<u64>,
+    max_call_seconds: Spanned<u64>,
+    shutdown_grace_seconds: Spanned<u64>,
+    retry_after_seconds: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrompts {
+    dir: Spanned<String>,
+    greeting: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecordings {
+    dir: Spanned<String>,
+    header_interval_ms: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    kind: Spanned<String>,
+    data_dir: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    filter: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn invalid(
+        &self,
+        span: Range<usize>,
+        key: &'static str,
+        reason: impl fmt::Display,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            line: line_of(self.text, span.start),
+            key,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn socket_addr(
+        &self,
+        value: &Spanned<String>,
+        key: &'static str,
+    ) -> Result<SocketAddr, ConfigError> {
+        value.get_ref().parse().map_err(|_| {
+            self.invalid(
+                value.span(),
+                key,
+                format!(
+                    "{:?} is not an address:port such as \"127.0.0.1:5060\"",
+                    value.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn ip(&self, value: &Spanned<String>, key: &'static str) -> Result<IpAddr, ConfigError> {
+        value.get_ref().parse().map_err(|_| {
+            self.invalid(
+                value.span(),
+                key,
+                format!("{:?} is not an IP address", value.get_ref()),
+            )
+        })
+    }
+
+    fn in_range(
+        &self,
+        value: &Spanned<u64>,
+        key: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let v = *value.get_ref();
+        if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.invalid(
+                value.span(),
+                key,
+                format!("{v} is outside {}..={}", range.start(), range.end()),
+            ))
+        }
+    }
+
+    fn non_empty_path(
+        &self,
+        value: &Spanned<String>,
+        key: &'static str,
+    ) -> Result<PathBuf, ConfigError> {
+        if value.get_ref().trim().is_empty() {
+            Err(self.invalid(value.span(), key, "must not be empty"))
+        } else {
+            Ok(PathBuf::from(value.get_ref()))
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen_udp = raw
+            .sip
+            .listen_udp
+            .as_ref()
+            .map(|v| self.socket_addr(v, "sip.listen_udp"))
+            .transpose()?;
+        let listen_tcp = raw
+            .sip
+            .listen_tcp
+            .as_ref()
+            .map(|v| self.socket_addr(v, "sip.listen_tcp"))
+            .transpose()?;
+        let Some(first_listen) = listen_udp.or(listen_tcp) else {
+            return Err(ConfigError::Invalid {
+                path: self.path.to_owned(),
+                line: 1,
+                key: "sip",
+                reason: "neither listen_udp nor listen_tcp is set: the engine would take no calls"
+                    .into(),
+            });
+        };
+        let advertised_ip = match &raw.sip.advertised_ip {
+            Some(v) => self.ip(v, "sip.advertised_ip")?,
+            None if first_listen.ip().is_unspecified() => {
+                return Err(ConfigError::Invalid {
+                    path: self.path.to_owned(),
+                    line: 1,
+                    key: "sip.advertised_ip",
+                    reason: "required when listening on a wildcard address: peers need a routable address in Contact and SDP".into(),
+                });
+            }
+            None => first_listen.ip(),
+        };
+        let t1 = self.in_range(&raw.sip.t1_ms, "sip.t1_ms", 50..=5_000)?;
+        let t2 = self.in_range(&raw.sip.t2_ms, "sip.t2_ms", t1..=60_000)?;
+        let t4 = self.in_range(&raw.sip.t4_ms, "sip.t4_ms", 0..=60_000)?;
+        let max_tcp = self.in_range(
+            &raw.sip.max_tcp_connections,
+            "sip.max_tcp_connections",
+            1..=100_000,
+        )?;
+
+        let http_listen = self.socket_addr(&raw.http.listen, "http.listen")?;
+
+        let rtp_ip = self.ip(&raw.media.rtp_ip, "media.rtp_ip")?;
+        let port_min =
+            self.in_range(&raw.media.rtp_port_min, "media.rtp_port_min", 1024..=65_534)?;
+        let port_max =
+            self.in_range(&raw.media.rtp_port_max, "media.rtp_port_max", 1024..=65_535)?;
+        if port_max <= port_min {
+            return Err(self.invalid(
+                raw.media.rtp_port_max.span(),
+                "media.rtp_port_max",
+                format!("must be above rtp_port_min ({port_min})"),
+            ));
+        }
+
+        let calls = &raw.calls;
+        let max_concurrent =
+            self.in_range(&calls.max_concurrent, "calls.max_concurrent", 1..=100_000)?;
+        let ports_available = (port_max - port_min + 1) / 2;
+        if max_concurrent > ports_available {
+            return Err(self.invalid(
+                calls.max_concurrent.span(),
+                "calls.max_concurrent",
+                format!("{max_concurrent} calls need more RTP ports than media.rtp_port_min..=rtp_port_max gives ({ports_available} calls)"),
+            ));
+        }
+        let ring_budget = self.in_range(
+            &calls.ring_budget_ms,
+            "calls.ring_budget_ms",
+            1_000..=60_000,
+        )?;
+        let ring_before = self.in_range(
+            &calls.ring_before_answer_ms,
+            "calls.ring_before_answer_ms",
+            0..=60_000,
+        )?;
+        if ring_before >= ring_budget {
+            return Err(self.invalid(
+                calls.ring_before_answer_ms.span(),
+                "calls.ring_before_answer_ms",
+                format!("{ring_before} ms of ringing leaves no room inside the ring budget of {ring_budget} ms (R6)"),
+            ));
+        }
+        let max_call = self.in_range(
+            &calls.max_call_seconds,
+            "calls.max_call_seconds",
+            1..=86_400,
+        )?;
+        let grace = self.in_range(
+            &calls.shutdown_grace_seconds,
+            "calls.shutdown_grace_seconds",
+            0..=3_600,
+        )?;
+        let retry_after = self.in_range(
+            &calls.retry_after_seconds,
+            "calls.retry_after_seconds",
+            1..=3_600,
+        )?;
+
+        let prompts_dir = self.non_empty_path(&raw.prompts.dir, "prompts.dir")?;
+        let greeting = self.non_empty_path(&raw.prompts.greeting, "prompts.greeting")?;
+
+        let recordings_dir = self.non_empty_path(&raw.recordings.dir, "recordings.dir")?;
+        let header_interval = self.in_range(
+            &raw.recordings.header_interval_ms,
+            "recordings.header_interval_ms",
+            100..=2_000,
+        )?;
+
+        let store = match raw.store.kind.get_ref().as_str() {
+            "sqlite" => StoreConfig::Sqlite {
+                data_dir: self.non_empty_path(&raw.store.data_dir, "store.data_dir")?,
+            },
+            other => {
+                return Err(self.invalid(
+                    raw.store.kind.span(),
+                    "store.kind",
+                    format!("unknown store {other:?}; this build knows \"sqlite\""),
+                ));
+            }
+        };
+
+        Ok(Config {
+            source: self.path.to_owned(),
+            sip: SipConfig {
+                listen_udp,
+                listen_tcp,
+                advertised_ip,
+                t1: Duration::from_millis(t1),
+                t2: Duration::from_millis(t2),
+                t4: Duration::from_millis(t4),
+                max_tcp_connections: max_tcp as usize,
+            },
+            http: HttpConfig {
+                listen: http_listen,
+            },
+            media: MediaConfig {
+                rtp_ip,
+                rtp_ports: (port_min as u16, port_max as u16),
+            },
+            calls: CallsConfig {
+                max_concurrent: max_concurrent as usize,
+                ring_before_answer: Duration::from_millis(ring_before),
+                ring_budget: Duration::from_millis(ring_budget),
+                max_call_length: Duration::from_secs(max_call),
+                shutdown_grace: Duration::from_secs(grace),
+                retry_after: Duration::from_secs(retry_after),
+            },
+            prompts: PromptsConfig {
+                dir: prompts_dir,
+                greeting,
+            },
+            recordings: RecordingsConfig {
+                dir: recordings_dir,
+                header_interval: Duration::from_millis(header_interval),
+            },
+            store,
+            log: LogConfig {
+                filter: raw.log.filter,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../config/hotline.toml");
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_local() {
+        let cfg = parse(SHIPPED).expect("shipped config");
+        assert_eq!(cfg.sip.listen_udp, Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(cfg.sip.listen_tcp, Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(cfg.http.listen, "127.0.0.1:9090".parse().unwrap());
+        // R6: three rings of 1 s on / 4 s off is the default budget.
+        assert_eq!(cfg.calls.ring_budget, Duration::from_secs(10));
+        assert_eq!(cfg.calls.ring_before_answer, Duration::from_secs(2));
+        assert!(matches!(cfg.store, StoreConfig::Sqlite { .. }));
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let text = SHIPPED.replacen("[calls]", "[calls\n", 1);
+        let err = parse(&text).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("test.toml:"), "{msg}");
+        assert!(matches!(err, ConfigError::Syntax { .. }));
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_line() {
+        let text = SHIPPED.replacen("[calls]\n", "[calls]\nring_budgit_ms = 3\n", 1);
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("ring_budgit_ms"))
+            .unwrap()
+            + 1;
+        let err = parse(&text).unwrap_err();
+        match err {
+            ConfigError::Syntax {
+                line: l,
+                ref reason,
+                ..
+            } => {
+                assert_eq!(l, line);
+                assert!(reason.contains("ring_budgit_ms"), "{reason}");
+            }
+            other => panic!("expected syntax error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn bad_address_points_at_its_line() {
+        let text = SHIPPED.replacen(
+            "listen_udp = \"127.0.0.1:5060\"",
+            "listen_udp = \"127.0.0.1\"",
+            1,
+        );
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("listen_udp"))
+            .unwrap()
+            + 1;
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { line: l, key: "sip.listen_udp", .. } if l == line),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ringing_longer_than_the_ring_budget_is_refused_r6() {
+        let text = SHIPPED.replacen(
+            "ring_before_answer_ms = 2000",
+            "ring_before_answer_ms = 12000",
+            1,
+        );
+        let err = parse(&text).unwrap_err();
+        assert!(err.to_string().contains("ring budget"), "{err}");
+    }
+
+    #[test]
+    fn upside_down_port_range_is_refused() {
+        let text = SHIPPED.replacen("rtp_port_max = 29999", "rtp_port_max = 10000", 1);
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "media.rtp_port_max",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_store_is_refused() {
+        let text = SHIPPED.replacen("kind = \"sqlite\"", "kind = \"oracle\"", 1);
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "store.kind",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wildcard_listen_needs_an_advertised_address() {
+        let text = SHIPPED
+            .replace("127.0.0.1:5060", "0.0.0.0:5060")
+            .replace("advertised_ip = \"127.0.0.1\"\n", "");
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "sip.advertised_ip",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
