@@ -1,1 +1,4 @@
-//! TODO-doc
+//! Calls: the per-call state machine ([`core`], pure) and the task that drives one call's
+//! signalling, media, recording and work order ([`driver`], I/O).
+
+pub mod core;
