@@ -21,7 +21,8 @@ pub struct CallTimers {
 pub enum CallInput {
     /// The caller sent CANCEL before the final answer.
     CallerCancelled,
-    /// The caller sent BYE.
+    /// The caller sent BYE (the endpoint has already answered it `200 OK`, as RFC 3261
+    /// §15.1.2 asks whatever the call's state).
     CallerHungUp,
     /// The ACK for our 200 OK arrived: the dialog is confirmed.
     Acked,
@@ -71,8 +72,6 @@ pub enum CallAction {
     RejectUnavailable,
     /// Answer the INVITE with `500 Server Internal Error` (media failure before the answer).
     RejectFailed,
-    /// Answer the caller's BYE with `200 OK`.
-    AcceptBye,
     /// Send BYE in the dialog.
     SendBye,
     /// Stop media and finalise the recording.
@@ -201,7 +200,6 @@ impl CallCore {
                 };
             }
             (State::Up { .. }, CallInput::CallerHungUp) => {
-                self.actions.push_back(CallAction::AcceptBye);
                 self.actions.push_back(CallAction::StopMedia);
                 self.finish(Ending::Completed { side: Side::Caller });
             }
@@ -211,11 +209,8 @@ impl CallCore {
             }),
             (State::Up { .. }, CallInput::MediaFailed) => self.hang_up(Ending::Failed),
             (State::Up { .. }, CallInput::ByeFinished) => {}
-            // The caller's BYE crossed ours: answer it, the call was already ending.
-            (State::HangingUp { ending }, CallInput::CallerHungUp) => {
-                self.actions.push_back(CallAction::AcceptBye);
-                self.finish(ending);
-            }
+            // The caller's BYE crossed ours: the call was already ending.
+            (State::HangingUp { ending }, CallInput::CallerHungUp) => self.finish(ending),
             (State::HangingUp { ending }, CallInput::ByeFinished) => self.finish(ending),
             (State::HangingUp { .. }, _) => {}
         }
@@ -321,7 +316,6 @@ mod tests {
         assert_eq!(
             drain(&mut core),
             vec![
-                CallAction::AcceptBye,
                 CallAction::StopMedia,
                 CallAction::Finish(Ending::Completed { side: Side::Caller })
             ]
@@ -384,12 +378,9 @@ mod tests {
         core.handle_input(now, CallInput::ByeFinished);
         assert_eq!(
             drain(&mut core),
-            vec![
-                CallAction::AcceptBye,
-                CallAction::Finish(Ending::Completed {
-                    side: Side::Hotline
-                })
-            ]
+            vec![CallAction::Finish(Ending::Completed {
+                side: Side::Hotline
+            })]
         );
     }
 

@@ -2,3 +2,4 @@
 //! signalling, media, recording and work order ([`driver`], I/O).
 
 pub mod core;
+pub mod driver;

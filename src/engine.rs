@@ -1,2 +1,0 @@
-//! Wires transports, calls, the work order store and metrics together.
-pub async fn run() {}

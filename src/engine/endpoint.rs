@@ -1,0 +1,461 @@
+//! The SIP endpoint (I/O driver): one task that owns the transaction layer and the
+//! table of calls. It matches every message to its transaction and call, answers what
+//! needs no call (OPTIONS, BYE/CANCEL for unknown calls, overload), admits new calls
+//! and starts their tasks. It never awaits a call: events go to calls with `try_send`,
+//! so one stuck call cannot hold up signalling for the others.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::Shared;
+use crate::call::driver::{self, CallEvent, CallSetup};
+use crate::media::g711::Codec;
+use crate::privacy::mask_number;
+use crate::sip::message::{self, Header, Method, Request, RequestSummary, Response, StatusCode};
+use crate::sip::sdp::{self, SdpError};
+use crate::sip::transaction::{
+    KeyMethod, Reliability, RequestDisposition, TimerConfig, TransactionEvent, TransactionKey,
+    Transactions,
+};
+use crate::sip::transport::{Inbound, TransportKind, Transports};
+
+/// Methods the engine answers; sent in `Allow` (RFC 3261 §20.5).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+/// Events queued per call. Policy when full: the event is dropped and logged; the
+/// peer's retransmission (UDP) brings it again, and a call that cannot take 32 events
+/// is stuck anyway: its maximum call length ends it.
+const CALL_EVENT_QUEUE: usize = 32;
+/// Requests from calls to the endpoint. Calls wait when it is full (the endpoint never
+/// waits on calls, so this cannot deadlock).
+const COMMAND_QUEUE: usize = 1024;
+
+/// From the engine's main task.
+#[derive(Debug)]
+pub enum Control {
+    /// Phase one of shutdown: new INVITEs get 503.
+    StopAccepting,
+    /// Phase two: every call still up is hung up (BYE) or, if not yet answered, rejected.
+    HangUpAll,
+    /// All calls are over: stop.
+    Exit,
+}
+
+/// From a call task.
+#[derive(Debug)]
+pub enum EndpointCommand {
+    /// Send a response on the call's INVITE server transaction.
+    Respond {
+        key: TransactionKey,
+        status: u16,
+        payload: Bytes,
+    },
+    /// Send a request in the call's dialog (BYE) as a new client transaction.
+    SendRequest {
+        call_id: String,
+        key: TransactionKey,
+        destination: SocketAddr,
+        transport: TransportKind,
+        payload: Bytes,
+    },
+    /// The call is over; its entry goes.
+    Ended { call_id: String },
+}
+
+struct CallEntry {
+    events: mpsc::Sender<CallEvent>,
+    invite_key: TransactionKey,
+    local_tag: String,
+}
+
+pub struct Endpoint {
+    shared: Arc<Shared>,
+    transactions: Transactions,
+    transports: Transports,
+    calls: HashMap<String, CallEntry>,
+    /// Which call owns each INVITE server and BYE client transaction.
+    owners: HashMap<TransactionKey, String>,
+    accepting: bool,
+    admission: Arc<Semaphore>,
+    commands_tx: mpsc::Sender<EndpointCommand>,
+    commands_rx: mpsc::Receiver<EndpointCommand>,
+    active: watch::Sender<usize>,
+}
+
+impl Endpoint {
+    pub fn new(shared: Arc<Shared>, transports: Transports, active: watch::Sender<usize>) -> Endpoint {
+        let sip = &shared.config.sip;
+        let transactions = Transactions::new(TimerConfig {
+            t1: sip.t1,
+            t2: sip.t2,
+            t4: sip.t4,
+        });
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        Endpoint {
+            admission: Arc::new(Semaphore::new(shared.config.calls.max_concurrent)),
+            shared,
+            transactions,
+            transports,
+            calls: HashMap::new(),
+            owners: HashMap::new(),
+            accepting: true,
+            commands_tx,
+            commands_rx,
+            active,
+        }
+    }
+
+    /// The endpoint's loop: inbound messages, call commands, control and timers.
+    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut control: mpsc::Receiver<Control>) {
+        loop {
+            let deadline = self.transactions.poll_timeout();
+            let timer = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                Some(ctl) = control.recv() => match ctl {
+                    Control::StopAccepting => self.accepting = false,
+                    Control::HangUpAll => self.broadcast(CallEvent::Shutdown),
+                    Control::Exit => break,
+                },
+                Some(cmd) = self.commands_rx.recv() => self.handle_command(Instant::now(), cmd),
+                Some(msg) = inbound.recv() => self.handle_inbound(Instant::now(), msg),
+                _ = timer => self.transactions.handle_timeout(Instant::now()),
+            }
+            self.flush();
+        }
+    }
+
+    fn broadcast(&mut self, event: CallEvent) {
+        for entry in self.calls.values() {
+            let _ = entry.events.try_send(event.clone());
+        }
+    }
+
+    /// Sends what the transaction layer queued and routes its events to calls.
+    fn flush(&mut self) {
+        while let Some(transmit) = self.transactions.poll_transmit() {
+            let transport = match transmit.reliability {
+                Reliability::Unreliable => TransportKind::Udp,
+                Reliability::Reliable => TransportKind::Tcp,
+            };
+            if let Err(e) = self.transports.send(transmit.destination, transport, &transmit.payload) {
+                debug!(error = %e, "SIP send failed");
+            }
+        }
+        while let Some(event) = self.transactions.poll_event() {
+            match event {
+                TransactionEvent::AckReceived { key } => self.notify_owner(&key, CallEvent::Acked),
+                TransactionEvent::ServerTimedOut { key } => {
+                    self.notify_owner(&key, CallEvent::AckTimedOut)
+                }
+                TransactionEvent::ClientResponse { key, status, .. } if status >= 200 => {
+                    self.notify_owner(&key, CallEvent::ByeFinished)
+                }
+                TransactionEvent::ClientResponse { .. } => {}
+                TransactionEvent::ClientTimedOut { key } => {
+                    self.notify_owner(&key, CallEvent::ByeFinished)
+                }
+                TransactionEvent::Terminated { key } => {
+                    self.owners.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn notify_owner(&self, key: &TransactionKey, event: CallEvent) {
+        if let Some(entry) = self.owners.get(key).and_then(|id| self.calls.get(id)) {
+            if entry.events.try_send(event).is_err() {
+                warn!("call event queue full; event dropped");
+            }
+        }
+    }
+
+    fn handle_command(&mut self, now: Instant, command: EndpointCommand) {
+        match command {
+            EndpointCommand::Respond {
+                key,
+                status,
+                payload,
+            } => {
+                if let Err(e) = self.transactions.send_response(now, &key, status, payload) {
+                    debug!(error = %e, status, "response not sent");
+                }
+            }
+            EndpointCommand::SendRequest {
+                call_id,
+                key,
+                destination,
+                transport,
+                payload,
+            } => {
+                let reliability = reliability(transport);
+                match self
+                    .transactions
+                    .send_request(now, key.clone(), false, destination, reliability, payload)
+                {
+                    Ok(()) => {
+                        self.owners.insert(key, call_id);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "in-dialog request not sent");
+                        if let Some(entry) = self.calls.get(&call_id) {
+                            let _ = entry.events.try_send(CallEvent::ByeFinished);
+                        }
+                    }
+                }
+            }
+            EndpointCommand::Ended { call_id } => {
+                self.calls.remove(&call_id);
+                self.active.send_replace(self.calls.len());
+                metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
+            }
+        }
+    }
+
+    fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
+        match inbound {
+            Inbound::Request {
+                request,
+                summary,
+                source,
+                transport,
+            } => self.handle_request(now, request, summary, source, transport),
+            Inbound::Response {
+                response, summary, ..
+            } => {
+                let key = TransactionKey::rfc3261(
+                    &summary.top_via_branch,
+                    KeyMethod::from(&summary.cseq_method),
+                    &summary.top_via_sent_by,
+                );
+                let status = u16::from(response.status_code.clone());
+                if !self
+                    .transactions
+                    .handle_response(now, &key, status, Bytes::from(response.to_string()))
+                {
+                    debug!(status, "stray response dropped");
+                }
+            }
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        request: Request,
+        summary: RequestSummary,
+        source: SocketAddr,
+        transport: TransportKind,
+    ) {
+        let key = TransactionKey::for_request(
+            KeyMethod::from(&summary.method),
+            Some(summary.top_via_branch.as_str()).filter(|b| !b.is_empty()),
+            &summary.top_via_sent_by,
+            &summary.call_id,
+            summary.from_tag.as_deref().unwrap_or(""),
+            summary.cseq,
+            &summary.top_via_sent_by,
+        );
+        let is_ack = summary.method == Method::Ack;
+        match self
+            .transactions
+            .handle_request(now, key.clone(), is_ack, source, reliability(transport))
+        {
+            RequestDisposition::Retransmission
+            | RequestDisposition::AckForNon2xx
+            | RequestDisposition::AckFor2xx => {}
+            RequestDisposition::StrayAck => {
+                // The ACK for a 2xx is its own transaction (RFC 3261 §17.1.1.3): match
+                // it to the call's dialog by Call-ID and our tag.
+                if let Some(entry) = self.calls.get(&summary.call_id) {
+                    if summary.to_tag.as_deref() == Some(entry.local_tag.as_str()) {
+                        let invite_key = entry.invite_key.clone();
+                        self.transactions.handle_2xx_ack(now, &invite_key);
+                    }
+                }
+            }
+            RequestDisposition::CancelTarget {
+                invite_key,
+                invite_final_sent,
+            } => {
+                self.respond(now, &key, &request, StatusCode::OK, None, vec![]);
+                if !invite_final_sent {
+                    if let Some(id) = self.owners.get(&invite_key) {
+                        if let Some(entry) = self.calls.get(id) {
+                            let _ = entry.events.try_send(CallEvent::Cancelled);
+                        }
+                    }
+                }
+            }
+            RequestDisposition::CancelNoMatch => {
+                self.respond(now, &key, &request, StatusCode::CallTransactionDoesNotExist, None, vec![]);
+            }
+            RequestDisposition::New => match summary.method {
+                Method::Invite if summary.to_tag.is_none() => {
+                    self.new_call(now, key, request, summary, source, transport)
+                }
+                // A re-INVITE (hold, session refresh) is not supported yet; the call
+                // goes on with its current session (RFC 3261 §14.2).
+                Method::Invite => self.respond(now, &key, &request, StatusCode::NotAcceptableHere, None, vec![]),
+                Method::Bye => {
+                    let known = self.calls.get(&summary.call_id).filter(|e| {
+                        summary.to_tag.as_deref() == Some(e.local_tag.as_str())
+                    });
+                    match known {
+                        Some(entry) => {
+                            let _ = entry.events.try_send(CallEvent::CallerHungUp);
+                            self.respond(now, &key, &request, StatusCode::OK, None, vec![]);
+                        }
+                        None => self.respond(now, &key, &request, StatusCode::CallTransactionDoesNotExist, None, vec![]),
+                    }
+                }
+                Method::Options => self.respond(
+                    now,
+                    &key,
+                    &request,
+                    StatusCode::OK,
+                    None,
+                    vec![
+                        Header::Allow(message::Allow::new(ALLOW)),
+                        Header::Accept(message::Accept::new("application/sdp")),
+                    ],
+                ),
+                _ => self.respond(
+                    now,
+                    &key,
+                    &request,
+                    StatusCode::MethodNotAllowed,
+                    None,
+                    vec![Header::Allow(message::Allow::new(ALLOW))],
+                ),
+            },
+        }
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        request: &Request,
+        status: StatusCode,
+        to_tag: Option<&str>,
+        headers: Vec<Header>,
+    ) {
+        let code = u16::from(status.clone());
+        let response: Response = message::build_response(request, status, to_tag, headers, None);
+        if let Err(e) = self
+            .transactions
+            .send_response(now, key, code, Bytes::from(response.to_string()))
+        {
+            debug!(error = %e, code, "response not sent");
+        }
+    }
+
+    /// Refuses a new INVITE before any call state exists and counts why.
+    fn refuse(&mut self, now: Instant, key: &TransactionKey, request: &Request, status: StatusCode, reason: &'static str) {
+        metrics::counter!("hotline_calls_rejected_total", "reason" => reason).increment(1);
+        let mut headers = vec![];
+        if status == StatusCode::ServiceUnavailable {
+            let retry = self.shared.config.calls.retry_after.as_secs().to_string();
+            headers.push(Header::RetryAfter(message::RetryAfter::new(retry)));
+        }
+        if status == StatusCode::NotAcceptableHere {
+            headers.push(Header::Warning(message::Warning::new(format!(
+                "304 hotline \"{reason}\""
+            ))));
+        }
+        let tag = message::new_tag();
+        self.respond(now, key, request, status, Some(&tag), headers);
+    }
+
+    fn new_call(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        summary: RequestSummary,
+        source: SocketAddr,
+        transport: TransportKind,
+    ) {
+        if !self.accepting {
+            return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "shutting_down");
+        }
+        // Same Call-ID, new transaction, no To tag: a merged or forked request
+        // (RFC 3261 §8.2.2.2), never a second call.
+        if self.calls.contains_key(&summary.call_id) {
+            return self.refuse(now, &key, &request, StatusCode::LoopDetected, "merged_request");
+        }
+        let Ok(permit) = self.admission.clone().try_acquire_owned() else {
+            return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "overload");
+        };
+        let negotiated = match sdp::negotiate(request.body(), &[Codec::Pcmu, Codec::Pcma]) {
+            Ok(n) => n,
+            Err(SdpError::Malformed(_)) if request.body().is_empty() => {
+                return self.refuse(now, &key, &request, StatusCode::NotAcceptableHere, "offer_required");
+            }
+            Err(SdpError::Malformed(_)) => {
+                return self.refuse(now, &key, &request, StatusCode::BadRequest, "bad_sdp");
+            }
+            Err(_) => {
+                return self.refuse(now, &key, &request, StatusCode::NotAcceptableHere, "no_common_codec");
+            }
+        };
+        let rtp_socket = match self.shared.ports.bind() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "no RTP port for a new call");
+                return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "no_rtp_port");
+            }
+        };
+        self.respond(now, &key, &request, StatusCode::Trying, None, vec![]);
+
+        let local_tag = message::new_tag();
+        let (events_tx, events_rx) = mpsc::channel(CALL_EVENT_QUEUE);
+        info!(
+            caller = %mask_number(summary.from_user.as_deref().unwrap_or("")),
+            transport = transport.label(),
+            "incoming call"
+        );
+        self.owners.insert(key.clone(), summary.call_id.clone());
+        self.calls.insert(
+            summary.call_id.clone(),
+            CallEntry {
+                events: events_tx,
+                invite_key: key.clone(),
+                local_tag: local_tag.clone(),
+            },
+        );
+        self.active.send_replace(self.calls.len());
+        metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
+        let setup = CallSetup {
+            invite: request,
+            summary,
+            invite_key: key,
+            source,
+            transport,
+            local_tag,
+            negotiated,
+            rtp_socket: Some(rtp_socket),
+            permit,
+        };
+        tokio::spawn(driver::run(self.shared.clone(), setup, self.commands_tx.clone(), events_rx));
+    }
+}
+
+fn reliability(transport: TransportKind) -> Reliability {
+    if transport.is_reliable() {
+        Reliability::Reliable
+    } else {
+        Reliability::Unreliable
+    }
+}

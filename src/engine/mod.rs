@@ -1,0 +1,251 @@
+//! The engine (I/O): everything that can fail is checked before a port is bound, then
+//! the transports, the SIP endpoint, the HTTP server and one task per call are started.
+//! Shutdown has two phases: on the signal, new INVITEs get `503`; calls in progress get
+//! the grace period, then BYE; recordings and work orders are finalised before exit.
+
+pub mod endpoint;
+pub mod ports;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::{info, warn};
+
+use crate::config::{Config, StoreConfig};
+use crate::media::prompt::Prompt;
+use crate::metrics::ConnectionRateWindow;
+use crate::recording::RecordingConfig;
+use crate::sip::transport::{self, Transports};
+use crate::workorder::sqlite::SqliteStore;
+use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
+
+use endpoint::{Control, Endpoint};
+use ports::RtpPorts;
+
+/// Why the engine could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A prompt file is missing or not 8 kHz mono 16-bit.
+    #[error("prompt: {0}")]
+    Prompt(#[from] crate::media::rtp::MediaError),
+    /// The work order store could not be opened or read.
+    #[error("work order store: {0}")]
+    Store(#[from] crate::workorder::StoreError),
+    /// The recordings directory could not be created or scanned.
+    #[error("recordings: {0}")]
+    Recording(#[from] crate::recording::RecordingError),
+    /// The metrics recorder could not be installed.
+    #[error("metrics: {0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// A listening socket could not be bound (port in use, no permission).
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory the engine writes to could not be created.
+    #[error("cannot create {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What every call task shares: settings, the store, prompts, ports and the rate window.
+pub struct Shared {
+    pub config: Config,
+    pub store: Arc<dyn WorkOrderStore>,
+    pub greeting: Arc<Prompt>,
+    pub ports: RtpPorts,
+    pub recordings: RecordingConfig,
+    /// R5: offered and answered calls over the rolling 24 h.
+    pub connection_rate: Mutex<ConnectionRateWindow>,
+}
+
+impl Shared {
+    /// Updates the rolling window and republishes its gauges.
+    pub fn record_offered(&self) {
+        let now = Utc::now();
+        if let Ok(mut window) = self.connection_rate.lock() {
+            window.record_offered(now);
+            crate::metrics::publish_connection_rate(&window, now);
+        }
+    }
+
+    pub fn record_answered(&self) {
+        let now = Utc::now();
+        if let Ok(mut window) = self.connection_rate.lock() {
+            window.record_answered(now);
+            crate::metrics::publish_connection_rate(&window, now);
+        }
+    }
+}
+
+/// Opens the configured work order store.
+pub fn open_store(config: &Config) -> Result<Arc<dyn WorkOrderStore>, EngineError> {
+    match &config.store {
+        StoreConfig::Sqlite { data_dir } => Ok(Arc::new(SqliteStore::open(data_dir)?)),
+    }
+}
+
+/// `hotline work-orders list`: the newest work orders, caller numbers masked (R12).
+pub async fn list_work_orders(config: &Config, limit: usize) -> Result<String, EngineError> {
+    let store = open_store(config)?;
+    let orders = store.list_recent(limit).await?;
+    Ok(crate::workorder::format_listing(&orders))
+}
+
+/// Runs the engine until `shutdown` resolves, then shuts down in two phases.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
+    let metrics = crate::metrics::install_recorder()?;
+
+    // Everything that can fail on a bad installation fails here, before any port.
+    let greeting = Arc::new(Prompt::load(&config.greeting_path())?);
+    std::fs::create_dir_all(&config.recordings.dir).map_err(|source| EngineError::Directory {
+        path: config.recordings.dir.clone(),
+        source,
+    })?;
+    let repair = crate::recording::repair_directory(&config.recordings.dir)?;
+    if repair.repaired > 0 || !repair.failed.is_empty() {
+        warn!(
+            repaired = repair.repaired,
+            unrepairable = repair.failed.len(),
+            "recordings left by an earlier crash were checked"
+        );
+    }
+    let store = open_store(&config)?;
+    let now = Utc::now();
+    let closed = store
+        .end_unfinished(
+            now,
+            CallOutcome::Abandoned {
+                reason: AbandonReason::Failed,
+            },
+        )
+        .await?;
+    if closed > 0 {
+        warn!(closed, "work orders of calls cut by an earlier crash were closed");
+    }
+    let mut window = ConnectionRateWindow::new();
+    window.seed(&store.call_counts_since(now - chrono::Duration::hours(24)).await?);
+    crate::metrics::publish_connection_rate(&window, now);
+
+    let udp = match config.sip.listen_udp {
+        Some(addr) => Some(Arc::new(UdpSocket::bind(addr).await.map_err(|source| {
+            EngineError::Bind {
+                what: "SIP/UDP",
+                addr,
+                source,
+            }
+        })?)),
+        None => None,
+    };
+    let tcp = match config.sip.listen_tcp {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| {
+            EngineError::Bind {
+                what: "SIP/TCP",
+                addr,
+                source,
+            }
+        })?),
+        None => None,
+    };
+    let http = crate::api::bind(config.http.listen)
+        .await
+        .map_err(|source| EngineError::Bind {
+            what: "HTTP",
+            addr: config.http.listen,
+            source,
+        })?;
+    info!(
+        udp = ?config.sip.listen_udp,
+        tcp = ?config.sip.listen_tcp,
+        http = %config.http.listen,
+        "hotline is taking calls"
+    );
+
+    let shared = Arc::new(Shared {
+        ports: RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),
+        recordings: RecordingConfig {
+            root: config.recordings.dir.clone(),
+            header_interval: config.recordings.header_interval,
+        },
+        connection_rate: Mutex::new(window),
+        greeting,
+        store,
+        config,
+    });
+    let config = &shared.config;
+
+    // Transports stop last: in-dialog messages (BYE and its 200) must flow while calls end.
+    let (stop_transports, transports_stopped) = watch::channel(false);
+    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+    let transports = Transports::new(udp.clone());
+    let mut io_tasks = Vec::new();
+    if let Some(udp) = udp {
+        io_tasks.push(tokio::spawn(transport::run_udp(
+            udp,
+            inbound_tx.clone(),
+            transports_stopped.clone(),
+        )));
+    }
+    if let Some(tcp) = tcp {
+        io_tasks.push(tokio::spawn(transport::run_tcp(
+            tcp,
+            transports.clone(),
+            inbound_tx.clone(),
+            Arc::new(Semaphore::new(config.sip.max_tcp_connections)),
+            transports_stopped.clone(),
+        )));
+    }
+    drop(inbound_tx);
+    io_tasks.push(tokio::spawn({
+        let stopped = transports_stopped.clone();
+        async move {
+            if let Err(e) = crate::api::serve(http, metrics, stopped).await {
+                warn!(error = %e, "HTTP server stopped");
+            }
+        }
+    }));
+
+    let (control_tx, control_rx) = mpsc::channel(8);
+    let (active_tx, mut active_rx) = watch::channel(0usize);
+    let endpoint = Endpoint::new(shared.clone(), transports, active_tx);
+    let endpoint_task = tokio::spawn(endpoint.run(inbound_rx, control_rx));
+
+    shutdown.await;
+    info!("shutting down: new calls get 503, calls in progress have the grace period");
+    let _ = control_tx.send(Control::StopAccepting).await;
+    let grace = config.calls.shutdown_grace;
+    let drained = tokio::time::timeout(grace, active_rx.wait_for(|n| *n == 0))
+        .await
+        .is_ok();
+    if !drained {
+        info!("grace period over: hanging up the remaining calls");
+        let _ = control_tx.send(Control::HangUpAll).await;
+        // A BYE transaction ends within 64·T1 (timer F); recordings finish right after.
+        let bye_bound = config.sip.t1 * 64 + Duration::from_secs(2);
+        if tokio::time::timeout(bye_bound, active_rx.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            warn!("some calls did not end in time; their work orders stay open until the next start");
+        }
+    }
+    let _ = control_tx.send(Control::Exit).await;
+    let _ = endpoint_task.await;
+    let _ = stop_transports.send(true);
+    for task in io_tasks {
+        let _ = task.await;
+    }
+    info!("hotline stopped");
+    Ok(())
+}
