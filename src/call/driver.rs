@@ -61,6 +61,7 @@ pub struct CallSetup {
     /// Bound by the endpoint so a call without a port is refused before it rings; the
     /// media task takes it at the answer.
     pub rtp_socket: Option<tokio::net::UdpSocket>,
+    pub local_rtp: SocketAddr,
     /// Held for the call's life: the admission slot.
     pub permit: OwnedSemaphorePermit,
 }
@@ -169,10 +170,18 @@ impl Call {
                     self.core.handle_input(Instant::now(), input);
                 }
                 _ = timer => self.core.handle_timeout(Instant::now()),
-                Some(event) = media_event => {
+                event = media_event => match event {
                     // The skeleton plays the greeting once; digits come with the IVR.
-                    tracing::debug!(?event, "media event");
-                }
+                    Some(event) => tracing::debug!(?event, "media event"),
+                    None => {
+                        // The media task is gone while the call is up: it cannot be
+                        // served any more, so the hotline hangs up rather than leave
+                        // the caller in silence.
+                        error!("media task ended unexpectedly");
+                        self.media = None;
+                        self.core.handle_input(Instant::now(), CallInput::MediaFailed);
+                    }
+                },
             }
         }
     }
@@ -251,14 +260,9 @@ impl Call {
                 None
             }
         };
-        let Some((socket, local_rtp)) = self
-            .setup
-            .rtp_socket
-            .take()
-            .and_then(|s| s.local_addr().ok().map(|a| (s, a)))
-        else {
-            error!("RTP socket unusable");
-            self.core.handle_input(Instant::now(), CallInput::MediaFailed);
+        let Some(socket) = self.setup.rtp_socket.take() else {
+            // Answer runs once per call; a second would be a core bug, not a network event.
+            error!("answer without an RTP socket");
             return;
         };
         let params = MediaParams {
@@ -276,7 +280,7 @@ impl Call {
 
         let answer_sdp = sdp::answer(
             self.shared.config.sip.advertised_ip,
-            local_rtp.port(),
+            self.setup.local_rtp.port(),
             &self.setup.negotiated,
             rand::random::<u32>() as u64,
         );

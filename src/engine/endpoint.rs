@@ -410,8 +410,14 @@ impl Endpoint {
                 return self.refuse(now, &key, &request, StatusCode::NotAcceptableHere, "no_common_codec");
             }
         };
-        let rtp_socket = match self.shared.ports.bind() {
-            Ok(s) => s,
+        let (rtp_socket, local_rtp) = match self.shared.ports.bind() {
+            Ok(s) => match s.local_addr() {
+                Ok(addr) => (s, addr),
+                Err(e) => {
+                    warn!(error = %e, "RTP socket without an address");
+                    return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "no_rtp_port");
+                }
+            },
             Err(e) => {
                 warn!(error = %e, "no RTP port for a new call");
                 return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "no_rtp_port");
@@ -446,6 +452,7 @@ impl Endpoint {
             local_tag,
             negotiated,
             rtp_socket: Some(rtp_socket),
+            local_rtp,
             permit,
         };
         tokio::spawn(driver::run(self.shared.clone(), setup, self.commands_tx.clone(), events_rx));

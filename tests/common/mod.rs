@@ -1,0 +1,510 @@
+//! Black-box test harness: starts the real `hotline` binary on 127.0.0.1 with a config of
+//! its own (free ports, a temporary working directory), drives it with SIPp or raw
+//! sockets, and reads back what it left: WAV files, work orders, `/metrics`.
+//!
+//! A test that needs SIPp fails loudly when SIPp is missing: it never passes quietly.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Settings a test may change; everything else is the shipped config's.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub ring_before_answer_ms: u64,
+    pub max_call_seconds: u64,
+    pub shutdown_grace_seconds: u64,
+    pub max_concurrent: u64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            ring_before_answer_ms: 0,
+            max_call_seconds: 3600,
+            shutdown_grace_seconds: 2,
+            max_concurrent: 100,
+        }
+    }
+}
+
+/// A running engine and the directory it works in.
+pub struct Engine {
+    pub dir: tempfile::TempDir,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+/// A port free on both UDP and TCP at the moment of asking. Another process may take it
+/// before the engine binds it; then the engine fails to start and the test says so.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A distinct RTP range per engine in this process, so parallel tests never share one.
+fn rtp_range() -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let slot = NEXT.fetch_add(1, Ordering::Relaxed);
+    let base = 30_000 + (std::process::id() % 20) as u16 * 1000 + (slot % 10) * 100;
+    (base, base + 99)
+}
+
+impl Engine {
+    pub fn start(options: EngineOptions) -> Engine {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Engine::start_in(dir, options)
+    }
+
+    /// Starts an engine in an existing working directory (a restart after a crash).
+    pub fn start_in(dir: tempfile::TempDir, options: EngineOptions) -> Engine {
+        let sip_port = free_port();
+        let http_port = free_port();
+        let (rtp_min, rtp_max) = rtp_range();
+        let prompts = Path::new(MANIFEST_DIR).join("dialplans/prompts");
+        let config = format!(
+            r#"
+[sip]
+listen_udp = "127.0.0.1:{sip_port}"
+listen_tcp = "127.0.0.1:{sip_port}"
+advertised_ip = "127.0.0.1"
+
+[http]
+listen = "127.0.0.1:{http_port}"
+
+[media]
+rtp_ip = "127.0.0.1"
+rtp_port_min = {rtp_min}
+rtp_port_max = {rtp_max}
+
+[calls]
+max_concurrent = {max_concurrent}
+ring_before_answer_ms = {ring}
+ring_budget_ms = 10000
+max_call_seconds = {max_call}
+shutdown_grace_seconds = {grace}
+retry_after_seconds = 5
+
+[prompts]
+dir = "{prompts}"
+greeting = "greeting.wav"
+
+[recordings]
+dir = "recordings"
+header_interval_ms = 500
+
+[store]
+kind = "sqlite"
+data_dir = "data"
+
+[log]
+filter = "info,hotline=debug"
+"#,
+            max_concurrent = options.max_concurrent.min(49),
+            ring = options.ring_before_answer_ms,
+            max_call = options.max_call_seconds,
+            grace = options.shutdown_grace_seconds,
+            prompts = prompts.display(),
+        );
+        let config_path = dir.path().join("hotline.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log_path = dir.path().join("engine.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .current_dir(dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start hotline");
+        let mut engine = Engine {
+            dir,
+            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
+            config_path,
+            child: Some(child),
+            log_path,
+        };
+        engine.wait_ready();
+        engine
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hotline exited at start ({status}):\n{}", self.log());
+            }
+            if http_get(self.http, "/health").is_some_and(|b| b.contains("ok")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("hotline did not become ready:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.http, "/metrics").expect("GET /metrics")
+    }
+
+    /// The value of one sample in `/metrics`: `name` with exactly these labels
+    /// (`""` for none), or 0 when the engine has not emitted it yet.
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        metric_value(&self.metrics(), name, labels)
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        wait_timeout(&mut child, Duration::from_secs(60)).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("hotline did not stop on SIGTERM:\n{}", self.log())
+        })
+    }
+
+    /// SIGKILL: the crash a recording must survive.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "KILL");
+        let _ = child.wait();
+    }
+
+    /// Stops the engine and hands back its working directory for a restart.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn recordings(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let root = self.dir.path().join("recordings");
+        for day in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(day.path()).into_iter().flatten().flatten() {
+                if file.path().extension().is_some_and(|e| e == "wav") {
+                    found.push(file.path());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// `hotline work-orders list` against this engine's store.
+    pub fn work_orders_listing(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .args(["work-orders", "list", "--limit", "100", "--config"])
+            .arg(&self.config_path)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run work-orders list");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// A minimal HTTP/1.0 GET: the body, or `None` when nothing answers.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.to_owned())
+}
+
+pub fn metric_value(text: &str, name: &str, labels: &str) -> f64 {
+    let wanted = if labels.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            (series == wanted).then(|| value.parse::<f64>().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+/// The SIPp binary, or a loud failure telling how to install it.
+pub fn sipp_path() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("sipp"))
+            .find(|p| p.is_file())
+    });
+    found.expect("SIPp is not installed: run scripts/install-test-deps.sh (Debian package sip-tester)")
+}
+
+/// Where Debian's sip-tester keeps its RTP pcaps.
+pub fn sipp_pcap_dir() -> PathBuf {
+    let dir = std::env::var_os("HOTLINE_SIPP_PCAPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/sip-tester"));
+    assert!(
+        dir.join("g711a.pcap").is_file(),
+        "{}/g711a.pcap is missing: run scripts/install-test-deps.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// One SIPp run against an engine.
+pub struct Sipp {
+    command: Command,
+    workdir: tempfile::TempDir,
+}
+
+impl Sipp {
+    /// `scenario` is a file under tests/sipp/. SIPp runs in a folder where `pcap/` is
+    /// the sip-tester pcap directory, so scenarios name `pcap/g711a.pcap` as SIPp's own do.
+    pub fn new(scenario: &str, target: SocketAddr) -> Sipp {
+        let workdir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(sipp_pcap_dir(), workdir.path().join("pcap")).unwrap();
+        let mut command = Command::new(sipp_path());
+        command
+            .current_dir(workdir.path())
+            .arg(target.to_string())
+            .arg("-sf")
+            .arg(Path::new(MANIFEST_DIR).join("tests/sipp").join(scenario))
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0"])
+            .args(["-nostdin", "-trace_err", "-trace_stat", "-bg"])
+            .stdin(Stdio::null());
+        // `-bg` would detach; use the foreground variant instead (see run()).
+        command.args(["-timeout_error", "-max_recv_loops", "1000"]);
+        Sipp { command, workdir }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Sipp {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Sipp
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    /// Runs SIPp to the end (bounded by `timeout`) and returns its output; the
+    /// error log SIPp wrote is appended to stderr for the assertion message.
+    pub fn run(mut self, timeout: Duration) -> SippResult {
+        let child = self
+            .command
+            .arg("-timeout")
+            .arg(format!("{}s", timeout.as_secs()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sipp");
+        let output: Output = child.wait_with_output().expect("sipp output");
+        let mut errors = String::new();
+        for entry in std::fs::read_dir(self.workdir.path()).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with("_errors.log") {
+                errors.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        SippResult {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            errors,
+        }
+    }
+}
+
+pub struct SippResult {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub errors: String,
+}
+
+impl SippResult {
+    pub fn assert_success(&self) {
+        assert!(
+            self.status.success(),
+            "sipp failed ({}):\nstderr: {}\nerrors: {}\nstdout tail: {}",
+            self.status,
+            self.stderr,
+            self.errors,
+            tail(&self.stdout, 3000)
+        );
+    }
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let start = s.len().saturating_sub(n);
+    let start = (start..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(s.len());
+    &s[start..]
+}
+
+/// A raw SIP peer on UDP for hand-made messages.
+pub struct RawUdpPeer {
+    pub socket: UdpSocket,
+    pub target: SocketAddr,
+}
+
+impl RawUdpPeer {
+    pub fn new(target: SocketAddr) -> RawUdpPeer {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        RawUdpPeer { socket, target }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    pub fn send(&self, bytes: &[u8]) {
+        self.socket.send_to(bytes, self.target).unwrap();
+    }
+
+    /// Every message received within `wait`.
+    pub fn receive_for(&self, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.socket.recv_from(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        got
+    }
+
+    /// Waits for a response with this status code (skipping others) for up to `wait`.
+    pub fn expect_status(&self, code: u16, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.socket.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if text.starts_with(&format!("SIP/2.0 {code} ")) {
+                    return text;
+                }
+                seen.push(text.lines().next().unwrap_or("").to_owned());
+            }
+        }
+        panic!("no {code} within {wait:?}; saw {seen:?}");
+    }
+}
+
+/// A hand-made INVITE with an SDP offer of PCMU from `peer`'s address.
+pub fn invite(peer: SocketAddr, target: SocketAddr, call_id: &str, branch: &str, caller: &str) -> String {
+    let sdp = format!(
+        "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        peer.port() + 2
+    );
+    format!(
+        "INVITE sip:8890@{target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {peer};branch={branch};rport\r\n\
+         From: <sip:{caller}@127.0.0.1>;tag=raw-{call_id}\r\n\
+         To: <sip:8890@{target}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:{caller}@{peer}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// The To tag the engine put on a response.
+pub fn to_tag(response: &str) -> String {
+    response
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:") || l.starts_with("t:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .map(|t| t.split([';', ' ', '\r']).next().unwrap_or("").to_owned())
+        .expect("To tag")
+}
+
+/// ACK and BYE for a call answered by the engine.
+pub fn ack_and_bye(peer: &RawUdpPeer, call_id: &str, caller: &str, tag: &str) {
+    let target = peer.target;
+    let local = peer.local();
+    let common = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} sip:8890@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+             From: <sip:{caller}@127.0.0.1>;tag=raw-{call_id}\r\n\
+             To: <sip:8890@{target}>;tag={tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    peer.send(common("ACK", 1, &format!("z9hG4bK-ack-{call_id}")).as_bytes());
+    peer.send(common("BYE", 2, &format!("z9hG4bK-bye-{call_id}")).as_bytes());
+}
