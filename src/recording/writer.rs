@@ -427,3 +427,222 @@ fn describe_data_on_disk(file: &File) {
         .min(MAX_DATA_BYTES);
     let _ = file.write_all_at(&wav::wav_header(data_bytes), 0);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::recording::FRAME_SAMPLES;
+    use crate::recording::wav::FRAME_BYTES;
+
+    fn date() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 3, 7).expect("valid date")
+    }
+
+    fn config(root: &Path, header_interval: Duration) -> RecordingConfig {
+        RecordingConfig {
+            root: root.to_path_buf(),
+            header_interval,
+        }
+    }
+
+    /// Left: a 400 Hz tone continuing across frames; right: silence.
+    fn tone_frame(index: usize) -> StereoFrame {
+        let mut frame = StereoFrame::SILENCE;
+        for (i, sample) in frame.left.iter_mut().enumerate() {
+            let t = (index * FRAME_SAMPLES + i) as f64 / f64::from(wav::SAMPLE_RATE_HZ);
+            *sample = (8000.0 * (2.0 * std::f64::consts::PI * 400.0 * t).sin()) as i16;
+        }
+        frame
+    }
+
+    #[test]
+    fn path_is_root_date_work_order_wav() {
+        assert_eq!(
+            recording_path(Path::new("/var/rec"), date(), "WO-42"),
+            PathBuf::from("/var/rec/2025-03-07/WO-42.wav")
+        );
+    }
+
+    #[test]
+    fn work_order_ids_that_could_escape_the_directory_are_refused() {
+        for id in ["", "..", "../x", "a/b", ".hidden", "a\0b", "a b", "名字"] {
+            assert!(!is_safe_file_stem(id), "{id:?} accepted");
+        }
+        for id in ["WO-2025-000042", "3f2a_b.c", "7"] {
+            assert!(is_safe_file_stem(id), "{id:?} refused");
+        }
+    }
+
+    #[tokio::test]
+    async fn file_is_created_0600_in_a_private_date_directory_r12() {
+        let root = tempfile::tempdir().unwrap();
+        let recording = start(&config(root.path(), Duration::from_secs(1)), date(), "WO-1").unwrap();
+        assert_eq!(recording.path(), root.path().join("2025-03-07/WO-1.wav"));
+
+        let file_mode = fs_mode(recording.path());
+        let dir_mode = fs_mode(&root.path().join("2025-03-07"));
+        assert_eq!(file_mode, 0o600);
+        assert_eq!(dir_mode & 0o007, 0, "date directory open to others: {dir_mode:o}");
+        assert_eq!(dir_mode & 0o700, 0o700);
+
+        let summary = recording.finish().await.unwrap();
+        assert_eq!(summary.frames, 0);
+        assert_eq!(std::fs::read(&summary.path).unwrap(), wav::wav_header(0));
+        assert_eq!(fs_mode(&summary.path), 0o600);
+    }
+
+    fn fs_mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn existing_recording_is_never_overwritten() {
+        let root = tempfile::tempdir().unwrap();
+        let config = config(root.path(), Duration::from_secs(1));
+        let first = start(&config, date(), "WO-1").unwrap();
+        let second = start(&config, date(), "WO-1");
+        assert!(matches!(second, Err(RecordingError::AlreadyExists { .. })));
+        first.finish().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn bad_inputs_are_errors_not_panics() {
+        let root = tempfile::tempdir().unwrap();
+        let bad_id = start(&config(root.path(), Duration::from_secs(1)), date(), "../x");
+        assert!(matches!(bad_id, Err(RecordingError::InvalidWorkOrderId { .. })));
+        let zero = start(&config(root.path(), Duration::ZERO), date(), "WO-1");
+        assert!(matches!(zero, Err(RecordingError::InvalidHeaderInterval { .. })));
+        assert!(!root.path().join("2025-03-07").exists());
+    }
+
+    #[test]
+    fn start_outside_a_runtime_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let result = start(&config(root.path(), Duration::from_secs(1)), date(), "WO-1");
+        assert!(matches!(result, Err(RecordingError::NoRuntime { .. })));
+    }
+
+    #[tokio::test]
+    async fn five_seconds_of_frames_read_back_with_hound_r22() {
+        let root = tempfile::tempdir().unwrap();
+        let recording = start(&config(root.path(), Duration::from_secs(1)), date(), "WO-5").unwrap();
+        let sink = recording.sink();
+        for index in 0..250 {
+            assert!(sink.push(tone_frame(index)));
+        }
+        drop(sink);
+        let summary = recording.finish().await.unwrap();
+
+        assert_eq!(summary.frames, 250);
+        assert_eq!(summary.duration, Duration::from_secs(5));
+        assert_eq!(summary.bytes, 250 * FRAME_BYTES as u64);
+        assert_eq!(summary.dropped_frames, 0);
+
+        let mut reader = hound::WavReader::open(&summary.path).unwrap();
+        let spec = reader.spec();
+        assert_eq!(spec.channels, 2);
+        assert_eq!(spec.sample_rate, 8000);
+        assert_eq!(spec.bits_per_sample, 16);
+        assert_eq!(spec.sample_format, hound::SampleFormat::Int);
+        assert_eq!(reader.duration(), 250 * FRAME_SAMPLES as u32);
+        let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+        let expected: Vec<i16> = (0..250)
+            .flat_map(|index| {
+                let frame = tone_frame(index);
+                (0..FRAME_SAMPLES)
+                    .flat_map(move |i| [frame.left[i], frame.right[i]])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(samples, expected);
+        assert!(samples.iter().step_by(2).any(|left| *left != 0));
+        assert!(samples.iter().skip(1).step_by(2).all(|right| *right == 0));
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_and_counts_without_waiting() {
+        let root = tempfile::tempdir().unwrap();
+        let recording = start(&config(root.path(), Duration::from_secs(1)), date(), "WO-9").unwrap();
+        let sink = recording.sink();
+        // On this single-threaded runtime the writer cannot run until we yield, so
+        // the queue fills; push is a plain fn and returns at once either way.
+        let accepted = (0..FRAME_QUEUE_CAPACITY + 40)
+            .filter(|index| sink.push(tone_frame(*index)))
+            .count();
+        assert_eq!(accepted, FRAME_QUEUE_CAPACITY);
+        assert_eq!(sink.dropped_frames(), 40);
+        assert!(matches!(
+            recording.frames().try_send(StereoFrame::SILENCE),
+            Err(TrySendError::Full(_))
+        ));
+        drop(sink);
+
+        let summary = recording.finish().await.unwrap();
+        assert_eq!(summary.frames, FRAME_QUEUE_CAPACITY as u64);
+        assert_eq!(summary.dropped_frames, 40);
+    }
+
+    #[tokio::test]
+    async fn header_is_rewritten_while_the_call_goes_on_r22() {
+        let root = tempfile::tempdir().unwrap();
+        let recording =
+            start(&config(root.path(), Duration::from_millis(20)), date(), "WO-7").unwrap();
+        let sender = recording.frames();
+        for index in 0..10 {
+            sender.try_send(tone_frame(index)).unwrap();
+        }
+        let expected = 10 * FRAME_BYTES as u32;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let bytes = std::fs::read(recording.path()).unwrap();
+            if bytes[..WAV_HEADER_LEN] == wav::wav_header(expected) {
+                assert_eq!(bytes.len(), WAV_HEADER_LEN + expected as usize);
+                break;
+            }
+            assert!(Instant::now() < deadline, "header never covered the frames");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(sender);
+        assert_eq!(recording.finish().await.unwrap().frames, 10);
+    }
+
+    #[tokio::test]
+    async fn write_failure_is_reported_and_the_queue_keeps_draining() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("read-only.wav");
+        std::fs::write(&path, wav::wav_header(0)).unwrap();
+        // A file opened read-only fails every write, like a full disk does.
+        let file = File::open(&path).unwrap();
+        let writer = Writer {
+            path: path.clone(),
+            file: Arc::new(file),
+            header_interval: Duration::from_millis(10),
+            data_bytes: 0,
+            frames_written: 0,
+            frames_lost: 0,
+            failure: None,
+        };
+        let (sender, receiver) = mpsc::channel(4);
+        let task = tokio::spawn(writer.run(receiver));
+        // Far more frames than the queue holds: the writer must keep consuming.
+        for index in 0..40 {
+            sender.send(tone_frame(index)).await.unwrap();
+        }
+        drop(sender);
+
+        let error = task.await.unwrap().unwrap_err();
+        let RecordingError::Write {
+            path: error_path,
+            frames_lost,
+            ..
+        } = &error
+        else {
+            panic!("expected a write error, got {error}");
+        };
+        assert_eq!(error_path, &path);
+        assert_eq!(*frames_lost, 40);
+        assert_eq!(std::fs::read(&path).unwrap(), wav::wav_header(0));
+    }
+}
