@@ -78,13 +78,19 @@ pub enum RecordingError {
     NoRuntime { path: PathBuf },
     /// The date directory could not be created.
     #[error("cannot create recording directory {path}: {source}")]
-    CreateDirectory { path: PathBuf, source: std::io::Error },
+    CreateDirectory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A recording with this path exists already; it is never overwritten.
     #[error("recording {path} already exists")]
     AlreadyExists { path: PathBuf },
     /// The file could not be created or its first header written.
     #[error("cannot create recording {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Writing audio or the header failed (disk full…). The file holds what was
     /// written before; `frames_lost` frames reached the writer but not the disk.
     #[error("writing recording {path} failed, {frames_lost} frames lost: {source}")]
@@ -102,10 +108,16 @@ pub enum RecordingError {
     WriterTask { path: PathBuf, reason: String },
     /// Repair: a directory of the recordings tree could not be listed.
     #[error("cannot read recordings directory {path}: {source}")]
-    ReadDirectory { path: PathBuf, source: std::io::Error },
+    ReadDirectory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Repair: a file could not be read to check it.
     #[error("cannot inspect recording {path}: {source}")]
-    Inspect { path: PathBuf, source: std::io::Error },
+    Inspect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Repair: the file is not a WAV file the repair understands; left untouched.
     #[error("{path} is not a repairable WAV file: {reason}")]
     NotWav { path: PathBuf, reason: &'static str },
@@ -115,7 +127,10 @@ pub enum RecordingError {
     TooLargeToRepair { path: PathBuf, data_bytes: u64 },
     /// Repair: rewriting the header failed.
     #[error("cannot repair recording {path}: {source}")]
-    Repair { path: PathBuf, source: std::io::Error },
+    Repair {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl RecordingError {

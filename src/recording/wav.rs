@@ -151,7 +151,9 @@ pub fn plan_repair<R: Read + Seek>(
             }
             offset = next_chunk_offset(offset, size);
         }
-        return Err(Unrepairable::NotWav("too many chunks before the data chunk"));
+        return Err(Unrepairable::NotWav(
+            "too many chunks before the data chunk",
+        ));
     };
     let Some(block_align) = block_align else {
         return Err(Unrepairable::NotWav("no fmt chunk before the data chunk"));
@@ -231,10 +233,12 @@ fn read_block_align<R: Read + Seek>(
     }
     let mut fmt = [0u8; 16];
     reader.seek(SeekFrom::Start(chunk_offset + 8))?;
-    reader.read_exact(&mut fmt).map_err(|error| match error.kind() {
-        io::ErrorKind::UnexpectedEof => Unrepairable::NotWav("fmt chunk cut short"),
-        _ => Unrepairable::Io(error),
-    })?;
+    reader
+        .read_exact(&mut fmt)
+        .map_err(|error| match error.kind() {
+            io::ErrorKind::UnexpectedEof => Unrepairable::NotWav("fmt chunk cut short"),
+            _ => Unrepairable::Io(error),
+        })?;
     let block_align = u16::from_le_bytes([fmt[12], fmt[13]]);
     if block_align == 0 {
         return Err(Unrepairable::NotWav("fmt chunk has a zero block alignment"));
@@ -359,8 +363,14 @@ mod tests {
 
     #[test]
     fn finished_recording_needs_no_repair() {
-        assert_eq!(plan(&recording_bytes(5, 5)).unwrap(), RepairPlan::Consistent);
-        assert_eq!(plan(&recording_bytes(0, 0)).unwrap(), RepairPlan::Consistent);
+        assert_eq!(
+            plan(&recording_bytes(5, 5)).unwrap(),
+            RepairPlan::Consistent
+        );
+        assert_eq!(
+            plan(&recording_bytes(0, 0)).unwrap(),
+            RepairPlan::Consistent
+        );
     }
 
     #[test]

@@ -478,13 +478,18 @@ mod tests {
     #[tokio::test]
     async fn file_is_created_0600_in_a_private_date_directory_r12() {
         let root = tempfile::tempdir().unwrap();
-        let recording = start(&config(root.path(), Duration::from_secs(1)), date(), "WO-1").unwrap();
+        let recording =
+            start(&config(root.path(), Duration::from_secs(1)), date(), "WO-1").unwrap();
         assert_eq!(recording.path(), root.path().join("2025-03-07/WO-1.wav"));
 
         let file_mode = fs_mode(recording.path());
         let dir_mode = fs_mode(&root.path().join("2025-03-07"));
         assert_eq!(file_mode, 0o600);
-        assert_eq!(dir_mode & 0o007, 0, "date directory open to others: {dir_mode:o}");
+        assert_eq!(
+            dir_mode & 0o007,
+            0,
+            "date directory open to others: {dir_mode:o}"
+        );
         assert_eq!(dir_mode & 0o700, 0o700);
 
         let summary = recording.finish().await.unwrap();
@@ -511,9 +516,15 @@ mod tests {
     async fn bad_inputs_are_errors_not_panics() {
         let root = tempfile::tempdir().unwrap();
         let bad_id = start(&config(root.path(), Duration::from_secs(1)), date(), "../x");
-        assert!(matches!(bad_id, Err(RecordingError::InvalidWorkOrderId { .. })));
+        assert!(matches!(
+            bad_id,
+            Err(RecordingError::InvalidWorkOrderId { .. })
+        ));
         let zero = start(&config(root.path(), Duration::ZERO), date(), "WO-1");
-        assert!(matches!(zero, Err(RecordingError::InvalidHeaderInterval { .. })));
+        assert!(matches!(
+            zero,
+            Err(RecordingError::InvalidHeaderInterval { .. })
+        ));
         assert!(!root.path().join("2025-03-07").exists());
     }
 
@@ -527,7 +538,8 @@ mod tests {
     #[tokio::test]
     async fn five_seconds_of_frames_read_back_with_hound_r22() {
         let root = tempfile::tempdir().unwrap();
-        let recording = start(&config(root.path(), Duration::from_secs(1)), date(), "WO-5").unwrap();
+        let recording =
+            start(&config(root.path(), Duration::from_secs(1)), date(), "WO-5").unwrap();
         let sink = recording.sink();
         for index in 0..250 {
             assert!(sink.push(tone_frame(index)));
@@ -564,7 +576,8 @@ mod tests {
     #[tokio::test]
     async fn full_queue_drops_and_counts_without_waiting() {
         let root = tempfile::tempdir().unwrap();
-        let recording = start(&config(root.path(), Duration::from_secs(1)), date(), "WO-9").unwrap();
+        let recording =
+            start(&config(root.path(), Duration::from_secs(1)), date(), "WO-9").unwrap();
         let sink = recording.sink();
         // On this single-threaded runtime the writer cannot run until we yield, so
         // the queue fills; push is a plain fn and returns at once either way.
@@ -587,8 +600,12 @@ mod tests {
     #[tokio::test]
     async fn header_is_rewritten_while_the_call_goes_on_r22() {
         let root = tempfile::tempdir().unwrap();
-        let recording =
-            start(&config(root.path(), Duration::from_millis(20)), date(), "WO-7").unwrap();
+        let recording = start(
+            &config(root.path(), Duration::from_millis(20)),
+            date(),
+            "WO-7",
+        )
+        .unwrap();
         let sender = recording.frames();
         for index in 0..10 {
             sender.try_send(tone_frame(index)).unwrap();
