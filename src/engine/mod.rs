@@ -114,12 +114,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         source,
     })?;
     let repair = crate::recording::repair_directory(&config.recordings.dir)?;
-    if repair.repaired > 0 || !repair.failed.is_empty() {
-        warn!(
-            repaired = repair.repaired,
-            unrepairable = repair.failed.len(),
-            "recordings left by an earlier crash were checked"
-        );
+    for fixed in &repair.repaired {
+        warn!(path = %fixed.path.display(), "recording left by a crash repaired");
+    }
+    for failure in &repair.unrepaired {
+        warn!(error = %failure, "recording could not be repaired; left as it is");
     }
     let store = open_store(&config)?;
     let now = Utc::now();

@@ -186,6 +186,15 @@ filter = "info,hotline=debug"
         })
     }
 
+    /// Waits for an exit the test caused itself (a SIGTERM already sent).
+    pub fn terminate_wait(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_timeout(&mut child, Duration::from_secs(60)).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("hotline did not stop:\n{}", self.log())
+        })
+    }
+
     /// SIGKILL: the crash a recording must survive.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");
@@ -329,10 +338,8 @@ impl Sipp {
             .arg("-sf")
             .arg(Path::new(MANIFEST_DIR).join("tests/sipp").join(scenario))
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0"])
-            .args(["-nostdin", "-trace_err", "-trace_stat", "-bg"])
+            .args(["-nostdin", "-trace_err", "-timeout_error"])
             .stdin(Stdio::null());
-        // `-bg` would detach; use the foreground variant instead (see run()).
-        command.args(["-timeout_error", "-max_recv_loops", "1000"]);
         Sipp { command, workdir }
     }
 
@@ -507,4 +514,22 @@ pub fn ack_and_bye(peer: &RawUdpPeer, call_id: &str, caller: &str, tag: &str) {
     };
     peer.send(common("ACK", 1, &format!("z9hG4bK-ack-{call_id}")).as_bytes());
     peer.send(common("BYE", 2, &format!("z9hG4bK-bye-{call_id}")).as_bytes());
+}
+
+/// A response to a request the engine sent (its BYE): the request's Via, From, To,
+/// Call-ID and CSeq copied, as RFC 3261 §8.2.6 asks.
+pub fn response_to(request: &str, code: u16, reason: &str) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for line in request.lines() {
+        let lower = line.to_ascii_lowercase();
+        if ["via:", "from:", "to:", "call-id:", "cseq:", "v:", "f:", "t:", "i:"]
+            .iter()
+            .any(|h| lower.starts_with(h))
+        {
+            out.push_str(line.trim_end());
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
 }
