@@ -661,6 +661,94 @@ mod tests {
         assert_eq!(&time_text(base)[..16], "2026-11-28T15:30");
     }
 
+    fn memory_connection() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        if migrate(&mut conn).is_err() {
+            panic!("migration of an empty database failed");
+        }
+        conn
+    }
+
+    type Answer<T> = oneshot::Receiver<Result<T, StoreError>>;
+
+    fn job<T, F>(work: F) -> (Box<dyn Job>, Answer<T>)
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(TypedJob {
+            work,
+            result: None,
+            reply,
+        });
+        (job, answer)
+    }
+
+    fn create_job(n: u64) -> (Box<dyn Job>, Answer<()>) {
+        let order = crate::workorder::conformance::inbound_order(
+            n,
+            crate::workorder::conformance::base_time(),
+        );
+        job(move |conn| insert(conn, &order))
+    }
+
+    fn row_count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM work_orders", [], |row| row.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn a_group_of_jobs_commits_together_and_each_gets_its_answer() {
+        let mut conn = memory_connection();
+        let (first, first_answer) = create_job(1);
+        let (duplicate, duplicate_answer) = create_job(1);
+        let (second, second_answer) = create_job(2);
+        run_batch(&mut conn, vec![first, duplicate, second]);
+        assert!(matches!(first_answer.blocking_recv(), Ok(Ok(()))));
+        assert!(matches!(
+            duplicate_answer.blocking_recv(),
+            Ok(Err(StoreError::Duplicate(_)))
+        ));
+        assert!(matches!(second_answer.blocking_recv(), Ok(Ok(()))));
+        assert_eq!(row_count(&conn), 2);
+    }
+
+    #[test]
+    fn a_database_failure_in_a_group_retries_the_others_alone() {
+        let mut conn = memory_connection();
+        let (first, first_answer) = create_job(1);
+        let (failing, failing_answer) = job(|_: &Connection| -> Result<(), StoreError> {
+            Err(StoreError::Query(rusqlite::Error::InvalidQuery))
+        });
+        let (second, second_answer) = create_job(2);
+        run_batch(&mut conn, vec![first, failing, second]);
+        assert!(matches!(first_answer.blocking_recv(), Ok(Ok(()))));
+        assert!(matches!(
+            failing_answer.blocking_recv(),
+            Ok(Err(StoreError::Query(_)))
+        ));
+        assert!(matches!(second_answer.blocking_recv(), Ok(Ok(()))));
+        assert_eq!(row_count(&conn), 2);
+    }
+
+    #[tokio::test]
+    async fn database_is_in_wal_mode_at_schema_version_1() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let path = store.path().to_owned();
+        store.close().await.expect("close");
+        let conn = Connection::open(&path).expect("raw open");
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .expect("journal_mode");
+        assert_eq!(mode, "wal");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
     #[tokio::test]
     async fn corrupt_rows_are_reported_not_guessed() {
         let dir = tempfile::tempdir().expect("tempdir");
