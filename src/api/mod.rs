@@ -22,6 +22,8 @@ pub fn router(metrics: PrometheusHandle) -> Router {
 }
 
 async fn render_metrics(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
+    // Histograms are summarised lazily; a scrape every few seconds keeps them bounded.
+    handle.run_upkeep();
     (
         [(
             header::CONTENT_TYPE,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -74,7 +74,8 @@ pub async fn run(
     events: mpsc::Receiver<CallEvent>,
 ) {
     let call_id = setup.summary.call_id.clone();
-    let work_order = WorkOrderId::new(Utc::now());
+    let offered_at = Utc::now();
+    let work_order = WorkOrderId::generate(offered_at);
     let caller = setup.summary.from_user.clone().unwrap_or_default();
     let span = info_span!(
         "call",
@@ -83,7 +84,7 @@ pub async fn run(
         direction = "inbound",
         caller = %mask_number(&caller),
     );
-    let call = Call::new(shared, setup, endpoint.clone(), work_order, caller);
+    let call = Call::new(shared, setup, endpoint.clone(), work_order, caller, offered_at);
     call.drive(events).instrument(span).await;
     let _ = endpoint.send(EndpointCommand::Ended { call_id }).await;
 }
@@ -94,6 +95,8 @@ struct Call {
     endpoint: mpsc::Sender<EndpointCommand>,
     work_order: WorkOrderId,
     caller: String,
+    /// Wall-clock time of the INVITE, for the work order and the 24 h window.
+    offered_at: DateTime<Utc>,
     core: CallCore,
     dialog: Dialog,
     media: Option<MediaHandle>,
@@ -107,6 +110,7 @@ impl Call {
         endpoint: mpsc::Sender<EndpointCommand>,
         work_order: WorkOrderId,
         caller: String,
+        offered_at: DateTime<Utc>,
     ) -> Call {
         let timers = CallTimers {
             ring_before_answer: shared.config.calls.ring_before_answer,
@@ -120,6 +124,7 @@ impl Call {
             endpoint,
             work_order,
             caller,
+            offered_at,
             dialog,
             media: None,
             recording: None,
@@ -134,14 +139,14 @@ impl Call {
             self.setup.summary.call_id.clone(),
             self.caller.clone(),
             self.setup.summary.request_uri_user.clone().unwrap_or_default(),
-            Utc::now(),
+            self.offered_at,
         );
         if let Err(e) = self.shared.store.create(&order).await {
             error!(error = %e, "work order not written");
             metrics::counter!("hotline_store_errors_total").increment(1);
         }
         metrics::counter!("hotline_calls_offered_total").increment(1);
-        self.shared.record_offered();
+        self.shared.record_offered(self.offered_at);
 
         loop {
             while let Some(action) = self.core.poll_action() {
@@ -292,7 +297,7 @@ impl Call {
         if delay <= self.shared.config.calls.ring_budget {
             metrics::counter!("hotline_answered_within_ring_budget_total").increment(1);
         }
-        self.shared.record_answered();
+        self.shared.record_answered(self.offered_at);
         let path = recording.as_ref().map(|r| r.path().display().to_string());
         if let Err(e) = self
             .shared
@@ -373,9 +378,8 @@ impl Call {
             Ending::NoAck => (Some(HangupSide::Hotline), CallOutcome::Answered),
             Ending::Failed => (Some(HangupSide::Hotline), abandoned(AbandonReason::Failed)),
         };
-        if let CallOutcome::Abandoned { reason } = &outcome {
-            metrics::counter!("hotline_calls_abandoned_total", "reason" => reason.as_str())
-                .increment(1);
+        if let CallOutcome::Abandoned { reason } = outcome {
+            crate::metrics::count_abandoned(reason);
         }
         if let Err(e) = self
             .shared

@@ -24,6 +24,7 @@ use crate::sip::transaction::{
     Transactions,
 };
 use crate::sip::transport::{Inbound, TransportKind, Transports};
+use crate::workorder::RejectReason;
 
 /// Methods the engine answers; sent in `Allow` (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
@@ -361,17 +362,27 @@ impl Endpoint {
         }
     }
 
-    /// Refuses a new INVITE before any call state exists and counts why.
-    fn refuse(&mut self, now: Instant, key: &TransactionKey, request: &Request, status: StatusCode, reason: &'static str) {
-        metrics::counter!("hotline_calls_rejected_total", "reason" => reason).increment(1);
+    /// Refuses a new INVITE before any call state exists and counts why. `detail`
+    /// goes into a `Warning` header (RFC 3261 §20.43) so the trunk's engineer can tell
+    /// which offer was unacceptable.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        request: &Request,
+        reason: RejectReason,
+        detail: &str,
+    ) {
+        crate::metrics::count_rejected(reason);
+        let status = StatusCode::from(reason.status_code());
         let mut headers = vec![];
-        if status == StatusCode::ServiceUnavailable {
+        if reason.status_code() == 503 {
             let retry = self.shared.config.calls.retry_after.as_secs().to_string();
             headers.push(Header::RetryAfter(message::RetryAfter::new(retry)));
         }
-        if status == StatusCode::NotAcceptableHere {
+        if !detail.is_empty() {
             headers.push(Header::Warning(message::Warning::new(format!(
-                "304 hotline \"{reason}\""
+                "399 hotline \"{detail}\""
             ))));
         }
         let tag = message::new_tag();
@@ -388,26 +399,27 @@ impl Endpoint {
         transport: TransportKind,
     ) {
         if !self.accepting {
-            return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "shutting_down");
+            return self.refuse(now, &key, &request, RejectReason::ShuttingDown, "");
         }
         // Same Call-ID, new transaction, no To tag: a merged or forked request
         // (RFC 3261 §8.2.2.2), never a second call.
         if self.calls.contains_key(&summary.call_id) {
-            return self.refuse(now, &key, &request, StatusCode::LoopDetected, "merged_request");
+            let tag = message::new_tag();
+            return self.respond(now, &key, &request, StatusCode::LoopDetected, Some(&tag), vec![]);
         }
         let Ok(permit) = self.admission.clone().try_acquire_owned() else {
-            return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "overload");
+            return self.refuse(now, &key, &request, RejectReason::Overloaded, "");
         };
         let negotiated = match sdp::negotiate(request.body(), &[Codec::Pcmu, Codec::Pcma]) {
             Ok(n) => n,
             Err(SdpError::Malformed(_)) if request.body().is_empty() => {
-                return self.refuse(now, &key, &request, StatusCode::NotAcceptableHere, "offer_required");
+                return self.refuse(now, &key, &request, RejectReason::NotAcceptableHere, "an SDP offer in the INVITE is required");
             }
             Err(SdpError::Malformed(_)) => {
-                return self.refuse(now, &key, &request, StatusCode::BadRequest, "bad_sdp");
+                return self.refuse(now, &key, &request, RejectReason::BadRequest, "malformed SDP");
             }
             Err(_) => {
-                return self.refuse(now, &key, &request, StatusCode::NotAcceptableHere, "no_common_codec");
+                return self.refuse(now, &key, &request, RejectReason::NotAcceptableHere, "no common codec: PCMU or PCMA");
             }
         };
         let (rtp_socket, local_rtp) = match self.shared.ports.bind() {
@@ -415,12 +427,12 @@ impl Endpoint {
                 Ok(addr) => (s, addr),
                 Err(e) => {
                     warn!(error = %e, "RTP socket without an address");
-                    return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "no_rtp_port");
+                    return self.refuse(now, &key, &request, RejectReason::Overloaded, "");
                 }
             },
             Err(e) => {
                 warn!(error = %e, "no RTP port for a new call");
-                return self.refuse(now, &key, &request, StatusCode::ServiceUnavailable, "no_rtp_port");
+                return self.refuse(now, &key, &request, RejectReason::Overloaded, "");
             }
         };
         self.respond(now, &key, &request, StatusCode::Trying, None, vec![]);

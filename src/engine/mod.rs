@@ -72,18 +72,19 @@ pub struct Shared {
 
 impl Shared {
     /// Updates the rolling window and republishes its gauges.
-    pub fn record_offered(&self) {
+    pub fn record_offered(&self, offered_at: chrono::DateTime<Utc>) {
         let now = Utc::now();
         if let Ok(mut window) = self.connection_rate.lock() {
-            window.record_offered(now);
+            window.record_offered(offered_at);
             crate::metrics::publish_connection_rate(&window, now);
         }
     }
 
-    pub fn record_answered(&self) {
+    /// An answer counts in the minute its call was offered (see [`ConnectionRateWindow`]).
+    pub fn record_answered(&self, offered_at: chrono::DateTime<Utc>) {
         let now = Utc::now();
         if let Ok(mut window) = self.connection_rate.lock() {
-            window.record_answered(now);
+            window.record_answered(offered_at);
             crate::metrics::publish_connection_rate(&window, now);
         }
     }
@@ -126,7 +127,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .end_unfinished(
             now,
             CallOutcome::Abandoned {
-                reason: AbandonReason::Failed,
+                reason: AbandonReason::EngineRestarted,
             },
         )
         .await?;
