@@ -846,10 +846,4 @@ impl Transactions {
     fn armed_timers(&self) -> usize {
         self.timers.len()
     }
-
-    #[cfg(test)]
-    fn deadline_of(&self, key: &TransactionKey, kind: TimerKind) -> Option<Instant> {
-        let id = self.servers.get(key).or_else(|| self.clients.get(key))?;
-        self.transactions.get(id)?.timers.deadline(kind)
-    }
 }

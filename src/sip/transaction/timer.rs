@@ -75,11 +75,6 @@ pub(super) struct TimerTable {
 }
 
 impl TimerTable {
-    #[cfg(test)]
-    pub(super) fn deadline(&self, kind: TimerKind) -> Option<Instant> {
-        self.armed[kind.slot()].map(|(deadline, _)| deadline)
-    }
-
     /// Forgets a timer the queue has already popped.
     pub(super) fn fired(&mut self, kind: TimerKind) {
         self.armed[kind.slot()] = None;
