@@ -18,7 +18,7 @@ use crate::engine::endpoint::EndpointCommand;
 use crate::media::session::{self, MediaCommand, MediaHandle, MediaParams};
 use crate::privacy::mask_number;
 use crate::recording::Recording;
-use crate::sip::dialog::Dialog;
+use crate::sip::dialog::{Dialog, UasInvite, ViaParams};
 use crate::sip::message::{self, Header, Request, RequestSummary, StatusCode};
 use crate::sip::sdp::{self, Negotiated};
 use crate::sip::transaction::{KeyMethod, TransactionKey};
@@ -54,6 +54,9 @@ pub struct CallSetup {
     pub invite: Request,
     pub summary: RequestSummary,
     pub invite_key: TransactionKey,
+    /// The dialog's parts of the INVITE, read by the endpoint (which refuses an INVITE
+    /// whose From, To or Contact cannot make a dialog).
+    pub dialog: UasInvite,
     pub source: SocketAddr,
     pub transport: TransportKind,
     pub local_tag: String,
@@ -116,7 +119,7 @@ impl Call {
             ring_before_answer: shared.config.calls.ring_before_answer,
             max_call_length: shared.config.calls.max_call_length,
         };
-        let dialog = Dialog::new_uas(&setup.invite, &setup.local_tag);
+        let dialog = Dialog::new_uas(setup.dialog.clone(), &setup.local_tag);
         Call {
             core: CallCore::new(Instant::now(), timers),
             shared,
@@ -316,12 +319,12 @@ impl Call {
         let sip = &self.shared.config.sip;
         let branch = message::new_branch();
         let via_host = sip.advertised_ip.to_string();
-        let bye = self.dialog.build_bye(
-            &via_host,
-            self.local_port(),
-            self.setup.transport.via_token(),
-            &branch,
-        );
+        let bye = self.dialog.build_bye(&ViaParams {
+            host: &via_host,
+            port: self.local_port(),
+            transport: self.setup.transport.into(),
+            branch: &branch,
+        });
         let sent_by = format!("{via_host}:{}", self.local_port());
         let key = TransactionKey::rfc3261(&branch, KeyMethod::from_name("BYE"), &sent_by);
         let _ = self

@@ -18,6 +18,7 @@ use crate::call::driver::{self, CallEvent, CallSetup};
 use crate::media::g711::Codec;
 use crate::privacy::mask_number;
 use crate::sip::message::{self, Header, Method, Request, RequestSummary, Response, StatusCode};
+use crate::sip::dialog::UasInvite;
 use crate::sip::sdp::{self, SdpError};
 use crate::sip::transaction::{
     KeyMethod, Reliability, RequestDisposition, TimerConfig, TransactionEvent, TransactionKey,
@@ -202,7 +203,7 @@ impl Endpoint {
                 let reliability = reliability(transport);
                 match self
                     .transactions
-                    .send_request(now, key.clone(), false, destination, reliability, payload)
+                    .send_request(now, key.clone(), destination, reliability, payload)
                 {
                     Ok(()) => {
                         self.owners.insert(key, call_id);
@@ -410,6 +411,20 @@ impl Endpoint {
         let Ok(permit) = self.admission.clone().try_acquire_owned() else {
             return self.refuse(now, &key, &request, RejectReason::Overloaded, "");
         };
+        let dialog = match UasInvite::from_request(
+            &request,
+            &summary.call_id,
+            summary.from_tag.as_deref(),
+            summary.cseq,
+            source,
+            transport.into(),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(error = %e, "INVITE cannot make a dialog");
+                return self.refuse(now, &key, &request, RejectReason::BadRequest, "unusable From, To or Contact");
+            }
+        };
         let negotiated = match sdp::negotiate(request.body(), &[Codec::Pcmu, Codec::Pcma]) {
             Ok(n) => n,
             Err(SdpError::Malformed(_)) if request.body().is_empty() => {
@@ -459,6 +474,7 @@ impl Endpoint {
             invite: request,
             summary,
             invite_key: key,
+            dialog,
             source,
             transport,
             local_tag,

@@ -65,6 +65,45 @@ pub struct UasInvite {
     pub transport: Transport,
 }
 
+impl UasInvite {
+    /// Reads the dialog's parts from an INVITE the transport already validated (its
+    /// From, To and CSeq parse). A missing Contact, which RFC 3261 §8.1.1.8 requires
+    /// but some trunks omit, falls back to the address the INVITE came from, so the
+    /// engine can still end the call.
+    pub fn from_request(
+        request: &Request,
+        call_id: &str,
+        from_tag: Option<&str>,
+        cseq: u32,
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> Result<UasInvite, rsipstack::sip::Error> {
+        use rsipstack::sip::HeadersExt;
+        let from_uri = request.from_header()?.uri()?;
+        let to_uri = request.to_header()?.uri()?;
+        let contact = match request.typed_contact_headers()?.into_iter().next() {
+            Some(contact) => contact.uri,
+            None => Uri::try_from(format!("sip:{peer}"))?,
+        };
+        let record_route = request
+            .typed_record_route_headers()?
+            .into_iter()
+            .map(|rr| rr.uri)
+            .collect();
+        Ok(UasInvite {
+            call_id: call_id.to_owned(),
+            from_uri,
+            from_tag: from_tag.map(str::to_owned),
+            to_uri,
+            cseq,
+            contact,
+            record_route,
+            peer,
+            transport,
+        })
+    }
+}
+
 /// Where and how an in-dialog request leaves: our Via for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViaParams<'a> {

@@ -54,6 +54,15 @@ impl TransportKind {
     }
 }
 
+impl From<TransportKind> for rsipstack::sip::Transport {
+    fn from(kind: TransportKind) -> Self {
+        match kind {
+            TransportKind::Udp => rsipstack::sip::Transport::Udp,
+            TransportKind::Tcp => rsipstack::sip::Transport::Tcp,
+        }
+    }
+}
+
 /// A well-formed message handed to the endpoint.
 #[derive(Debug)]
 pub enum Inbound {
