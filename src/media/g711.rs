@@ -240,7 +240,11 @@ mod tests {
             assert_eq!(alaw_encode(alaw_decode(code)), code, "A-law {code:#04x}");
             // µ-law has two zeros (0x7F, 0xFF); both decode to 0, which encodes to 0xFF.
             let expected = if code == 0x7F { 0xFF } else { code };
-            assert_eq!(ulaw_encode(ulaw_decode(code)), expected, "µ-law {code:#04x}");
+            assert_eq!(
+                ulaw_encode(ulaw_decode(code)),
+                expected,
+                "µ-law {code:#04x}"
+            );
         }
     }
 

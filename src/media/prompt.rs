@@ -47,10 +47,7 @@ impl Prompt {
             return Err(wrong_format(format!("{} channels", spec.channels)));
         }
         if spec.sample_rate != PROMPT_SAMPLE_RATE {
-            return Err(wrong_format(format!(
-                "sample rate {} Hz",
-                spec.sample_rate
-            )));
+            return Err(wrong_format(format!("sample rate {} Hz", spec.sample_rate)));
         }
         if reader.duration() > MAX_PROMPT_SECONDS * PROMPT_SAMPLE_RATE {
             return Err(wrong_format(format!(
@@ -232,7 +229,9 @@ mod tests {
             "digit-9",
         ] {
             assert!(
-                paths.iter().any(|p| p.file_stem().is_some_and(|s| s == name)),
+                paths
+                    .iter()
+                    .any(|p| p.file_stem().is_some_and(|s| s == name)),
                 "{name}.wav is missing"
             );
         }

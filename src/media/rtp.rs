@@ -227,25 +227,16 @@ mod tests {
         // CC = 15 CSRCs announced, none present.
         let mut datagram = [0u8; 16];
         datagram[0] = 0x8F;
-        assert!(matches!(
-            parse(&datagram),
-            Err(MediaError::RtpMalformed(_))
-        ));
+        assert!(matches!(parse(&datagram), Err(MediaError::RtpMalformed(_))));
         // Extension bit set, extension header claims 10 words, none present.
         let datagram = [0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xBE, 0xDE, 0, 10];
-        assert!(matches!(
-            parse(&datagram),
-            Err(MediaError::RtpMalformed(_))
-        ));
+        assert!(matches!(parse(&datagram), Err(MediaError::RtpMalformed(_))));
     }
 
     #[test]
     fn rejects_padding_longer_than_payload_and_strips_valid_padding() {
         let mut datagram = vec![0xA0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xAA, 9];
-        assert!(matches!(
-            parse(&datagram),
-            Err(MediaError::RtpMalformed(_))
-        ));
+        assert!(matches!(parse(&datagram), Err(MediaError::RtpMalformed(_))));
         datagram[13] = 1;
         let packet = parse(&datagram).expect("one byte of padding");
         assert_eq!(&packet.payload[..], &[0xAA]);
