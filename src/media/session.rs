@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -333,13 +333,12 @@ impl MediaHandle {
 /// Starts the media task of one leg on `socket`.
 ///
 /// `recording` receives one [`StereoFrame`] per 20 ms (dropped and counted when full).
-/// The task ends on [`MediaHandle::stop`], when the handle is dropped, or when `shutdown`
-/// becomes `true`.
+/// The task ends on [`MediaHandle::stop`] or when the handle is dropped: the call task
+/// owns the stream's life, engine shutdown included (it hangs up, then stops media).
 pub fn spawn(
     socket: UdpSocket,
     params: MediaParams,
     recording: Option<mpsc::Sender<StereoFrame>>,
-    shutdown: watch::Receiver<bool>,
 ) -> MediaHandle {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
@@ -351,7 +350,6 @@ pub fn spawn(
         commands_rx,
         events_tx,
         recording,
-        shutdown,
         stop_rx,
     ));
     MediaHandle {
@@ -368,7 +366,6 @@ async fn run(
     mut commands: mpsc::Receiver<MediaCommand>,
     events: mpsc::Sender<MediaEvent>,
     recording: Option<mpsc::Sender<StereoFrame>>,
-    mut shutdown: watch::Receiver<bool>,
     mut stop: oneshot::Receiver<()>,
 ) -> MediaStats {
     let mut sent = MediaStats::default();
@@ -381,7 +378,6 @@ async fn run(
     let mut pacing = tokio::time::interval(FRAME_DURATION);
     pacing.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut datagram = vec![0u8; MAX_DATAGRAM];
-    let mut watching_shutdown = true;
     let mut commands_open = true;
     let mut recorder_gone_logged = false;
     let emit = |event: MediaEvent| {
@@ -390,21 +386,12 @@ async fn run(
         }
     };
 
-    if *shutdown.borrow() {
-        return core.stats();
-    }
     loop {
         tokio::select! {
-            // Stop and shutdown first, then pacing ahead of the socket so a flood of
+            // Stop first, then pacing ahead of the socket so a flood of
             // datagrams cannot delay the outgoing stream.
             biased;
             _ = &mut stop => break,
-            changed = shutdown.changed(), if watching_shutdown => match changed {
-                Ok(()) if *shutdown.borrow_and_update() => break,
-                Ok(()) => {}
-                // The engine dropped its sender: no shutdown will come; stop() still works.
-                Err(_) => watching_shutdown = false,
-            },
             _ = pacing.tick() => {
                 let tick = core.tick();
                 match socket.send_to(&tick.rtp, core.destination()).await {
@@ -666,7 +653,6 @@ mod tests {
         let media_socket = bind().await;
         let media_addr = media_socket.local_addr().expect("local addr");
         let (recording_tx, mut recording_rx) = mpsc::channel(1000);
-        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut handle = spawn(
             media_socket,
             MediaParams {
@@ -676,7 +662,6 @@ mod tests {
                 ssrc: 42,
             },
             Some(recording_tx),
-            shutdown_rx,
         );
         let prompt = ramp_prompt(5);
         handle
@@ -766,7 +751,6 @@ mod tests {
         let socket = bind().await;
         let sink = bind().await;
         let (recording_tx, mut recording_rx) = mpsc::channel(100_000);
-        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
         let handle = spawn(
             socket,
             MediaParams {
@@ -776,7 +760,6 @@ mod tests {
                 ssrc: 1,
             },
             Some(recording_tx),
-            shutdown_rx,
         );
         let call = Duration::from_secs(60);
         tokio::time::sleep(call).await;
@@ -799,7 +782,6 @@ mod tests {
         let socket = bind().await;
         let sink = bind().await;
         let (recording_tx, _recording_rx) = mpsc::channel(5);
-        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
         let handle = spawn(
             socket,
             MediaParams {
@@ -809,7 +791,6 @@ mod tests {
                 ssrc: 1,
             },
             Some(recording_tx),
-            shutdown_rx,
         );
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let stats = handle.stop().await;
@@ -823,11 +804,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn shutdown_signal_ends_the_task_and_garbage_is_survived() {
+    async fn stop_ends_the_task_and_garbage_is_survived() {
         let socket = bind().await;
         let addr = socket.local_addr().expect("addr");
         let sink = bind().await;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let handle = spawn(
             socket,
             MediaParams {
@@ -837,16 +817,13 @@ mod tests {
                 ssrc: 1,
             },
             None,
-            shutdown_rx,
         );
         sink.send_to(b"\x00\x01garbage", addr).await.expect("send");
         sink.send_to(&[0x80; 8], addr).await.expect("send");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        shutdown_tx.send(true).expect("task watching");
-        tokio::time::sleep(Duration::from_millis(100)).await;
         let stats = handle.stop().await;
         assert_eq!(stats.packets_invalid, 2);
-        // About 100 ms of ticks before shutdown, none after.
+        // About 100 ms of ticks before the stop.
         assert!((5..=7).contains(&stats.packets_sent), "{stats:?}");
     }
 }
