@@ -17,7 +17,13 @@ pub fn mask_number(number: &str) -> String {
     chars
         .iter()
         .enumerate()
-        .map(|(i, c)| if i < keep_head || i >= n - keep_tail { *c } else { '*' })
+        .map(|(i, c)| {
+            if i < keep_head || i >= n - keep_tail {
+                *c
+            } else {
+                '*'
+            }
+        })
         .collect()
 }
 

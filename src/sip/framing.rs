@@ -240,7 +240,10 @@ mod tests {
     #[test]
     fn missing_or_invalid_content_length_is_an_error() {
         let cases: [(&[u8], FrameError); 4] = [
-            (b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n", FrameError::MissingContentLength),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n",
+                FrameError::MissingContentLength,
+            ),
             (
                 b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n",
                 FrameError::BadContentLength("-999".into()),
@@ -267,7 +270,10 @@ mod tests {
         }
         assert_eq!(next_frame(&mut endless), Err(FrameError::HeaderTooLong));
 
-        let huge = format!("INVITE sip:a@b SIP/2.0\r\nContent-Length: {}\r\n\r\n", MAX_BODY_BYTES + 1);
+        let huge = format!(
+            "INVITE sip:a@b SIP/2.0\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY_BYTES + 1
+        );
         assert_eq!(
             next_frame(&mut BytesMut::from(huge.as_bytes())),
             Err(FrameError::BodyTooLarge(MAX_BODY_BYTES + 1))
