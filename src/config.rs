@@ -413,7 +413,9 @@ impl Validator<'_> {
         let calls = &raw.calls;
         let max_concurrent =
             self.in_range(&calls.max_concurrent, "calls.max_concurrent", 1..=100_000)?;
-        let ports_available = (port_max - port_min + 1) / 2;
+        // One even port per call (the odd one above is RTCP's), as the port pool allocates.
+        let first_even = port_min + port_min % 2;
+        let ports_available = (port_max - first_even) / 2 + 1;
         if max_concurrent > ports_available {
             return Err(self.invalid(
                 calls.max_concurrent.span(),

@@ -59,7 +59,9 @@ fn read_wav(path: &Path) -> ChannelLevels {
             .iter()
             .skip(channel)
             .step_by(2)
-            .fold((0f64, 0usize), |(s, n), v| (s + f64::from(*v).powi(2), n + 1));
+            .fold((0f64, 0usize), |(s, n), v| {
+                (s + f64::from(*v).powi(2), n + 1)
+            });
         (sum / n.max(1) as f64).sqrt()
     };
     ChannelLevels {
@@ -93,8 +95,16 @@ fn twenty_calls_over(transport_args: &[&str]) {
             path.display(),
             levels.seconds
         );
-        assert!(levels.left_rms > 200.0, "left = caller's speech: rms {}", levels.left_rms);
-        assert!(levels.right_rms > 200.0, "right = greeting: rms {}", levels.right_rms);
+        assert!(
+            levels.left_rms > 200.0,
+            "left = caller's speech: rms {}",
+            levels.left_rms
+        );
+        assert!(
+            levels.right_rms > 200.0,
+            "right = greeting: rms {}",
+            levels.right_rms
+        );
     }
 
     let orders = work_orders(&engine);
@@ -104,14 +114,21 @@ fn twenty_calls_over(transport_args: &[&str]) {
         assert!(order.ended_at.is_some(), "{order:?}");
         assert_eq!(order.hangup_side, Some(HangupSide::Caller), "R8: {order:?}");
         assert_eq!(order.outcome, Some(CallOutcome::Answered));
-        assert!(order.caller.starts_with("1390000"), "full number in the store: {order:?}");
+        assert!(
+            order.caller.starts_with("1390000"),
+            "full number in the store: {order:?}"
+        );
         let recording = order.recording_path.as_deref().expect("recording path");
         assert!(
-            recordings.iter().any(|p| p.ends_with(recording) || recording.ends_with(p.file_name().unwrap().to_str().unwrap())),
+            recordings.iter().any(|p| p.ends_with(recording)
+                || recording.ends_with(p.file_name().unwrap().to_str().unwrap())),
             "{recording} is among the WAVs"
         );
         let delay = order.answered_at.unwrap() - order.offered_at;
-        assert!(delay < chrono::Duration::seconds(10), "R6 ring budget: {delay}");
+        assert!(
+            delay < chrono::Duration::seconds(10),
+            "R6 ring budget: {delay}"
+        );
     }
 
     let metrics = engine.metrics();
@@ -127,9 +144,16 @@ fn twenty_calls_over(transport_args: &[&str]) {
     // R12: the listing masks caller numbers.
     let listing = engine.work_orders_listing();
     for order in &orders {
-        assert!(!listing.contains(&order.caller), "full number {} leaked", order.caller);
+        assert!(
+            !listing.contains(&order.caller),
+            "full number {} leaked",
+            order.caller
+        );
     }
-    assert!(!engine.log().contains("13900001"), "R12: a full caller number is in the log");
+    assert!(
+        !engine.log().contains("13900001"),
+        "R12: a full caller number is in the log"
+    );
 }
 
 #[test]
@@ -167,24 +191,42 @@ fn cancel_before_answer_gives_487_and_an_abandoned_work_order() {
         })
     );
     assert!(orders[0].answered_at.is_none());
-    assert!(engine.recordings().is_empty(), "nothing answered, nothing recorded");
+    assert!(
+        engine.recordings().is_empty(),
+        "nothing answered, nothing recorded"
+    );
 }
 
 #[test]
 fn malformed_invite_gets_400_and_the_next_call_is_served() {
     let engine = Engine::start(EngineOptions::default());
     let peer = RawUdpPeer::new(engine.sip);
-    let good = common::invite(peer.local(), engine.sip, "bad-cseq-1", "z9hG4bK-bad1", "13811110000");
+    let good = common::invite(
+        peer.local(),
+        engine.sip,
+        "bad-cseq-1",
+        "z9hG4bK-bad1",
+        "13811110000",
+    );
     let bad = good.replace("CSeq: 1 INVITE", "CSeq: one INVITE");
     peer.send(bad.as_bytes());
     let reply = peer.expect_status(400, Duration::from_secs(3));
-    assert!(reply.contains("bad-cseq-1"), "the 400 names the call: {reply}");
+    assert!(
+        reply.contains("bad-cseq-1"),
+        "the 400 names the call: {reply}"
+    );
 
     // Garbage that has no headers to answer with is dropped, silently.
     peer.send(b"\x00\x01garbage\r\n\r\n");
     peer.send(b"INVITE\r\n\r\n");
 
-    let next = common::invite(peer.local(), engine.sip, "good-after-bad", "z9hG4bK-good1", "13811110001");
+    let next = common::invite(
+        peer.local(),
+        engine.sip,
+        "good-after-bad",
+        "z9hG4bK-good1",
+        "13811110001",
+    );
     peer.send(next.as_bytes());
     let ok = peer.expect_status(200, Duration::from_secs(5));
     let tag = common::to_tag(&ok);
@@ -198,7 +240,13 @@ fn malformed_invite_gets_400_and_the_next_call_is_served() {
 fn the_same_invite_twice_makes_one_call() {
     let engine = Engine::start(EngineOptions::default());
     let peer = RawUdpPeer::new(engine.sip);
-    let invite = common::invite(peer.local(), engine.sip, "twice-1", "z9hG4bK-twice", "13822220000");
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "twice-1",
+        "z9hG4bK-twice",
+        "13822220000",
+    );
     peer.send(invite.as_bytes());
     peer.send(invite.as_bytes());
     let ok = peer.expect_status(200, Duration::from_secs(5));
@@ -234,9 +282,18 @@ fn options_is_answered_with_allow() {
 fn no_common_codec_gets_488_and_no_call() {
     let engine = Engine::start(EngineOptions::default());
     let peer = RawUdpPeer::new(engine.sip);
-    let invite = common::invite(peer.local(), engine.sip, "g729-only", "z9hG4bK-g729", "13833330000")
-        .replace("RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", "RTP/AVP 18\r\na=rtpmap:18 G729/8000")
-        .replace("Content-Length: 113", "Content-Length: 114");
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "g729-only",
+        "z9hG4bK-g729",
+        "13833330000",
+    )
+    .replace(
+        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+        "RTP/AVP 18\r\na=rtpmap:18 G729/8000",
+    )
+    .replace("Content-Length: 113", "Content-Length: 114");
     peer.send(invite.as_bytes());
     peer.expect_status(488, Duration::from_secs(3));
     assert_eq!(engine.metric("hotline_calls_offered_total", ""), 0.0);
@@ -249,7 +306,13 @@ fn sigterm_refuses_new_calls_then_hangs_up_and_exits_cleanly() {
         ..EngineOptions::default()
     });
     let peer = RawUdpPeer::new(engine.sip);
-    let invite = common::invite(peer.local(), engine.sip, "up-at-shutdown", "z9hG4bK-up", "13844440000");
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "up-at-shutdown",
+        "z9hG4bK-up",
+        "13844440000",
+    );
     peer.send(invite.as_bytes());
     let ok = peer.expect_status(200, Duration::from_secs(5));
     let tag = common::to_tag(&ok);
@@ -272,10 +335,19 @@ fn sigterm_refuses_new_calls_then_hangs_up_and_exits_cleanly() {
         .status()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let late = common::invite(peer.local(), engine.sip, "too-late", "z9hG4bK-late", "13844440001");
+    let late = common::invite(
+        peer.local(),
+        engine.sip,
+        "too-late",
+        "z9hG4bK-late",
+        "13844440001",
+    );
     peer.send(late.as_bytes());
     let refused = peer.expect_status(503, Duration::from_secs(3));
-    assert!(refused.to_ascii_lowercase().contains("retry-after"), "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after"),
+        "{refused}"
+    );
 
     // After the grace period the engine hangs up: answer its BYE.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -292,13 +364,23 @@ fn sigterm_refuses_new_calls_then_hangs_up_and_exits_cleanly() {
     let ok_to_bye = common::response_to(&bye, 200, "OK");
     peer.send(ok_to_bye.as_bytes());
     let status = engine.terminate_wait();
-    assert!(status.success(), "exit 0 after SIGTERM: {status}\n{}", engine.log());
+    assert!(
+        status.success(),
+        "exit 0 after SIGTERM: {status}\n{}",
+        engine.log()
+    );
 
     let orders = work_orders(&engine);
-    let up = orders.iter().find(|o| o.call_id == "up-at-shutdown").unwrap();
+    let up = orders
+        .iter()
+        .find(|o| o.call_id == "up-at-shutdown")
+        .unwrap();
     assert_eq!(up.hangup_side, Some(HangupSide::Hotline));
     assert!(up.ended_at.is_some());
-    assert!(orders.iter().all(|o| o.call_id != "too-late"), "a refused INVITE keeps no state");
+    assert!(
+        orders.iter().all(|o| o.call_id != "too-late"),
+        "a refused INVITE keeps no state"
+    );
     let levels = read_wav(&engine.recordings()[0]);
     assert!(levels.seconds > 0.5);
 }
@@ -307,7 +389,13 @@ fn sigterm_refuses_new_calls_then_hangs_up_and_exits_cleanly() {
 fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     let mut engine = Engine::start(EngineOptions::default());
     let peer = RawUdpPeer::new(engine.sip);
-    let invite = common::invite(peer.local(), engine.sip, "crash-1", "z9hG4bK-crash", "13855550000");
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "crash-1",
+        "z9hG4bK-crash",
+        "13855550000",
+    );
     peer.send(invite.as_bytes());
     peer.expect_status(200, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(2600));
@@ -316,7 +404,11 @@ fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     let recordings = engine.recordings();
     assert_eq!(recordings.len(), 1);
     let after_crash = read_wav(&recordings[0]);
-    assert!(after_crash.seconds >= 1.5, "R22: at most the last header interval is unheaded: {:.2} s", after_crash.seconds);
+    assert!(
+        after_crash.seconds >= 1.5,
+        "R22: at most the last header interval is unheaded: {:.2} s",
+        after_crash.seconds
+    );
 
     // A restart repairs the header to cover every byte on disk and closes the
     // work order the crash left open.
@@ -328,5 +420,8 @@ fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     assert_eq!((repaired.seconds * 8000.0).round() as u64, expected);
     let orders = work_orders(&engine);
     assert_eq!(orders.len(), 1);
-    assert!(orders[0].ended_at.is_some(), "the crash's open work order is closed on restart");
+    assert!(
+        orders[0].ended_at.is_some(),
+        "the crash's open work order is closed on restart"
+    );
 }

@@ -26,11 +26,7 @@ fn fixtures(kind: &str) -> Vec<PathBuf> {
 }
 
 fn status_of(message: &str) -> Option<u16> {
-    message
-        .strip_prefix("SIP/2.0 ")?
-        .get(..3)?
-        .parse()
-        .ok()
+    message.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
 }
 
 /// The engine answers INVITEs only after ringing: with a long ring time no torture
@@ -72,7 +68,11 @@ fn valid_torture_messages_are_handled_and_the_engine_keeps_serving() {
             assert_ne!(status, 0, "{} got a non-response: {reply}", path.display());
         }
         if !is_response {
-            assert!(!replies.is_empty(), "{} (a request) got no answer", path.display());
+            assert!(
+                !replies.is_empty(),
+                "{} (a request) got no answer",
+                path.display()
+            );
         }
         still_serving(&engine, &peer, n);
     }

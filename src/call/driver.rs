@@ -87,7 +87,14 @@ pub async fn run(
         direction = "inbound",
         caller = %mask_number(&caller),
     );
-    let call = Call::new(shared, setup, endpoint.clone(), work_order, caller, offered_at);
+    let call = Call::new(
+        shared,
+        setup,
+        endpoint.clone(),
+        work_order,
+        caller,
+        offered_at,
+    );
     call.drive(events).instrument(span).await;
     let _ = endpoint.send(EndpointCommand::Ended { call_id }).await;
 }
@@ -141,7 +148,11 @@ impl Call {
             self.work_order.clone(),
             self.setup.summary.call_id.clone(),
             self.caller.clone(),
-            self.setup.summary.request_uri_user.clone().unwrap_or_default(),
+            self.setup
+                .summary
+                .request_uri_user
+                .clone()
+                .unwrap_or_default(),
             self.offered_at,
         );
         if let Err(e) = self.shared.store.create(&order).await {
@@ -199,15 +210,18 @@ impl Call {
             CallAction::SendRinging => self.respond(StatusCode::Ringing, vec![], None).await,
             CallAction::Answer => self.answer().await,
             CallAction::RejectTerminated => {
-                self.respond(StatusCode::RequestTerminated, vec![], None).await
+                self.respond(StatusCode::RequestTerminated, vec![], None)
+                    .await
             }
             CallAction::RejectUnavailable => {
                 let retry = self.shared.config.calls.retry_after.as_secs().to_string();
                 let headers = vec![Header::RetryAfter(message::RetryAfter::new(retry))];
-                self.respond(StatusCode::ServiceUnavailable, headers, None).await
+                self.respond(StatusCode::ServiceUnavailable, headers, None)
+                    .await
             }
             CallAction::RejectFailed => {
-                self.respond(StatusCode::ServerInternalError, vec![], None).await
+                self.respond(StatusCode::ServerInternalError, vec![], None)
+                    .await
             }
             CallAction::SendBye => self.send_bye().await,
             CallAction::StopMedia => self.stop_media().await,
@@ -222,7 +236,9 @@ impl Call {
             TransportKind::Udp => "",
             TransportKind::Tcp => ";transport=tcp",
         };
-        Header::Contact(message::Contact::new(format!("<sip:hotline@{ip}:{port}{transport}>")))
+        Header::Contact(message::Contact::new(format!(
+            "<sip:hotline@{ip}:{port}{transport}>"
+        )))
     }
 
     fn local_port(&self) -> u16 {
@@ -259,7 +275,11 @@ impl Call {
 
     async fn answer(&mut self) {
         let date = Utc::now().date_naive();
-        let recording = match crate::recording::start(&self.shared.recordings, date, &self.work_order.to_string()) {
+        let recording = match crate::recording::start(
+            &self.shared.recordings,
+            date,
+            &self.work_order.to_string(),
+        ) {
             Ok(r) => Some(r),
             Err(e) => {
                 // The call is still answered (R3); the failure is counted for R30.
@@ -343,7 +363,8 @@ impl Call {
         if let Some(media) = self.media.take() {
             let stats = media.stop().await;
             metrics::counter!("hotline_rtp_packets_sent_total").increment(stats.packets_sent);
-            metrics::counter!("hotline_rtp_packets_received_total").increment(stats.packets_received);
+            metrics::counter!("hotline_rtp_packets_received_total")
+                .increment(stats.packets_received);
             metrics::counter!("hotline_recording_frames_dropped_total")
                 .increment(stats.frames_dropped_for_recording);
         }

@@ -17,8 +17,8 @@ use super::Shared;
 use crate::call::driver::{self, CallEvent, CallSetup};
 use crate::media::g711::Codec;
 use crate::privacy::mask_number;
-use crate::sip::message::{self, Header, Method, Request, RequestSummary, Response, StatusCode};
 use crate::sip::dialog::UasInvite;
+use crate::sip::message::{self, Header, Method, Request, RequestSummary, Response, StatusCode};
 use crate::sip::sdp::{self, SdpError};
 use crate::sip::transaction::{
     KeyMethod, Reliability, RequestDisposition, TimerConfig, TransactionEvent, TransactionKey,
@@ -90,7 +90,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(shared: Arc<Shared>, transports: Transports, active: watch::Sender<usize>) -> Endpoint {
+    pub fn new(
+        shared: Arc<Shared>,
+        transports: Transports,
+        active: watch::Sender<usize>,
+    ) -> Endpoint {
         let sip = &shared.config.sip;
         let transactions = Transactions::new(TimerConfig {
             t1: sip.t1,
@@ -113,7 +117,11 @@ impl Endpoint {
     }
 
     /// The endpoint's loop: inbound messages, call commands, control and timers.
-    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut control: mpsc::Receiver<Control>) {
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut control: mpsc::Receiver<Control>,
+    ) {
         loop {
             let deadline = self.transactions.poll_timeout();
             let timer = async move {
@@ -150,7 +158,10 @@ impl Endpoint {
                 Reliability::Unreliable => TransportKind::Udp,
                 Reliability::Reliable => TransportKind::Tcp,
             };
-            if let Err(e) = self.transports.send(transmit.destination, transport, &transmit.payload) {
+            if let Err(e) = self
+                .transports
+                .send(transmit.destination, transport, &transmit.payload)
+            {
                 debug!(error = %e, "SIP send failed");
             }
         }
@@ -175,10 +186,10 @@ impl Endpoint {
     }
 
     fn notify_owner(&self, key: &TransactionKey, event: CallEvent) {
-        if let Some(entry) = self.owners.get(key).and_then(|id| self.calls.get(id)) {
-            if entry.events.try_send(event).is_err() {
-                warn!("call event queue full; event dropped");
-            }
+        if let Some(entry) = self.owners.get(key).and_then(|id| self.calls.get(id))
+            && entry.events.try_send(event).is_err()
+        {
+            warn!("call event queue full; event dropped");
         }
     }
 
@@ -201,10 +212,13 @@ impl Endpoint {
                 payload,
             } => {
                 let reliability = reliability(transport);
-                match self
-                    .transactions
-                    .send_request(now, key.clone(), destination, reliability, payload)
-                {
+                match self.transactions.send_request(
+                    now,
+                    key.clone(),
+                    destination,
+                    reliability,
+                    payload,
+                ) {
                     Ok(()) => {
                         self.owners.insert(key, call_id);
                     }
@@ -241,10 +255,12 @@ impl Endpoint {
                     &summary.top_via_sent_by,
                 );
                 let status = u16::from(response.status_code.clone());
-                if !self
-                    .transactions
-                    .handle_response(now, &key, status, Bytes::from(response.to_string()))
-                {
+                if !self.transactions.handle_response(
+                    now,
+                    &key,
+                    status,
+                    Bytes::from(response.to_string()),
+                ) {
                     debug!(status, "stray response dropped");
                 }
             }
@@ -269,21 +285,24 @@ impl Endpoint {
             &summary.top_via_sent_by,
         );
         let is_ack = summary.method == Method::Ack;
-        match self
-            .transactions
-            .handle_request(now, key.clone(), is_ack, source, reliability(transport))
-        {
+        match self.transactions.handle_request(
+            now,
+            key.clone(),
+            is_ack,
+            source,
+            reliability(transport),
+        ) {
             RequestDisposition::Retransmission
             | RequestDisposition::AckForNon2xx
             | RequestDisposition::AckFor2xx => {}
             RequestDisposition::StrayAck => {
                 // The ACK for a 2xx is its own transaction (RFC 3261 §17.1.1.3): match
                 // it to the call's dialog by Call-ID and our tag.
-                if let Some(entry) = self.calls.get(&summary.call_id) {
-                    if summary.to_tag.as_deref() == Some(entry.local_tag.as_str()) {
-                        let invite_key = entry.invite_key.clone();
-                        self.transactions.handle_2xx_ack(now, &invite_key);
-                    }
+                if let Some(entry) = self.calls.get(&summary.call_id)
+                    && summary.to_tag.as_deref() == Some(entry.local_tag.as_str())
+                {
+                    let invite_key = entry.invite_key.clone();
+                    self.transactions.handle_2xx_ack(now, &invite_key);
                 }
             }
             RequestDisposition::CancelTarget {
@@ -291,16 +310,24 @@ impl Endpoint {
                 invite_final_sent,
             } => {
                 self.respond(now, &key, &request, StatusCode::OK, None, vec![]);
-                if !invite_final_sent {
-                    if let Some(id) = self.owners.get(&invite_key) {
-                        if let Some(entry) = self.calls.get(id) {
-                            let _ = entry.events.try_send(CallEvent::Cancelled);
-                        }
-                    }
+                if !invite_final_sent
+                    && let Some(entry) = self
+                        .owners
+                        .get(&invite_key)
+                        .and_then(|id| self.calls.get(id))
+                {
+                    let _ = entry.events.try_send(CallEvent::Cancelled);
                 }
             }
             RequestDisposition::CancelNoMatch => {
-                self.respond(now, &key, &request, StatusCode::CallTransactionDoesNotExist, None, vec![]);
+                self.respond(
+                    now,
+                    &key,
+                    &request,
+                    StatusCode::CallTransactionDoesNotExist,
+                    None,
+                    vec![],
+                );
             }
             RequestDisposition::New => match summary.method {
                 Method::Invite if summary.to_tag.is_none() => {
@@ -308,17 +335,32 @@ impl Endpoint {
                 }
                 // A re-INVITE (hold, session refresh) is not supported yet; the call
                 // goes on with its current session (RFC 3261 §14.2).
-                Method::Invite => self.respond(now, &key, &request, StatusCode::NotAcceptableHere, None, vec![]),
+                Method::Invite => self.respond(
+                    now,
+                    &key,
+                    &request,
+                    StatusCode::NotAcceptableHere,
+                    None,
+                    vec![],
+                ),
                 Method::Bye => {
-                    let known = self.calls.get(&summary.call_id).filter(|e| {
-                        summary.to_tag.as_deref() == Some(e.local_tag.as_str())
-                    });
+                    let known = self
+                        .calls
+                        .get(&summary.call_id)
+                        .filter(|e| summary.to_tag.as_deref() == Some(e.local_tag.as_str()));
                     match known {
                         Some(entry) => {
                             let _ = entry.events.try_send(CallEvent::CallerHungUp);
                             self.respond(now, &key, &request, StatusCode::OK, None, vec![]);
                         }
-                        None => self.respond(now, &key, &request, StatusCode::CallTransactionDoesNotExist, None, vec![]),
+                        None => self.respond(
+                            now,
+                            &key,
+                            &request,
+                            StatusCode::CallTransactionDoesNotExist,
+                            None,
+                            vec![],
+                        ),
                     }
                 }
                 Method::Options => self.respond(
@@ -355,9 +397,9 @@ impl Endpoint {
     ) {
         let code = u16::from(status.clone());
         let response: Response = message::build_response(request, status, to_tag, headers, None);
-        if let Err(e) = self
-            .transactions
-            .send_response(now, key, code, Bytes::from(response.to_string()))
+        if let Err(e) =
+            self.transactions
+                .send_response(now, key, code, Bytes::from(response.to_string()))
         {
             debug!(error = %e, code, "response not sent");
         }
@@ -406,7 +448,14 @@ impl Endpoint {
         // (RFC 3261 §8.2.2.2), never a second call.
         if self.calls.contains_key(&summary.call_id) {
             let tag = message::new_tag();
-            return self.respond(now, &key, &request, StatusCode::LoopDetected, Some(&tag), vec![]);
+            return self.respond(
+                now,
+                &key,
+                &request,
+                StatusCode::LoopDetected,
+                Some(&tag),
+                vec![],
+            );
         }
         let Ok(permit) = self.admission.clone().try_acquire_owned() else {
             return self.refuse(now, &key, &request, RejectReason::Overloaded, "");
@@ -422,19 +471,43 @@ impl Endpoint {
             Ok(d) => d,
             Err(e) => {
                 debug!(error = %e, "INVITE cannot make a dialog");
-                return self.refuse(now, &key, &request, RejectReason::BadRequest, "unusable From, To or Contact");
+                return self.refuse(
+                    now,
+                    &key,
+                    &request,
+                    RejectReason::BadRequest,
+                    "unusable From, To or Contact",
+                );
             }
         };
         let negotiated = match sdp::negotiate(request.body(), &[Codec::Pcmu, Codec::Pcma]) {
             Ok(n) => n,
             Err(SdpError::Malformed(_)) if request.body().is_empty() => {
-                return self.refuse(now, &key, &request, RejectReason::NotAcceptableHere, "an SDP offer in the INVITE is required");
+                return self.refuse(
+                    now,
+                    &key,
+                    &request,
+                    RejectReason::NotAcceptableHere,
+                    "an SDP offer in the INVITE is required",
+                );
             }
             Err(SdpError::Malformed(_)) => {
-                return self.refuse(now, &key, &request, RejectReason::BadRequest, "malformed SDP");
+                return self.refuse(
+                    now,
+                    &key,
+                    &request,
+                    RejectReason::BadRequest,
+                    "malformed SDP",
+                );
             }
             Err(_) => {
-                return self.refuse(now, &key, &request, RejectReason::NotAcceptableHere, "no common codec: PCMU or PCMA");
+                return self.refuse(
+                    now,
+                    &key,
+                    &request,
+                    RejectReason::NotAcceptableHere,
+                    "no common codec: PCMU or PCMA",
+                );
             }
         };
         let (rtp_socket, local_rtp) = match self.shared.ports.bind() {
@@ -483,7 +556,12 @@ impl Endpoint {
             local_rtp,
             permit,
         };
-        tokio::spawn(driver::run(self.shared.clone(), setup, self.commands_tx.clone(), events_rx));
+        tokio::spawn(driver::run(
+            self.shared.clone(),
+            setup,
+            self.commands_tx.clone(),
+            events_rx,
+        ));
     }
 }
 

@@ -109,7 +109,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let metrics = crate::metrics::install_recorder()?;
 
     // Everything that can fail on a bad installation fails here, before any port.
-    let greeting = Arc::new(Prompt::load(&config.greeting_path())?);
+    let greeting = Arc::new(Prompt::load(config.greeting_path())?);
     std::fs::create_dir_all(&config.recordings.dir).map_err(|source| EngineError::Directory {
         path: config.recordings.dir.clone(),
         source,
@@ -132,10 +132,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )
         .await?;
     if closed > 0 {
-        warn!(closed, "work orders of calls cut by an earlier crash were closed");
+        warn!(
+            closed,
+            "work orders of calls cut by an earlier crash were closed"
+        );
     }
     let mut window = ConnectionRateWindow::new();
-    window.seed(&store.call_counts_since(now - chrono::Duration::hours(24)).await?);
+    window.seed(
+        &store
+            .call_counts_since(now - chrono::Duration::hours(24))
+            .await?,
+    );
     crate::metrics::publish_connection_rate(&window, now);
 
     let udp = match config.sip.listen_udp {
@@ -149,13 +156,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None => None,
     };
     let tcp = match config.sip.listen_tcp {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| {
-            EngineError::Bind {
-                what: "SIP/TCP",
-                addr,
-                source,
-            }
-        })?),
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| EngineError::Bind {
+                    what: "SIP/TCP",
+                    addr,
+                    source,
+                })?,
+        ),
         None => None,
     };
     let http = crate::api::bind(config.http.listen)
@@ -237,7 +246,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .await
             .is_err()
         {
-            warn!("some calls did not end in time; their work orders stay open until the next start");
+            warn!(
+                "some calls did not end in time; their work orders stay open until the next start"
+            );
         }
     }
     let _ = control_tx.send(Control::Exit).await;

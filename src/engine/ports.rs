@@ -69,7 +69,10 @@ mod tests {
         let ports = RtpPorts::new(ip, (41001, 41010));
         let a = ports.bind().unwrap();
         let b = ports.bind().unwrap();
-        let (pa, pb) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
+        let (pa, pb) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
         assert_ne!(pa, pb);
         assert_eq!(pa % 2, 0);
         assert_eq!(pb % 2, 0);

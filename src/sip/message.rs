@@ -13,8 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 
 pub use rsipstack::sip::headers::make_header;
 pub use rsipstack::sip::{
-    HasHeaders, Header, Headers, HeadersExt, Method, Request, Response, SipMessage, StatusCode,
-    Uri, Version,
+    Accept, Allow, Contact, HasHeaders, Header, Headers, HeadersExt, Method, Request, Response,
+    RetryAfter, SipMessage, StatusCode, Uri, Version, Warning,
 };
 
 /// Why a message was refused. Variants map onto the response a UAS sends:
@@ -241,6 +241,8 @@ pub struct ResponseSummary {
     pub cseq: u32,
     pub cseq_method: Method,
     pub top_via_branch: String,
+    /// The top Via's sent-by: ours, for a response to a request we sent.
+    pub top_via_sent_by: String,
     pub to_tag: Option<String>,
 }
 
@@ -260,6 +262,7 @@ pub fn response_summary(response: &Response) -> Result<ResponseSummary, SipError
             .parse()
             .map_err(|_| SipError::UnknownMethod(cseq_method.clone()))?,
         top_via_branch: top_via.param("branch").unwrap_or_default(),
+        top_via_sent_by: top_via.sent_by.clone(),
         to_tag: to.param("tag"),
     })
 }
@@ -319,6 +322,13 @@ pub fn build_response(
 /// leniently (compact forms too); without a request line, Via, From, To, Call-ID and
 /// CSeq, or for a response or an ACK (which are never answered), returns `None`.
 pub fn bad_request_from_raw(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
+    error_response_from_raw(bytes, 400, reason)
+}
+
+/// Like [`bad_request_from_raw`] with another status, for errors that have their own
+/// code: 501 for an unknown method, 505 for another SIP version (see
+/// [`SipError::status_code`]).
+pub fn error_response_from_raw(bytes: &[u8], status: u16, reason: &str) -> Option<Vec<u8>> {
     let head_end = find_header_end(bytes).map_or(bytes.len(), |(end, _)| end);
     let head = String::from_utf8_lossy(&bytes[..head_end]);
     let lines = unfold(&head);
@@ -360,7 +370,7 @@ pub fn bad_request_from_raw(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
     } else {
         reason
     };
-    let mut out = format!("SIP/2.0 400 {reason}\r\n");
+    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
     for via in vias {
         out.push_str(&format!("Via: {via}\r\n"));
     }
@@ -370,6 +380,28 @@ pub fn bad_request_from_raw(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
     out.push_str(&format!("CSeq: {}\r\n", cseq?));
     out.push_str("Server: hotline\r\nContent-Length: 0\r\n\r\n");
     Some(out.into_bytes())
+}
+
+/// The error response (serialized) for a parsed request that failed [`summary`], or
+/// `None` for an ACK, which is never answered (RFC 3261 §17.2.1).
+pub fn error_response(request: &Request, error: &SipError) -> Option<Vec<u8>> {
+    if request.method == Method::Ack {
+        return None;
+    }
+    let reason: String = error
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let mut response = build_response(
+        request,
+        StatusCode::from(error.status_code()),
+        None,
+        vec![],
+        None,
+    );
+    response.wire_reason = Some(reason);
+    Some(response.to_string().into_bytes())
 }
 
 /// RFC 3261 §18.2.1 and RFC 3581 §4: records where the request really came from in its

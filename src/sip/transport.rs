@@ -64,6 +64,9 @@ impl From<TransportKind> for rsipstack::sip::Transport {
 }
 
 /// A well-formed message handed to the endpoint.
+// Requests are the common case; boxing them would cost an allocation per message for
+// the sake of the rarer, smaller responses.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Inbound {
     Request {
@@ -170,20 +173,28 @@ fn classify(bytes: &[u8], source: SocketAddr, transport: TransportKind) -> Recei
         Ok(m) => m,
         Err(e) => {
             debug!(%source, error = %e, "unparseable SIP message");
-            return Received::Malformed(message::bad_request_from_raw(bytes, &e.to_string()));
+            return Received::Malformed(message::error_response_from_raw(
+                bytes,
+                e.status_code(),
+                &e.to_string(),
+            ));
         }
     };
     match parsed {
-        SipMessage::Request(request) => match message::summary(&request) {
-            Ok(summary) => Received::Message(Box::new(Inbound::Request {
-                request: message::with_received(request, source),
-                summary,
-                source,
-                transport,
-            })),
+        SipMessage::Request(mut request) => match message::summary(&request) {
+            Ok(summary) => {
+                // Responses copy the Via, so the peer learns the address it was seen at.
+                let _ = message::via_received_rport(&mut request, source);
+                Received::Message(Box::new(Inbound::Request {
+                    request,
+                    summary,
+                    source,
+                    transport,
+                }))
+            }
             Err(e) => {
                 debug!(%source, error = %e, "invalid SIP request");
-                Received::Malformed(message::bad_request(&request, &e.to_string()))
+                Received::Malformed(message::error_response(&request, &e))
             }
         },
         SipMessage::Response(response) => match message::response_summary(&response) {
@@ -200,6 +211,11 @@ fn classify(bytes: &[u8], source: SocketAddr, transport: TransportKind) -> Recei
             }
         },
     }
+}
+
+/// Resolves when the stop flag turns true (or its sender is gone).
+async fn stopped(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
 }
 
 fn count_malformed(transport: TransportKind) {
@@ -227,7 +243,7 @@ pub async fn run_udp(
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = stopped(&mut shutdown) => return,
         };
         let bytes = &buf[..len];
         // RFC 5626 keep-alive: a lone CRLF CRLF gets a CRLF back.
@@ -274,7 +290,7 @@ pub async fn run_tcp(
                     continue;
                 }
             },
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stopped(&mut stop) => return,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             warn!(%peer, "TCP connection refused: too many connections");
@@ -317,7 +333,7 @@ async fn serve_tcp_connection(
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             },
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = stopped(&mut shutdown) => break,
         };
         debug_assert!(n > 0);
         loop {

@@ -215,7 +215,11 @@ filter = "info,hotline=debug"
         let mut found = Vec::new();
         let root = self.dir.path().join("recordings");
         for day in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-            for file in std::fs::read_dir(day.path()).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(day.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if file.path().extension().is_some_and(|e| e == "wav") {
                     found.push(file.path());
                 }
@@ -233,7 +237,11 @@ filter = "info,hotline=debug"
             .current_dir(self.dir.path())
             .output()
             .expect("run work-orders list");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -303,7 +311,9 @@ pub fn sipp_path() -> PathBuf {
             .map(|p| p.join("sipp"))
             .find(|p| p.is_file())
     });
-    found.expect("SIPp is not installed: run scripts/install-test-deps.sh (Debian package sip-tester)")
+    found.expect(
+        "SIPp is not installed: run scripts/install-test-deps.sh (Debian package sip-tester)",
+    )
 }
 
 /// Where Debian's sip-tester keeps its RTP pcaps.
@@ -407,7 +417,9 @@ impl SippResult {
 
 fn tail(s: &str, n: usize) -> &str {
     let start = s.len().saturating_sub(n);
-    let start = (start..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(s.len());
+    let start = (start..s.len())
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(s.len());
     &s[start..]
 }
 
@@ -466,7 +478,13 @@ impl RawUdpPeer {
 }
 
 /// A hand-made INVITE with an SDP offer of PCMU from `peer`'s address.
-pub fn invite(peer: SocketAddr, target: SocketAddr, call_id: &str, branch: &str, caller: &str) -> String {
+pub fn invite(
+    peer: SocketAddr,
+    target: SocketAddr,
+    call_id: &str,
+    branch: &str,
+    caller: &str,
+) -> String {
     let sdp = format!(
         "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
         peer.port() + 2
@@ -522,9 +540,11 @@ pub fn response_to(request: &str, code: u16, reason: &str) -> String {
     let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for line in request.lines() {
         let lower = line.to_ascii_lowercase();
-        if ["via:", "from:", "to:", "call-id:", "cseq:", "v:", "f:", "t:", "i:"]
-            .iter()
-            .any(|h| lower.starts_with(h))
+        if [
+            "via:", "from:", "to:", "call-id:", "cseq:", "v:", "f:", "t:", "i:",
+        ]
+        .iter()
+        .any(|h| lower.starts_with(h))
         {
             out.push_str(line.trim_end());
             out.push_str("\r\n");
