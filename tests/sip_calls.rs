@@ -415,6 +415,9 @@ fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     let on_disk = std::fs::metadata(&recordings[0]).unwrap().len();
     let dir = engine.into_dir();
     let engine = Engine::start_in(dir, EngineOptions::default());
+    // R5: the rolling 24 h window is read back from the store, so a restart keeps it.
+    assert_eq!(engine.metric("hotline_calls_offered_24h", ""), 1.0);
+    assert_eq!(engine.metric("hotline_calls_answered_24h", ""), 1.0);
     let repaired = read_wav(&recordings[0]);
     let expected = (on_disk - 44) / 4;
     assert_eq!((repaired.seconds * 8000.0).round() as u64, expected);
@@ -424,4 +427,120 @@ fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
         orders[0].ended_at.is_some(),
         "the crash's open work order is closed on restart"
     );
+}
+
+#[test]
+fn above_max_concurrent_calls_a_new_invite_gets_503_with_retry_after_and_no_state() {
+    let engine = Engine::start(EngineOptions {
+        max_concurrent: 1,
+        ..EngineOptions::default()
+    });
+    let peer = RawUdpPeer::new(engine.sip);
+    let first = common::invite(
+        peer.local(),
+        engine.sip,
+        "first",
+        "z9hG4bK-first",
+        "13866660000",
+    );
+    peer.send(first.as_bytes());
+    let ok = peer.expect_status(200, Duration::from_secs(5));
+    let second = common::invite(
+        peer.local(),
+        engine.sip,
+        "second",
+        "z9hG4bK-second",
+        "13866660001",
+    );
+    peer.send(second.as_bytes());
+    let busy = peer.expect_status(503, Duration::from_secs(3));
+    assert!(busy.contains("Retry-After: 5"), "{busy}");
+    assert_eq!(
+        engine.metric("hotline_calls_rejected_total", "reason=\"overloaded\""),
+        1.0
+    );
+    common::ack_and_bye(&peer, "first", "13866660000", &common::to_tag(&ok));
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "the refused call left no work order");
+}
+
+#[test]
+fn a_call_past_the_maximum_length_is_hung_up_by_the_hotline_r8() {
+    let engine = Engine::start(EngineOptions {
+        max_call_seconds: 1,
+        ..EngineOptions::default()
+    });
+    let peer = RawUdpPeer::new(engine.sip);
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "too-long",
+        "z9hG4bK-long",
+        "13877770000",
+    );
+    peer.send(invite.as_bytes());
+    peer.expect_status(200, Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let bye = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no BYE after the maximum call length"
+        );
+        if let Some(bye) = peer
+            .receive_for(Duration::from_millis(100))
+            .into_iter()
+            .find(|m| m.starts_with("BYE "))
+        {
+            break bye;
+        }
+    };
+    assert!(bye.contains("Call-ID: too-long"), "{bye}");
+    peer.send(common::response_to(&bye, 200, "OK").as_bytes());
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+    let orders = work_orders(&engine);
+    assert_eq!(orders[0].hangup_side, Some(HangupSide::Hotline));
+    assert_eq!(orders[0].outcome, Some(CallOutcome::Answered));
+}
+
+#[test]
+fn tcp_messages_split_and_pipelined_are_framed_by_content_length() {
+    use std::io::{Read, Write};
+    let engine = Engine::start(EngineOptions::default());
+    let mut stream = std::net::TcpStream::connect(engine.sip).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let local = stream.local_addr().unwrap();
+    let options = |n: u32| {
+        format!(
+            "OPTIONS sip:8890@{} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-tcp-{n}\r\n\
+             From: <sip:probe@127.0.0.1>;tag=t{n}\r\nTo: <sip:8890@127.0.0.1>\r\nCall-ID: tcp-{n}\r\n\
+             CSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            engine.sip
+        )
+    };
+    // Two messages in one write, then one dribbled out in small pieces.
+    stream
+        .write_all(format!("{}{}", options(1), options(2)).as_bytes())
+        .unwrap();
+    for chunk in options(3).as_bytes().chunks(7) {
+        stream.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut received = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 4096];
+    while received.matches("SIP/2.0 200").count() < 3 && Instant::now() < deadline {
+        if let Ok(n) = stream.read(&mut buf) {
+            received.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    for n in 1..=3 {
+        assert!(
+            received.contains(&format!("CSeq: {n} OPTIONS")),
+            "{received}"
+        );
+    }
+    assert_eq!(received.matches("SIP/2.0 200").count(), 3, "{received}");
 }
