@@ -53,12 +53,21 @@ pub struct MediaParams {
 }
 
 /// Orders from the call task.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum MediaCommand {
     /// Play a prompt from its start, replacing any prompt playing now.
     Play(Arc<Prompt>),
     /// Stop the current prompt; silence follows and no `PlaybackFinished` is sent.
     StopPlayback,
+    /// Bridge an agent's leg (B2BUA): from the next tick the caller hears the agent and
+    /// the agent hears the caller, each side in its own codec; any prompt stops. The
+    /// recording keeps one layout: left the caller, right what the caller heard.
+    AttachAgent {
+        socket: Arc<UdpSocket>,
+        params: MediaParams,
+    },
+    /// Undo the bridge (the agent hung up); the caller hears silence or prompts again.
+    DetachAgent,
 }
 
 /// News for the call task.
@@ -262,26 +271,46 @@ impl MediaCore {
     /// Produces the next 20 ms: the packet to send and the frame to record.
     pub fn tick(&mut self) -> Tick {
         let (outgoing, playback_finished) = self.next_outgoing_frame();
-        self.encoded.clear();
-        g711::encode(self.codec, &outgoing, &mut self.encoded);
-        // Marker on the first packet only: we send continuously, so there is exactly one
-        // talkspurt start (RFC 3551 §4.1).
-        let rtp = self
-            .sender
-            .packet(&self.encoded, FRAME_SAMPLES as u32, self.first_packet);
-        self.first_packet = false;
-        let caller = self.caller.take_frame();
-        if has_voice_energy(&caller) {
-            self.stats.caller_energy_frames += 1;
-        }
+        let mut tick = self.tick_with(outgoing);
+        tick.playback_finished = playback_finished;
+        tick
+    }
+
+    /// Like [`MediaCore::tick`], sending `outgoing` (a bridged agent's voice) instead of
+    /// the prompt.
+    pub fn tick_with(&mut self, outgoing: [i16; FRAME_SAMPLES]) -> Tick {
+        let rtp = self.packet(&outgoing);
+        let caller = self.received_frame();
         Tick {
             rtp,
             frame: StereoFrame {
                 left: caller,
                 right: outgoing,
             },
-            playback_finished,
+            playback_finished: false,
         }
+    }
+
+    /// The next 20 ms received from this leg's peer (silence when none arrived).
+    pub fn received_frame(&mut self) -> [i16; FRAME_SAMPLES] {
+        let frame = self.caller.take_frame();
+        if has_voice_energy(&frame) {
+            self.stats.caller_energy_frames += 1;
+        }
+        frame
+    }
+
+    /// Encodes one frame in this leg's codec as the next RTP packet.
+    pub fn packet(&mut self, frame: &[i16; FRAME_SAMPLES]) -> Bytes {
+        self.encoded.clear();
+        g711::encode(self.codec, frame, &mut self.encoded);
+        // Marker on the first packet only: we send continuously, so there is exactly one
+        // talkspurt start (RFC 3551 §4.1).
+        let rtp = self
+            .sender
+            .packet(&self.encoded, FRAME_SAMPLES as u32, self.first_packet);
+        self.first_packet = false;
+        rtp
     }
 
     fn next_outgoing_frame(&mut self) -> ([i16; FRAME_SAMPLES], bool) {
@@ -380,20 +409,35 @@ async fn run(
     let mut datagram = vec![0u8; MAX_DATAGRAM];
     let mut commands_open = true;
     let mut recorder_gone_logged = false;
+    let mut agent_stats = MediaStats::default();
     let emit = |event: MediaEvent| {
         if events.try_send(event).is_err() {
             tracing::warn!(?event, "call task not taking media events; event dropped");
         }
     };
 
+    let mut agent: Option<AgentLeg> = None;
+    let mut agent_datagram = vec![0u8; MAX_DATAGRAM];
     loop {
         tokio::select! {
-            // Stop first, then pacing ahead of the socket so a flood of
+            // Stop first, then pacing ahead of the sockets so a flood of
             // datagrams cannot delay the outgoing stream.
             biased;
             _ = &mut stop => break,
             _ = pacing.tick() => {
-                let tick = core.tick();
+                let tick = match agent.as_mut() {
+                    Some(leg) => {
+                        let agent_voice = leg.core.received_frame();
+                        let tick = core.tick_with(agent_voice);
+                        let to_agent = leg.core.packet(&tick.frame.left);
+                        match leg.socket.send_to(&to_agent, leg.core.destination()).await {
+                            Ok(_) => sent.packets_sent += 1,
+                            Err(error) => tracing::debug!(%error, "agent RTP send failed"),
+                        }
+                        tick
+                    }
+                    None => core.tick(),
+                };
                 match socket.send_to(&tick.rtp, core.destination()).await {
                     Ok(_) => sent.packets_sent += 1,
                     Err(error) => tracing::debug!(%error, "RTP send failed"),
@@ -420,6 +464,21 @@ async fn run(
             command = commands.recv(), if commands_open => match command {
                 Some(MediaCommand::Play(prompt)) => core.play(prompt),
                 Some(MediaCommand::StopPlayback) => core.stop_playback(),
+                Some(MediaCommand::AttachAgent { socket, params }) => {
+                    core.stop_playback();
+                    if let Some(old) = agent.take() {
+                        agent_stats.add(old.core.stats());
+                    }
+                    agent = Some(AgentLeg {
+                        core: MediaCore::new(&params, rand::random(), rand::random()),
+                        socket,
+                    });
+                }
+                Some(MediaCommand::DetachAgent) => {
+                    if let Some(old) = agent.take() {
+                        agent_stats.add(old.core.stats());
+                    }
+                }
                 None => commands_open = false,
             },
             received = socket.recv_from(&mut datagram) => match received {
@@ -432,14 +491,52 @@ async fn run(
                 // peer may simply not be listening yet.
                 Err(error) => tracing::debug!(%error, "RTP receive failed"),
             },
+            received = recv_agent(agent.as_ref(), &mut agent_datagram) => match received {
+                Ok((len, from)) => {
+                    if let Some(leg) = agent.as_mut() {
+                        // Keys the agent presses are not the caller's: not reported.
+                        let _ = leg.core.on_datagram(from, &agent_datagram[..len]);
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "agent RTP receive failed"),
+            },
         }
+    }
+    if let Some(leg) = agent.take() {
+        agent_stats.add(leg.core.stats());
     }
     let received = core.stats();
     MediaStats {
-        packets_received: received.packets_received,
-        packets_invalid: received.packets_invalid,
+        packets_received: received.packets_received + agent_stats.packets_received,
+        packets_invalid: received.packets_invalid + agent_stats.packets_invalid,
         caller_energy_frames: received.caller_energy_frames,
         ..sent
+    }
+}
+
+/// The agent's side of a bridged call: its own socket, codec, RTP sequence and jitter
+/// buffer, so the two legs never need the same codec (the bridge transcodes via PCM).
+struct AgentLeg {
+    core: MediaCore,
+    socket: Arc<UdpSocket>,
+}
+
+/// Receives from the agent's socket when one is attached; otherwise never resolves, so
+/// the select above simply has no agent branch.
+async fn recv_agent(
+    agent: Option<&AgentLeg>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match agent {
+        Some(leg) => leg.socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl MediaStats {
+    fn add(&mut self, other: MediaStats) {
+        self.packets_received += other.packets_received;
+        self.packets_invalid += other.packets_invalid;
     }
 }
 
@@ -743,6 +840,88 @@ mod tests {
             .filter(|f| f.right != [0; FRAME_SAMPLES])
             .count();
         assert_eq!(prompt_frames, 5);
+    }
+
+    /// B2BUA bridge: the caller (PCMA) and the agent (PCMU) hear each other through the
+    /// engine, and the recording keeps the caller left and the agent right (R22).
+    #[tokio::test(start_paused = true)]
+    async fn attached_agent_is_bridged_both_ways_and_recorded_on_the_right() {
+        let caller_peer = bind().await;
+        let agent_peer = bind().await;
+        let caller_socket = bind().await;
+        let caller_addr = caller_socket.local_addr().expect("addr");
+        let agent_socket = Arc::new(bind().await);
+        let agent_addr = agent_socket.local_addr().expect("addr");
+        let (recording_tx, mut recording_rx) = mpsc::channel(1000);
+        let handle = spawn(
+            caller_socket,
+            MediaParams {
+                remote: caller_peer.local_addr().expect("addr"),
+                codec: Codec::Pcma,
+                telephone_event_pt: None,
+                ssrc: 1,
+            },
+            Some(recording_tx),
+        );
+        handle
+            .commands
+            .send(MediaCommand::AttachAgent {
+                socket: agent_socket,
+                params: MediaParams {
+                    remote: agent_peer.local_addr().expect("addr"),
+                    codec: Codec::Pcmu,
+                    telephone_event_pt: None,
+                    ssrc: 2,
+                },
+            })
+            .await
+            .expect("task running");
+
+        let mut caller_rtp = RtpSender::new(7, 8, 0, 0);
+        let mut agent_rtp = RtpSender::new(9, 0, 0, 0);
+        let mut buf = [0u8; 2048];
+        let (mut heard_by_agent, mut heard_by_caller) = (0, 0);
+        let agent_voice = g711::ulaw_decode(g711::ulaw_encode(-2000));
+        let caller_voice = g711::alaw_decode(g711::alaw_encode(1000));
+        for _ in 0..30 {
+            caller_peer
+                .send_to(&caller_packet(&mut caller_rtp, Codec::Pcma, 1000), caller_addr)
+                .await
+                .expect("send");
+            agent_peer
+                .send_to(&caller_packet(&mut agent_rtp, Codec::Pcmu, -2000), agent_addr)
+                .await
+                .expect("send");
+            let (len, _) = agent_peer.recv_from(&mut buf).await.expect("RTP to agent");
+            let packet = rtp::parse(&buf[..len]).expect("RTP");
+            assert_eq!(packet.payload_type, 0, "the agent gets its own codec");
+            let mut pcm = Vec::new();
+            g711::decode(Codec::Pcmu, &packet.payload, &mut pcm);
+            if pcm.iter().all(|&s| (s - caller_voice).abs() < 64) {
+                heard_by_agent += 1;
+            }
+            let (len, _) = caller_peer.recv_from(&mut buf).await.expect("RTP to caller");
+            let packet = rtp::parse(&buf[..len]).expect("RTP");
+            assert_eq!(packet.payload_type, 8, "the caller gets its own codec");
+            let mut pcm = Vec::new();
+            g711::decode(Codec::Pcma, &packet.payload, &mut pcm);
+            if pcm.iter().all(|&s| (s - agent_voice).abs() < 64) {
+                heard_by_caller += 1;
+            }
+        }
+        assert!(heard_by_agent >= 25, "agent heard the caller in {heard_by_agent} frames");
+        assert!(heard_by_caller >= 25, "caller heard the agent in {heard_by_caller} frames");
+        let stats = handle.stop().await;
+        assert!(stats.packets_received >= 55, "{stats:?}");
+        let mut frames = Vec::new();
+        while let Some(frame) = recording_rx.recv().await {
+            frames.push(frame);
+        }
+        let both = frames
+            .iter()
+            .filter(|f| f.left[0] == caller_voice && f.right[0] == agent_voice)
+            .count();
+        assert!(both >= 25, "only {both} frames have caller left and agent right");
     }
 
     /// R22: the recording lasts as long as the call, within 1 %.
