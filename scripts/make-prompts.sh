@@ -45,6 +45,11 @@ digit-6|六
 digit-7|七
 digit-8|八
 digit-9|九
+agent-logged-in|签入成功,您已进入就绪状态。
+agent-logged-out|签出成功。
+agent-paused|已暂停接听。
+agent-resumed|已恢复接听。
+feature-failed|操作未成功,请联系管理人员。
 EOF
 )
 
@@ -58,3 +63,14 @@ while IFS='|' read -r name text; do
 		sox -t wav - -r 8000 -c 1 -b 16 -e signed-integer "$target" gain -n -3
 	echo "$target: $text"
 done <<<"$prompts"
+
+# Hold music: a soft two-note chime every two seconds, 14 s long so it loops rarely
+# enough not to grate. Synthesised, so it carries no licence of its own.
+hold="$out_dir/hold-music.wav"
+chime=$(mktemp --suffix=.wav)
+sox -n -r 8000 -c 1 -b 16 -e signed-integer "$chime" \
+	synth 0.6 sine 523.25 fade q 0.02 0.6 0.4 : synth 0.6 sine 659.25 fade q 0.02 0.6 0.4 : \
+	synth 0.8 sine 0
+sox "$chime" -r 8000 -c 1 -b 16 -e signed-integer "$hold" gain -n -12 repeat 6
+rm -f "$chime"
+echo "$hold: (hold music)"
