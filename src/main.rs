@@ -47,11 +47,16 @@ enum WorkOrdersCommand {
     },
 }
 
+/// Loads the config and the agents file it names: both must be valid before anything
+/// starts.
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
+    let bad = |e: hotline::config::ConfigError| {
         eprintln!("hotline: bad config: {e}");
         ExitCode::from(EXIT_BAD_CONFIG)
-    })
+    };
+    let config = Config::load(path).map_err(bad)?;
+    config.load_agents().map_err(bad)?;
+    Ok(config)
 }
 
 fn main() -> ExitCode {

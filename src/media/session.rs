@@ -885,11 +885,17 @@ mod tests {
         let caller_voice = g711::alaw_decode(g711::alaw_encode(1000));
         for _ in 0..30 {
             caller_peer
-                .send_to(&caller_packet(&mut caller_rtp, Codec::Pcma, 1000), caller_addr)
+                .send_to(
+                    &caller_packet(&mut caller_rtp, Codec::Pcma, 1000),
+                    caller_addr,
+                )
                 .await
                 .expect("send");
             agent_peer
-                .send_to(&caller_packet(&mut agent_rtp, Codec::Pcmu, -2000), agent_addr)
+                .send_to(
+                    &caller_packet(&mut agent_rtp, Codec::Pcmu, -2000),
+                    agent_addr,
+                )
                 .await
                 .expect("send");
             let (len, _) = agent_peer.recv_from(&mut buf).await.expect("RTP to agent");
@@ -900,7 +906,10 @@ mod tests {
             if pcm.iter().all(|&s| (s - caller_voice).abs() < 64) {
                 heard_by_agent += 1;
             }
-            let (len, _) = caller_peer.recv_from(&mut buf).await.expect("RTP to caller");
+            let (len, _) = caller_peer
+                .recv_from(&mut buf)
+                .await
+                .expect("RTP to caller");
             let packet = rtp::parse(&buf[..len]).expect("RTP");
             assert_eq!(packet.payload_type, 8, "the caller gets its own codec");
             let mut pcm = Vec::new();
@@ -909,8 +918,14 @@ mod tests {
                 heard_by_caller += 1;
             }
         }
-        assert!(heard_by_agent >= 25, "agent heard the caller in {heard_by_agent} frames");
-        assert!(heard_by_caller >= 25, "caller heard the agent in {heard_by_caller} frames");
+        assert!(
+            heard_by_agent >= 25,
+            "agent heard the caller in {heard_by_agent} frames"
+        );
+        assert!(
+            heard_by_caller >= 25,
+            "caller heard the agent in {heard_by_caller} frames"
+        );
         let stats = handle.stop().await;
         assert!(stats.packets_received >= 55, "{stats:?}");
         let mut frames = Vec::new();
@@ -921,7 +936,10 @@ mod tests {
             .iter()
             .filter(|f| f.left[0] == caller_voice && f.right[0] == agent_voice)
             .count();
-        assert!(both >= 25, "only {both} frames have caller left and agent right");
+        assert!(
+            both >= 25,
+            "only {both} frames have caller left and agent right"
+        );
     }
 
     /// R22: the recording lasts as long as the call, within 1 %.

@@ -21,7 +21,39 @@ pub struct EngineOptions {
     pub max_call_seconds: u64,
     pub shutdown_grace_seconds: u64,
     pub max_concurrent: u64,
+    pub agent_ring_timeout_ms: u64,
+    pub position_announcement_seconds: u64,
+    /// The agents file; [`DEMO_AGENTS`] unless a test needs other agents or queues.
+    pub agents_toml: String,
 }
+
+/// Three agents (1001–1003, password `pw<id>`) in one queue with no wrap-up, so tests
+/// see an agent free again at once.
+pub const DEMO_AGENTS: &str = r#"
+[[queues]]
+name = "general"
+strategy = "longest_idle"
+max_wait_seconds = 300
+wrap_up_seconds = 0
+
+[[agents]]
+id = "1001"
+password = "pw1001"
+queues = ["general"]
+
+[[agents]]
+id = "1002"
+password = "pw1002"
+queues = ["general"]
+
+[[agents]]
+id = "1003"
+password = "pw1003"
+queues = ["general"]
+"#;
+
+/// The bearer token test engines run with.
+pub const API_TOKEN: &str = "test-token-0123456789abcdef";
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -30,6 +62,9 @@ impl Default for EngineOptions {
             max_call_seconds: 3600,
             shutdown_grace_seconds: 2,
             max_concurrent: 100,
+            agent_ring_timeout_ms: 10_000,
+            position_announcement_seconds: 20,
+            agents_toml: DEMO_AGENTS.to_owned(),
         }
     }
 }
@@ -113,7 +148,26 @@ data_dir = "data"
 
 [log]
 filter = "info,hotline=debug"
+
+[acd]
+agents_file = "agents.toml"
+default_queue = "general"
+agent_ring_timeout_ms = {ring_timeout}
+hold_music = "hold-music.wav"
+position_announcement_seconds = {announce}
+
+[api]
+token = "{API_TOKEN}"
+
+[registrar]
+realm = "hotline"
+min_expires_seconds = 10
+max_expires_seconds = 3600
+default_expires_seconds = 600
+nonce_lifetime_seconds = 300
 "#,
+            ring_timeout = options.agent_ring_timeout_ms,
+            announce = options.position_announcement_seconds,
             max_concurrent = options.max_concurrent.min(49),
             ring = options.ring_before_answer_ms,
             max_call = options.max_call_seconds,
@@ -122,6 +176,7 @@ filter = "info,hotline=debug"
         );
         let config_path = dir.path().join("hotline.toml");
         std::fs::write(&config_path, config).expect("write config");
+        std::fs::write(dir.path().join("agents.toml"), &options.agents_toml).expect("write agents");
         let log_path = dir.path().join("engine.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_hotline"))

@@ -5,6 +5,8 @@
 //! Pure apart from reading the one file. Relative paths in the file (prompts,
 //! recordings, data) resolve against the process's working directory, as the README says.
 
+pub mod agents;
+
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -56,6 +58,44 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    pub acd: AcdSettings,
+    pub api: ApiConfig,
+    pub registrar: RegistrarConfig,
+}
+
+/// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
+#[derive(Clone, Debug)]
+pub struct AcdSettings {
+    pub agents_file: PathBuf,
+    /// Every inbound call goes to this queue after the greeting (until IVR menus).
+    pub default_queue: String,
+    /// An agent's phone rings this long before the call is offered to the next agent
+    /// and the agent is paused `no_answer` (R6).
+    pub agent_ring_timeout: Duration,
+    /// Played in a loop while a caller waits.
+    pub hold_music: PathBuf,
+    /// How often a waiting caller hears "您前面还有 N 位".
+    pub position_announcement_interval: Duration,
+    /// Line of `default_queue` in the config, for the error when no such queue exists.
+    default_queue_line: usize,
+}
+
+/// `[api]`: the HTTP API for agents and supervisors.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Bearer token every API request (not `/metrics`, not `/health`) must carry (R12).
+    pub token: String,
+}
+
+/// `[registrar]`: agents' softphones register here with digest authentication (R29).
+#[derive(Clone, Debug)]
+pub struct RegistrarConfig {
+    pub realm: String,
+    pub min_expires: Duration,
+    pub max_expires: Duration,
+    pub default_expires: Duration,
+    /// A challenge's nonce is good this long; after it the phone is told `stale=true`.
+    pub nonce_lifetime: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +190,30 @@ impl Config {
     pub fn greeting_path(&self) -> PathBuf {
         self.prompts.dir.join(&self.prompts.greeting)
     }
+
+    /// A prompt by file name, resolved against the prompts directory.
+    pub fn prompt_path(&self, file: &str) -> PathBuf {
+        self.prompts.dir.join(file)
+    }
+
+    /// Reads and validates the agents file, and checks that `acd.default_queue` is one
+    /// of its queues.
+    pub fn load_agents(&self) -> Result<agents::AgentsConfig, ConfigError> {
+        let agents = agents::AgentsConfig::load(&self.acd.agents_file)?;
+        if agents.queue(&self.acd.default_queue).is_none() {
+            return Err(ConfigError::Invalid {
+                path: self.source.clone(),
+                line: self.acd.default_queue_line,
+                key: "acd.default_queue",
+                reason: format!(
+                    "no queue named {:?} in {}",
+                    self.acd.default_queue,
+                    self.acd.agents_file.display()
+                ),
+            });
+        }
+        Ok(agents)
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -176,6 +240,35 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     log: RawLog,
+    acd: RawAcd,
+    api: RawApi,
+    registrar: RawRegistrar,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcd {
+    agents_file: Spanned<String>,
+    default_queue: Spanned<String>,
+    agent_ring_timeout_ms: Spanned<u64>,
+    hold_music: Spanned<String>,
+    position_announcement_seconds: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    token: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistrar {
+    realm: Spanned<String>,
+    min_expires_seconds: Spanned<u64>,
+    max_expires_seconds: Spanned<u64>,
+    default_expires_seconds: Spanned<u64>,
+    nonce_lifetime_seconds: Spanned<u64>,
 }
 
 #[derive(Deserialize)]
@@ -479,7 +572,84 @@ impl Validator<'_> {
             }
         };
 
+        let acd = &raw.acd;
+        let agents_file = self.non_empty_path(&acd.agents_file, "acd.agents_file")?;
+        if acd.default_queue.get_ref().trim().is_empty() {
+            return Err(self.invalid(
+                acd.default_queue.span(),
+                "acd.default_queue",
+                "must not be empty",
+            ));
+        }
+        let agent_ring_timeout = self.in_range(
+            &acd.agent_ring_timeout_ms,
+            "acd.agent_ring_timeout_ms",
+            1_000..=120_000,
+        )?;
+        let hold_music = self.non_empty_path(&acd.hold_music, "acd.hold_music")?;
+        let announce = self.in_range(
+            &acd.position_announcement_seconds,
+            "acd.position_announcement_seconds",
+            5..=600,
+        )?;
+
+        let token = raw.api.token.get_ref();
+        if token.len() < 16 {
+            return Err(self.invalid(
+                raw.api.token.span(),
+                "api.token",
+                "must be at least 16 characters: it guards caller data (R12)",
+            ));
+        }
+
+        let reg = &raw.registrar;
+        if reg.realm.get_ref().trim().is_empty() || reg.realm.get_ref().contains('"') {
+            return Err(self.invalid(
+                reg.realm.span(),
+                "registrar.realm",
+                "must be non-empty and free of '\"'",
+            ));
+        }
+        let min_expires = self.in_range(
+            &reg.min_expires_seconds,
+            "registrar.min_expires_seconds",
+            10..=86_400,
+        )?;
+        let max_expires = self.in_range(
+            &reg.max_expires_seconds,
+            "registrar.max_expires_seconds",
+            min_expires..=86_400,
+        )?;
+        let default_expires = self.in_range(
+            &reg.default_expires_seconds,
+            "registrar.default_expires_seconds",
+            min_expires..=max_expires,
+        )?;
+        let nonce_lifetime = self.in_range(
+            &reg.nonce_lifetime_seconds,
+            "registrar.nonce_lifetime_seconds",
+            10..=86_400,
+        )?;
+
         Ok(Config {
+            acd: AcdSettings {
+                agents_file,
+                default_queue: acd.default_queue.get_ref().trim().to_owned(),
+                agent_ring_timeout: Duration::from_millis(agent_ring_timeout),
+                hold_music,
+                position_announcement_interval: Duration::from_secs(announce),
+                default_queue_line: line_of(self.text, acd.default_queue.span().start),
+            },
+            api: ApiConfig {
+                token: token.clone(),
+            },
+            registrar: RegistrarConfig {
+                realm: reg.realm.get_ref().clone(),
+                min_expires: Duration::from_secs(min_expires),
+                max_expires: Duration::from_secs(max_expires),
+                default_expires: Duration::from_secs(default_expires),
+                nonce_lifetime: Duration::from_secs(nonce_lifetime),
+            },
             source: self.path.to_owned(),
             sip: SipConfig {
                 listen_udp,
@@ -525,7 +695,7 @@ impl Validator<'_> {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../config/hotline.toml");
+    const SHIPPED: &str = include_str!("../../config/hotline.toml");
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("test.toml"), text)
