@@ -1,7 +1,8 @@
 //! The task that drives one inbound call (I/O): it feeds the [`CallCore`] what the
-//! endpoint and the media task report, and carries out its actions: responses and BYE
-//! through the endpoint, RTP and the recording through the media task, and the work
-//! order, written as the call happens (R10), through the store.
+//! endpoint, the ACD and the media task report, and carries out its actions: responses
+//! and BYE through the endpoint, the leg to the agent's phone (B2BUA), RTP and the
+//! recording through the media task, and the work order, written as the call happens
+//! (R10), through the store.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,43 +11,49 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use super::core::{CallAction, CallCore, CallInput, CallTimers, Ending, Side};
+use super::agent_leg::{AgentLeg, AgentTarget, LocalSide};
+use super::core::{AgentLegFailure, CallAction, CallCore, CallInput, CallTimers, Ending, Side};
 use crate::engine::Shared;
+use crate::engine::agents::{CallKey, CallReport};
 use crate::engine::endpoint::EndpointCommand;
-use crate::media::session::{self, MediaCommand, MediaHandle, MediaParams};
+use crate::media::prompt::Prompt;
+use crate::media::session::{self, MediaCommand, MediaEvent, MediaHandle, MediaParams};
 use crate::privacy::mask_number;
 use crate::recording::Recording;
 use crate::sip::dialog::{Dialog, UasInvite, ViaParams};
-use crate::sip::message::{self, Header, Request, RequestSummary, StatusCode};
+use crate::sip::message::{self, Header, Request, RequestSummary, SipMessage, StatusCode};
 use crate::sip::sdp::{self, Negotiated};
 use crate::sip::transaction::{KeyMethod, TransactionKey};
 use crate::sip::transport::TransportKind;
 use crate::workorder::{AbandonReason, CallOutcome, HangupSide, WorkOrder, WorkOrderId};
 
-/// What the endpoint tells a call.
+/// What the endpoint and the ACD tell a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallEvent {
     Cancelled,
     CallerHungUp,
     Acked,
     AckTimedOut,
-    ByeFinished,
     Shutdown,
-}
-
-impl From<CallEvent> for CallInput {
-    fn from(event: CallEvent) -> CallInput {
-        match event {
-            CallEvent::Cancelled => CallInput::CallerCancelled,
-            CallEvent::CallerHungUp => CallInput::CallerHungUp,
-            CallEvent::Acked => CallInput::Acked,
-            CallEvent::AckTimedOut => CallInput::AckTimedOut,
-            CallEvent::ByeFinished => CallInput::ByeFinished,
-            CallEvent::Shutdown => CallInput::Shutdown,
-        }
-    }
+    /// A response to a request this call sent (its BYE, or the agent leg's INVITE,
+    /// CANCEL or BYE).
+    Response {
+        key: TransactionKey,
+        status: u16,
+        payload: Bytes,
+    },
+    /// A request this call sent got no final response in time.
+    RequestTimedOut { key: TransactionKey },
+    /// The agent's phone sent BYE.
+    AgentHungUp,
+    /// The ACD picked an agent; its phone is registered at `target`.
+    AgentOffered { agent: String, target: AgentTarget },
+    /// The ACD withdrew the offer (the agent's ring timeout passed).
+    OfferWithdrawn { agent: String },
+    /// The call waited its queue's maximum and goes to a dialplan step.
+    Overflowed { step: String },
 }
 
 /// Everything the endpoint learned and allocated for a new call.
@@ -67,6 +74,8 @@ pub struct CallSetup {
     pub local_rtp: SocketAddr,
     /// Held for the call's life: the admission slot.
     pub permit: OwnedSemaphorePermit,
+    /// The call's own event queue, handed to the ACD when the call is queued.
+    pub events: mpsc::Sender<CallEvent>,
 }
 
 /// Runs one call to its end, then tells the endpoint.
@@ -87,16 +96,19 @@ pub async fn run(
         direction = "inbound",
         caller = %mask_number(&caller),
     );
-    let call = Call::new(
-        shared,
-        setup,
-        endpoint.clone(),
-        work_order,
-        caller,
-        offered_at,
-    );
+    let call = Call::new(shared, setup, endpoint.clone(), work_order, caller, offered_at);
     call.drive(events).instrument(span).await;
     let _ = endpoint.send(EndpointCommand::Ended { call_id }).await;
+}
+
+/// The agent side of the call while it exists.
+struct AgentSide {
+    leg: AgentLeg,
+    socket: Arc<tokio::net::UdpSocket>,
+    /// The phone's SDP answer, once it answered.
+    negotiated: Option<Negotiated>,
+    /// The BYE we sent it, so its response is recognised.
+    bye_key: Option<TransactionKey>,
 }
 
 struct Call {
@@ -105,12 +117,21 @@ struct Call {
     endpoint: mpsc::Sender<EndpointCommand>,
     work_order: WorkOrderId,
     caller: String,
-    /// Wall-clock time of the INVITE, for the work order and the 24 h window.
+    /// Wall-clock time of the INVITE, for the work order.
     offered_at: DateTime<Utc>,
+    /// The key the ACD knows this call by.
+    call_key: CallKey,
+    /// When the call entered the queue: the wait starts here, and the 24 h window counts
+    /// the call in this minute (R5).
+    queued_at: Option<(Instant, DateTime<Utc>)>,
     core: CallCore,
     dialog: Dialog,
+    bye_key: Option<TransactionKey>,
     media: Option<MediaHandle>,
     recording: Option<Recording>,
+    /// Where the agent the ACD offered is registered, until the core rings it.
+    offered_target: Option<(String, AgentTarget)>,
+    agent: Option<AgentSide>,
 }
 
 impl Call {
@@ -125,19 +146,25 @@ impl Call {
         let timers = CallTimers {
             ring_before_answer: shared.config.calls.ring_before_answer,
             max_call_length: shared.config.calls.max_call_length,
+            position_announcement_interval: shared.config.acd.position_announcement_interval,
         };
         let dialog = Dialog::new_uas(setup.dialog.clone(), &setup.local_tag);
         Call {
             core: CallCore::new(Instant::now(), timers),
+            call_key: shared.next_call_key(),
             shared,
             setup,
             endpoint,
             work_order,
             caller,
             offered_at,
+            queued_at: None,
             dialog,
+            bye_key: None,
             media: None,
             recording: None,
+            offered_target: None,
+            agent: None,
         }
     }
 
@@ -156,11 +183,9 @@ impl Call {
             self.offered_at,
         );
         if let Err(e) = self.shared.store.create(&order).await {
-            error!(error = %e, "work order not written");
-            metrics::counter!("hotline_store_errors_total").increment(1);
+            store_failed("work order not written", &e);
         }
         metrics::counter!("hotline_calls_offered_total").increment(1);
-        self.shared.record_offered(self.offered_at);
 
         loop {
             while let Some(action) = self.core.poll_action() {
@@ -183,15 +208,18 @@ impl Call {
                 }
             };
             tokio::select! {
-                event = events.recv() => {
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event).await,
                     // The endpoint is gone only when the engine stops: end the call.
-                    let input = event.map(CallInput::from).unwrap_or(CallInput::Shutdown);
-                    self.core.handle_input(Instant::now(), input);
-                }
+                    None => self.core.handle_input(Instant::now(), CallInput::Shutdown),
+                },
                 _ = timer => self.core.handle_timeout(Instant::now()),
                 event = media_event => match event {
-                    // The skeleton plays the greeting once; digits come with the IVR.
-                    Some(event) => tracing::debug!(?event, "media event"),
+                    Some(MediaEvent::PlaybackFinished) => {
+                        self.core.handle_input(Instant::now(), CallInput::PromptFinished)
+                    }
+                    // Keys belong to the IVR menus, which come next.
+                    Some(MediaEvent::Dtmf(digit)) => debug!(%digit, "key pressed"),
                     None => {
                         // The media task is gone while the call is up: it cannot be
                         // served any more, so the hotline hangs up rather than leave
@@ -203,6 +231,116 @@ impl Call {
                 },
             }
         }
+    }
+
+    async fn on_event(&mut self, event: CallEvent) {
+        let now = Instant::now();
+        let input = match event {
+            CallEvent::Cancelled => CallInput::CallerCancelled,
+            CallEvent::CallerHungUp => CallInput::CallerHungUp,
+            CallEvent::Acked => CallInput::Acked,
+            CallEvent::AckTimedOut => CallInput::AckTimedOut,
+            CallEvent::Shutdown => CallInput::Shutdown,
+            CallEvent::AgentHungUp => {
+                if let Some(side) = self.agent.as_mut() {
+                    side.leg.ended_by_agent();
+                }
+                CallInput::AgentHungUp
+            }
+            CallEvent::AgentOffered { agent, target } => {
+                self.offered_target = Some((agent.clone(), target));
+                CallInput::AgentOffered { agent }
+            }
+            CallEvent::OfferWithdrawn { agent } => {
+                metrics::counter!("hotline_agent_no_answer_redirects_total", "queue" => self.queue().to_owned())
+                    .increment(1);
+                CallInput::OfferWithdrawn { agent }
+            }
+            CallEvent::Overflowed { step } => CallInput::Overflowed { step },
+            CallEvent::Response {
+                key,
+                status,
+                payload,
+            } => match self.on_response(&key, status, &payload).await {
+                Some(input) => input,
+                None => return,
+            },
+            CallEvent::RequestTimedOut { key } => {
+                if Some(&key) == self.bye_key.as_ref() {
+                    CallInput::ByeFinished
+                } else if self.is_agent_invite(&key) {
+                    let agent = self.agent.as_ref().map(|a| a.leg.agent.clone()).unwrap_or_default();
+                    CallInput::AgentLegFailed {
+                        agent,
+                        failure: AgentLegFailure::Unreachable,
+                    }
+                } else {
+                    return;
+                }
+            }
+        };
+        self.core.handle_input(now, input);
+    }
+
+    fn is_agent_invite(&self, key: &TransactionKey) -> bool {
+        self.agent.as_ref().is_some_and(|a| &a.leg.invite_key == key)
+    }
+
+    /// Turns a response into what the core needs to know, sending the ACKs the agent
+    /// leg owes on the way.
+    async fn on_response(&mut self, key: &TransactionKey, status: u16, payload: &Bytes) -> Option<CallInput> {
+        if Some(key) == self.bye_key.as_ref() {
+            return (status >= 200).then_some(CallInput::ByeFinished);
+        }
+        if !self.is_agent_invite(key) || status < 200 {
+            return None;
+        }
+        let response = match message::parse(payload) {
+            Ok(SipMessage::Response(r)) => r,
+            _ => return None,
+        };
+        let side = self.agent.as_mut()?;
+        let agent = side.leg.agent.clone();
+        if (200..300).contains(&status) {
+            if let Some(ack) = side.leg.ack_again() {
+                // A retransmitted 2xx: our ACK was lost (RFC 3261 §13.2.2.4).
+                self.send_direct(ack).await;
+                return None;
+            }
+            return match side.leg.answered(&response) {
+                Ok((negotiated, ack)) => {
+                    side.negotiated = Some(negotiated);
+                    self.send_direct(ack).await;
+                    Some(CallInput::AgentAnswered { agent })
+                }
+                Err(e) => {
+                    warn!(error = %e, agent, "agent's answer unusable");
+                    Some(CallInput::AgentLegFailed {
+                        agent,
+                        failure: AgentLegFailure::Unreachable,
+                    })
+                }
+            };
+        }
+        let was_ringing = side.leg.is_ringing();
+        let ack = side.leg.ack_for_failure(&response);
+        let _ = self
+            .endpoint
+            .send(EndpointCommand::SendAck {
+                key: key.clone(),
+                payload: ack,
+            })
+            .await;
+        // 487 answers our own CANCEL: the core already moved on.
+        if !was_ringing || status == 487 {
+            return None;
+        }
+        let failure = match status {
+            486 | 600 | 603 => AgentLegFailure::Refused,
+            _ => AgentLegFailure::Unreachable,
+        };
+        info!(agent, status, "agent's phone did not take the call");
+        Some(CallInput::AgentLegFailed { agent, failure })
     }
 
     async fn perform(&mut self, action: CallAction) {
@@ -225,13 +363,52 @@ impl Call {
             }
             CallAction::SendBye => self.send_bye().await,
             CallAction::StopMedia => self.stop_media().await,
+            CallAction::Enqueue => self.enqueue().await,
+            CallAction::PlayQueueWelcome => {
+                let prompt = self.shared.prompts.queue_wait.clone();
+                self.play(prompt).await
+            }
+            CallAction::PlayHoldMusic => {
+                let prompt = self.shared.prompts.hold_music.clone();
+                self.play(prompt).await
+            }
+            CallAction::AnnouncePosition => self.announce_position().await,
+            CallAction::InviteAgent { agent } => self.invite_agent(agent).await,
+            CallAction::CancelAgent { .. } => self.cancel_agent().await,
+            CallAction::ByeAgent => self.bye_agent().await,
+            CallAction::Bridge { agent } => self.bridge(agent).await,
+            CallAction::Unbridge => {
+                if let Some(media) = &self.media {
+                    let _ = media.commands.send(MediaCommand::DetachAgent).await;
+                }
+            }
+            CallAction::ReportAnswered { agent } => {
+                self.report(CallReport::Answered { agent }).await
+            }
+            CallAction::ReportOfferFailed { agent, failure } => {
+                self.report(CallReport::OfferFailed { agent, failure }).await
+            }
+            CallAction::ReportAbandoned => {
+                self.record_wait();
+                self.report(CallReport::Abandoned).await
+            }
+            CallAction::ReportCallEnded => self.report(CallReport::Ended).await,
+            CallAction::PlayClosing => {
+                let prompt = self.shared.prompts.closing.clone();
+                self.play(prompt).await
+            }
+            CallAction::PlayStep { step } => self.play_step(&step).await,
             CallAction::Finish(ending) => self.finish(ending).await,
         }
     }
 
+    fn queue(&self) -> &str {
+        &self.shared.config.acd.default_queue
+    }
+
     fn contact(&self) -> Header {
         let ip = self.shared.config.sip.advertised_ip;
-        let port = self.local_port();
+        let port = self.local_port(self.setup.transport);
         let transport = match self.setup.transport {
             TransportKind::Udp => "",
             TransportKind::Tcp => ";transport=tcp",
@@ -241,9 +418,9 @@ impl Call {
         )))
     }
 
-    fn local_port(&self) -> u16 {
+    fn local_port(&self, transport: TransportKind) -> u16 {
         let sip = &self.shared.config.sip;
-        match self.setup.transport {
+        match transport {
             TransportKind::Udp => sip.listen_udp.map(|a| a.port()),
             TransportKind::Tcp => sip.listen_tcp.map(|a| a.port()),
         }
@@ -273,18 +450,23 @@ impl Call {
             .await;
     }
 
+    async fn play(&self, prompt: Arc<Prompt>) {
+        if let Some(media) = &self.media {
+            let _ = media.commands.send(MediaCommand::Play(prompt)).await;
+        }
+    }
+
     async fn answer(&mut self) {
         let date = Utc::now().date_naive();
         let recording = match crate::recording::start(
             &self.shared.recordings,
             date,
-            &self.work_order.to_string(),
+            self.work_order.as_str(),
         ) {
             Ok(r) => Some(r),
             Err(e) => {
-                // The call is still answered (R3); the failure is counted for R30.
+                // The call is still answered (R3); `start` counted the failure (R30).
                 error!(error = %e, "recording could not start");
-                metrics::counter!("hotline_recording_failures_total").increment(1);
                 None
             }
         };
@@ -302,7 +484,7 @@ impl Call {
         let media = session::spawn(socket, params, recording.as_ref().map(|r| r.frames()));
         let _ = media
             .commands
-            .send(MediaCommand::Play(self.shared.greeting.clone()))
+            .send(MediaCommand::Play(self.shared.prompts.greeting.clone()))
             .await;
         self.media = Some(media);
 
@@ -320,7 +502,6 @@ impl Call {
         if delay <= self.shared.config.calls.ring_budget {
             metrics::counter!("hotline_answered_within_ring_budget_total").increment(1);
         }
-        self.shared.record_answered(self.offered_at);
         let path = recording.as_ref().map(|r| r.path().display().to_string());
         if let Err(e) = self
             .shared
@@ -328,25 +509,237 @@ impl Call {
             .mark_answered(&self.work_order, Utc::now(), path.as_deref())
             .await
         {
-            error!(error = %e, "work order answer not written");
-            metrics::counter!("hotline_store_errors_total").increment(1);
+            store_failed("work order answer not written", &e);
         }
         self.recording = recording;
         info!(delay_ms = delay.as_millis() as u64, "answered");
+    }
+
+    async fn enqueue(&mut self) {
+        let queue = self.queue().to_owned();
+        let now = Utc::now();
+        self.queued_at = Some((Instant::now(), now));
+        crate::metrics::count_queued(&queue);
+        self.shared.record_offered(now);
+        if let Err(e) = self.shared.store.mark_queued(&self.work_order, now, &queue).await {
+            store_failed("work order queue not written", &e);
+        }
+        self.shared
+            .agents
+            .enqueue(self.call_key, queue.clone(), 0, self.setup.events.clone())
+            .await;
+        info!(queue, "queued");
+    }
+
+    async fn report(&self, report: CallReport) {
+        self.shared.agents.report(self.call_key, report).await;
+    }
+
+    /// The wait from queueing to now, once per call (answered or abandoned).
+    fn record_wait(&mut self) {
+        if let Some((queued, _)) = self.queued_at {
+            crate::metrics::record_queue_wait(self.queue(), queued.elapsed());
+        }
+    }
+
+    async fn announce_position(&mut self) {
+        let Some(position) = self.shared.agents.position(self.call_key).await else {
+            return;
+        };
+        // "您前面还有 N 位": N callers ahead; the next in line hears no count.
+        let ahead = position.saturating_sub(1);
+        if ahead == 0 {
+            return;
+        }
+        let prompt = self.shared.prompts.position(ahead);
+        self.play(prompt).await;
+    }
+
+    async fn invite_agent(&mut self, agent: String) {
+        let target = match self.offered_target.take() {
+            Some((offered, target)) if offered == agent => target,
+            _ => {
+                error!(agent, "offer without a registered target");
+                return self.core.handle_input(
+                    Instant::now(),
+                    CallInput::AgentLegFailed {
+                        agent,
+                        failure: AgentLegFailure::Unreachable,
+                    },
+                );
+            }
+        };
+        let leg = self.shared.ports.bind().map_err(|e| e.to_string()).and_then(|socket| {
+            let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+            let local = LocalSide {
+                ip: self.shared.config.sip.advertised_ip,
+                port: self.local_port(target.transport),
+            };
+            let display = mask_number(&self.caller);
+            AgentLeg::new(&agent, target, local, port, &display)
+                .map(|leg| (leg, socket))
+                .map_err(|e| e.to_string())
+        });
+        let (leg, socket) = match leg {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(agent, error = %e, "cannot ring the agent's phone");
+                return self.core.handle_input(
+                    Instant::now(),
+                    CallInput::AgentLegFailed {
+                        agent,
+                        failure: AgentLegFailure::Unreachable,
+                    },
+                );
+            }
+        };
+        let _ = self
+            .endpoint
+            .send(EndpointCommand::TrackLeg {
+                leg_call_id: leg.call_id.clone(),
+                owner_call_id: self.setup.summary.call_id.clone(),
+            })
+            .await;
+        let _ = self
+            .endpoint
+            .send(EndpointCommand::SendRequest {
+                call_id: self.setup.summary.call_id.clone(),
+                key: leg.invite_key.clone(),
+                destination: leg.target.destination,
+                transport: leg.target.transport,
+                payload: leg.invite_bytes(),
+            })
+            .await;
+        info!(agent, "ringing the agent");
+        self.agent = Some(AgentSide {
+            leg,
+            socket: Arc::new(socket),
+            negotiated: None,
+            bye_key: None,
+        });
+    }
+
+    async fn cancel_agent(&mut self) {
+        let Some(side) = self.agent.as_mut() else {
+            return;
+        };
+        if let Some((key, payload)) = side.leg.cancel() {
+            let (destination, transport) = (side.leg.target.destination, side.leg.target.transport);
+            let _ = self
+                .endpoint
+                .send(EndpointCommand::SendRequest {
+                    call_id: self.setup.summary.call_id.clone(),
+                    key,
+                    destination,
+                    transport,
+                    payload,
+                })
+                .await;
+        }
+    }
+
+    async fn bye_agent(&mut self) {
+        let Some(side) = self.agent.as_mut() else {
+            return;
+        };
+        if let Some((key, payload)) = side.leg.bye() {
+            side.bye_key = Some(key.clone());
+            let (destination, transport) = (side.leg.target.destination, side.leg.target.transport);
+            let _ = self
+                .endpoint
+                .send(EndpointCommand::SendRequest {
+                    call_id: self.setup.summary.call_id.clone(),
+                    key,
+                    destination,
+                    transport,
+                    payload,
+                })
+                .await;
+        }
+    }
+
+    async fn bridge(&mut self, agent: String) {
+        self.record_wait();
+        let Some(side) = self.agent.as_ref() else {
+            return;
+        };
+        let Some(negotiated) = side.negotiated.clone() else {
+            return;
+        };
+        if let Some(media) = &self.media {
+            let _ = media
+                .commands
+                .send(MediaCommand::AttachAgent {
+                    socket: side.socket.clone(),
+                    params: MediaParams {
+                        remote: negotiated.remote_rtp,
+                        codec: negotiated.codec,
+                        telephone_event_pt: negotiated.remote_telephone_event_pt,
+                        ssrc: rand::random(),
+                    },
+                })
+                .await;
+        }
+        metrics::counter!("hotline_calls_connected_total", "queue" => self.queue().to_owned()).increment(1);
+        if let Some((_, queued_at)) = self.queued_at {
+            self.shared.record_answered(queued_at);
+        }
+        // R7: first contact — the agent who answers owns the work order.
+        if let Err(e) = self
+            .shared
+            .store
+            .mark_connected(&self.work_order, Utc::now(), &agent)
+            .await
+        {
+            store_failed("work order owner not written", &e);
+        }
+        info!(agent, "connected to the agent");
+    }
+
+    async fn play_step(&mut self, step: &str) {
+        // Steps are named after their prompt until the IVR dialplans land.
+        let path = self.shared.config.prompt_path(&format!("{step}.wav"));
+        let prompt = match tokio::task::spawn_blocking(move || Prompt::load(path)).await {
+            Ok(Ok(prompt)) => Arc::new(prompt),
+            Ok(Err(e)) => {
+                warn!(step, error = %e, "overflow step has no prompt; playing the closing");
+                self.shared.prompts.closing.clone()
+            }
+            Err(e) => {
+                error!(error = %e, "prompt loader failed");
+                self.shared.prompts.closing.clone()
+            }
+        };
+        self.play(prompt).await;
+    }
+
+    async fn send_direct(&self, payload: Bytes) {
+        if let Some(side) = &self.agent {
+            let _ = self
+                .endpoint
+                .send(EndpointCommand::SendDirect {
+                    destination: side.leg.target.destination,
+                    transport: side.leg.target.transport,
+                    payload,
+                })
+                .await;
+        }
     }
 
     async fn send_bye(&mut self) {
         let sip = &self.shared.config.sip;
         let branch = message::new_branch();
         let via_host = sip.advertised_ip.to_string();
+        let port = self.local_port(self.setup.transport);
         let bye = self.dialog.build_bye(&ViaParams {
             host: &via_host,
-            port: self.local_port(),
+            port,
             transport: self.setup.transport.into(),
             branch: &branch,
         });
-        let sent_by = format!("{via_host}:{}", self.local_port());
+        let sent_by = format!("{via_host}:{port}");
         let key = TransactionKey::rfc3261(&branch, KeyMethod::from_name("BYE"), &sent_by);
+        self.bye_key = Some(key.clone());
         let _ = self
             .endpoint
             .send(EndpointCommand::SendRequest {
@@ -387,6 +780,7 @@ impl Call {
             Ending::Completed { side } => (
                 Some(match side {
                     Side::Caller => HangupSide::Caller,
+                    Side::Agent => HangupSide::Agent,
                     Side::Hotline => HangupSide::Hotline,
                 }),
                 CallOutcome::Answered,
@@ -394,6 +788,10 @@ impl Call {
             Ending::CallerAbandoned => (
                 Some(HangupSide::Caller),
                 abandoned(AbandonReason::CallerCancelled),
+            ),
+            Ending::AbandonedInQueue => (
+                Some(HangupSide::Caller),
+                abandoned(AbandonReason::CallerHungUpInQueue),
             ),
             Ending::ShutdownBeforeAnswer => (
                 Some(HangupSide::Hotline),
@@ -411,8 +809,7 @@ impl Call {
             .mark_ended(&self.work_order, Utc::now(), side, outcome)
             .await
         {
-            error!(error = %e, "work order end not written");
-            metrics::counter!("hotline_store_errors_total").increment(1);
+            store_failed("work order end not written", &e);
         }
         if ending == Ending::NoAck {
             warn!("caller never acknowledged the answer");
@@ -423,4 +820,9 @@ impl Call {
 
 fn abandoned(reason: AbandonReason) -> CallOutcome {
     CallOutcome::Abandoned { reason }
+}
+
+fn store_failed(what: &str, error: &crate::workorder::StoreError) {
+    error!(error = %error, "{what}");
+    metrics::counter!("hotline_store_errors_total").increment(1);
 }
