@@ -8,11 +8,31 @@
 //! histogram samples are folded in and do not pile up.
 //!
 //! Names follow Prometheus conventions: `hotline_` prefix, base units in the name,
-//! counters end in `_total`, labels low-cardinality (a reason, a transport), never a
-//! call id or a number (R12).
+//! counters end in `_total`, labels low-cardinality (a reason, a transport, a queue
+//! name from the config, an agent state), never a call id, a number or an agent
+//! number (R12).
+//!
+//! # Two answers, two numbers
+//! The trunk answer (the IVR picks up within the ring budget, R6) is counted by
+//! [`CALLS_ANSWERED_TOTAL`] and [`ANSWERED_WITHIN_RING_BUDGET_TOTAL`]. The connection
+//! rate the hotline promises (R5) is the ACD's: calls answered by an agent over calls
+//! offered to a queue, so the 24 h window and its gauges count
+//! [`WorkOrderStore::call_counts_since`](crate::workorder::WorkOrderStore::call_counts_since)'s
+//! notion: offered = first queued, answered = connected to an agent.
+//!
+//! # ACD helpers
+//! The engine reports queue and agent events through small functions here
+//! ([`count_queued`], [`count_connected`], [`record_queue_wait`],
+//! [`set_queue_gauges`], [`set_agent_counts`], [`count_offer_result`]) so label names
+//! and values are spelled in one place. Queue names must come from the config, never
+//! from a request, to keep the label set bounded.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::workorder::{AbandonReason, CallCountBucket, RejectReason};
@@ -36,15 +56,107 @@ pub const SIP_MESSAGES_MALFORMED_TOTAL: &str = "hotline_sip_messages_malformed_t
 pub const RTP_PACKETS_RECEIVED_TOTAL: &str = "hotline_rtp_packets_received_total";
 pub const RTP_PACKETS_SENT_TOTAL: &str = "hotline_rtp_packets_sent_total";
 pub const RECORDING_FRAMES_DROPPED_TOTAL: &str = "hotline_recording_frames_dropped_total";
+/// Labelled with [`TRANSPORT_LABEL`].
+pub const SIP_INBOUND_DROPPED_TOTAL: &str = "hotline_sip_inbound_dropped_total";
+pub const STORE_ERRORS_TOTAL: &str = "hotline_store_errors_total";
+/// Labelled with [`QUEUE_LABEL`].
+pub const QUEUE_DEPTH: &str = "hotline_queue_depth";
+/// Labelled with [`QUEUE_LABEL`].
+pub const QUEUE_OLDEST_WAIT_SECONDS: &str = "hotline_queue_oldest_wait_seconds";
+/// Labelled with [`QUEUE_LABEL`] and [`OUTCOME_LABEL`] (a [`QueueWaitEnd`]).
+pub const QUEUE_WAIT_SECONDS: &str = "hotline_queue_wait_seconds";
+/// Labelled with [`QUEUE_LABEL`].
+pub const CALLS_QUEUED_TOTAL: &str = "hotline_calls_queued_total";
+/// Labelled with [`QUEUE_LABEL`].
+pub const CALLS_CONNECTED_TOTAL: &str = "hotline_calls_connected_total";
+/// Labelled with [`STATE_LABEL`]: an [`AgentStateLabel`] name.
+pub const AGENTS: &str = "hotline_agents";
+/// Labelled with [`QUEUE_LABEL`] and [`RESULT_LABEL`]: an [`OfferResult`] name.
+pub const AGENT_OFFERS_TOTAL: &str = "hotline_agent_offers_total";
+/// Labelled with [`QUEUE_LABEL`].
+pub const AGENT_NO_ANSWER_REDIRECTS_TOTAL: &str = "hotline_agent_no_answer_redirects_total";
 
 pub const REASON_LABEL: &str = "reason";
 pub const TRANSPORT_LABEL: &str = "transport";
+/// The ACD queue's name from the config.
+pub const QUEUE_LABEL: &str = "queue";
+pub const STATE_LABEL: &str = "state";
+pub const RESULT_LABEL: &str = "result";
+pub const OUTCOME_LABEL: &str = "outcome";
 
 /// Upper bounds of the answer-delay histogram, in seconds. Dense below the 10 s ring
 /// budget (R6: answer on the 2nd–3rd ring, rings start 5 s apart), with two buckets
 /// past it so budget overruns show how far over they went.
 pub const ANSWER_DELAY_BUCKETS_SECONDS: &[f64] =
     &[0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 30.0];
+
+/// Upper bounds of the queue-wait histogram, in seconds: a hotline answers most calls
+/// within seconds (ring budget, R6) and tells a long wait in minutes (up to 5).
+pub const QUEUE_WAIT_BUCKETS_SECONDS: &[f64] =
+    &[1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0];
+
+/// Gives a fieldless enum the snake_case text it is exported under as a label value.
+macro_rules! label_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name { $($(#[$vmeta])* $variant,)+ }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The snake_case label value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// An agent state as exported by [`AGENTS`]. The ACD maps its own richer state
+    /// (with entry times and pause reasons) onto these six.
+    pub enum AgentStateLabel {
+        LoggedOut => "logged_out",
+        Available => "available",
+        /// Reserved for a call and being rung.
+        Ringing => "ringing",
+        OnCall => "on_call",
+        WrapUp => "wrap_up",
+        /// Not ready, for any reason (`no_answer`, `break`, ...); the reason is not a
+        /// label, so a free-text reason can never blow up the series count.
+        Paused => "paused",
+    }
+}
+
+label_enum! {
+    /// How one offer of a call to one agent's phone ended ([`AGENT_OFFERS_TOTAL`]).
+    pub enum OfferResult {
+        /// The agent picked up.
+        Answered => "answered",
+        /// The agent ring timeout passed (R6): the call is redirected.
+        NoAnswer => "no_answer",
+        /// The phone declined (486 Busy Here, 603 Decline).
+        Refused => "refused",
+        /// The phone could not be reached (timeout, transport error, other failure).
+        Unreachable => "unreachable",
+        /// The caller hung up while the agent's phone rang.
+        CallerGone => "caller_gone",
+    }
+}
+
+label_enum! {
+    /// How a caller's wait in one queue ended ([`QUEUE_WAIT_SECONDS`]).
+    pub enum QueueWaitEnd {
+        /// An agent answered.
+        Connected => "connected",
+        /// The caller hung up (in the queue or while an agent rang).
+        Abandoned => "abandoned",
+        /// The call moved on to its overflow target (maximum wait reached).
+        Overflowed => "overflowed",
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -114,19 +226,19 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         CONNECTION_RATE_24H,
         Kind::Gauge,
         None,
-        "Answered over offered inbound calls in the rolling 24 h window, 0..1; NaN when none were offered (R5).",
+        "Connection rate over the rolling 24 h: calls answered by an agent over calls offered to a queue, 0..1; NaN when none were offered (R5).",
     ),
     (
         CALLS_OFFERED_24H,
         Kind::Gauge,
         Some(Unit::Count),
-        "Inbound calls offered in the rolling 24 h window (R5).",
+        "Inbound calls first offered to an ACD queue in the rolling 24 h window (R5).",
     ),
     (
         CALLS_ANSWERED_24H,
         Kind::Gauge,
         Some(Unit::Count),
-        "Inbound calls offered in the rolling 24 h window that were answered (R5).",
+        "Of the calls offered to a queue in the rolling 24 h window, those an agent answered (R5).",
     ),
     (
         SIP_MESSAGES_MALFORMED_TOTAL,
@@ -151,6 +263,66 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         Some(Unit::Count),
         "Audio frames dropped because a recording writer fell behind (R22).",
+    ),
+    (
+        SIP_INBOUND_DROPPED_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Inbound SIP messages dropped because the engine's inbound queue was full, by transport.",
+    ),
+    (
+        STORE_ERRORS_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Work order store writes that failed (R10).",
+    ),
+    (
+        QUEUE_DEPTH,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Calls waiting in the ACD queue now, not yet connected to an agent, by queue.",
+    ),
+    (
+        QUEUE_OLDEST_WAIT_SECONDS,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "How long the longest-waiting call in the queue has waited so far, by queue; 0 when the queue is empty.",
+    ),
+    (
+        QUEUE_WAIT_SECONDS,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "Time calls waited in a queue until an agent answered, the caller hung up or the call overflowed, by queue and outcome.",
+    ),
+    (
+        CALLS_QUEUED_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Calls offered to an ACD queue, by queue; an overflow counts again in the queue it moves to.",
+    ),
+    (
+        CALLS_CONNECTED_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Queued calls answered by an agent, by the queue they were answered from (R5).",
+    ),
+    (
+        AGENTS,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Agents in each state now: logged_out, available, ringing, on_call, wrap_up, paused.",
+    ),
+    (
+        AGENT_OFFERS_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Offers of a call to an agent's phone, by queue and how the offer ended.",
+    ),
+    (
+        AGENT_NO_ANSWER_REDIRECTS_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Calls taken from an agent whose phone rang past the agent ring timeout and offered on (R6), by queue.",
     ),
 ];
 
@@ -185,10 +357,15 @@ pub enum MetricsError {
 /// The Prometheus builder with the engine's histogram buckets and no HTTP listener
 /// (the engine's own HTTP server serves `/metrics`).
 pub fn prometheus_builder() -> Result<PrometheusBuilder, MetricsError> {
-    Ok(PrometheusBuilder::new().set_buckets_for_metric(
-        Matcher::Full(ANSWER_DELAY_SECONDS.to_owned()),
-        ANSWER_DELAY_BUCKETS_SECONDS,
-    )?)
+    Ok(PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(ANSWER_DELAY_SECONDS.to_owned()),
+            ANSWER_DELAY_BUCKETS_SECONDS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(QUEUE_WAIT_SECONDS.to_owned()),
+            QUEUE_WAIT_BUCKETS_SECONDS,
+        )?)
 }
 
 /// Builds the Prometheus recorder, installs it as the process-wide recorder and
@@ -211,6 +388,68 @@ pub fn count_abandoned(reason: AbandonReason) {
 /// Counts a refused call under its reason's snake_case name.
 pub fn count_rejected(reason: RejectReason) {
     counter!(CALLS_REJECTED_TOTAL, REASON_LABEL => reason.as_str()).increment(1);
+}
+
+/// Counts a call offered to `queue` (first entry or an overflow into it).
+pub fn count_queued(queue: &str) {
+    counter!(CALLS_QUEUED_TOTAL, QUEUE_LABEL => queue.to_owned()).increment(1);
+}
+
+/// Counts a call an agent answered from `queue` after waiting `wait` there, and
+/// records that wait in the histogram as [`QueueWaitEnd::Connected`].
+pub fn count_connected(queue: &str, wait: Duration) {
+    counter!(CALLS_CONNECTED_TOTAL, QUEUE_LABEL => queue.to_owned()).increment(1);
+    record_queue_wait(queue, wait, QueueWaitEnd::Connected);
+}
+
+/// Records how long a call waited in `queue` and how the wait ended. For
+/// [`QueueWaitEnd::Connected`] prefer [`count_connected`], which counts the call too;
+/// an abandon is also counted by [`count_abandoned`] with its reason.
+pub fn record_queue_wait(queue: &str, wait: Duration, end: QueueWaitEnd) {
+    histogram!(
+        QUEUE_WAIT_SECONDS,
+        QUEUE_LABEL => queue.to_owned(),
+        OUTCOME_LABEL => end.as_str()
+    )
+    .record(wait.as_secs_f64());
+}
+
+/// Sets `queue`'s depth and the wait of its longest-waiting call (`None`, an empty
+/// queue, reads 0).
+pub fn set_queue_gauges(queue: &str, depth: usize, oldest_wait: Option<Duration>) {
+    gauge!(QUEUE_DEPTH, QUEUE_LABEL => queue.to_owned()).set(depth as f64);
+    gauge!(QUEUE_OLDEST_WAIT_SECONDS, QUEUE_LABEL => queue.to_owned())
+        .set(oldest_wait.map_or(0.0, |wait| wait.as_secs_f64()));
+}
+
+/// Sets the agent gauge for every state: the counts given (summed when a state is
+/// given twice) and 0 for the states not given, so a state that empties never keeps
+/// a stale count.
+pub fn set_agent_counts(counts: &[(AgentStateLabel, usize)]) {
+    for &state in AgentStateLabel::ALL {
+        let count: usize = counts
+            .iter()
+            .filter(|(given, _)| *given == state)
+            .map(|&(_, count)| count)
+            .sum();
+        gauge!(AGENTS, STATE_LABEL => state.as_str()).set(count as f64);
+    }
+}
+
+/// Counts how one offer of a call from `queue` to an agent's phone ended. A
+/// [`OfferResult::NoAnswer`] is by definition a redirect on no answer (R6: the call
+/// goes on to the next agent), so it is counted in
+/// [`AGENT_NO_ANSWER_REDIRECTS_TOTAL`] too.
+pub fn count_offer_result(queue: &str, result: OfferResult) {
+    counter!(
+        AGENT_OFFERS_TOTAL,
+        QUEUE_LABEL => queue.to_owned(),
+        RESULT_LABEL => result.as_str()
+    )
+    .increment(1);
+    if result == OfferResult::NoAnswer {
+        counter!(AGENT_NO_ANSWER_REDIRECTS_TOTAL, QUEUE_LABEL => queue.to_owned()).increment(1);
+    }
 }
 
 /// Sets the three rolling 24 h gauges from `window` as of `now` (R5, R30).
@@ -246,6 +485,12 @@ const UNUSED: MinuteCount = MinuteCount {
 /// buckets (a ring of 1440), for the connection rate (R5). Pure: every time is passed
 /// in, the clock is never read.
 ///
+/// "Offered" and "answered" are the connection rate's, as the store counts them
+/// ([`CallCountBucket`]): offered = first offered to an ACD queue, answered =
+/// connected to an agent. So the engine calls [`Self::record_offered`] with the
+/// call's first queue time when the call enters a queue, and [`Self::record_answered`]
+/// with that same queue time when an agent answers.
+///
 /// # The window
 /// At `now`, the window is `now`'s minute and the 1439 minutes before it: a call is
 /// counted from its minute until the start of the same minute the next day, so for
@@ -254,7 +499,8 @@ const UNUSED: MinuteCount = MinuteCount {
 ///
 /// # Answers count in the minute of the offer
 /// The rate is "of the calls offered in the last 24 h, how many were answered". So an
-/// answer is recorded with its call's *offer* time and lands in the offer's bucket:
+/// answer is recorded with its call's *offer* (first queue) time and lands in the
+/// offer's bucket:
 /// offer and answer enter and leave the window together and answered never exceeds
 /// offered. A call offered 23 h 59 min 59 s ago and answered since counts as one
 /// offered, one answered, and both drop out together a second (at most a minute)
@@ -297,15 +543,16 @@ impl ConnectionRateWindow {
         }
     }
 
-    /// Counts an inbound call offered (INVITE received) at `offered_at`.
+    /// Counts an inbound call offered to a queue at `offered_at` (its first queue time;
+    /// an overflow to another queue is not a new offer).
     pub fn record_offered(&mut self, offered_at: DateTime<Utc>) {
         if let Some(slot) = self.slot_for(unix_minute(offered_at)) {
             slot.offered = slot.offered.saturating_add(1);
         }
     }
 
-    /// Counts the answer of a call offered at `offered_at` — the *offer* time, not the
-    /// answer time (see the type's docs). Dropped when that offer is not in the window.
+    /// Counts an agent's answer of a call offered at `offered_at` — the *offer* (first
+    /// queue) time, not the answer time (see the type's docs). Dropped when that offer is not in the window.
     pub fn record_answered(&mut self, offered_at: DateTime<Utc>) {
         let minute = unix_minute(offered_at);
         let slot = &mut self.slots[slot_index(minute)];
@@ -377,7 +624,6 @@ fn rate_of(offered: u64, answered: u64) -> Option<f64> {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone};
-    use metrics::histogram;
     use proptest::prelude::*;
 
     fn t0() -> DateTime<Utc> {
@@ -717,6 +963,245 @@ mod tests {
             rendered.contains("hotline_calls_offered_24h 0"),
             "{rendered}"
         );
+    }
+
+    /// The value of the series `name{labels}` in a rendered scrape, if present.
+    fn series_value(rendered: &str, name: &str, labels: &str) -> Option<f64> {
+        let wanted = if labels.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name}{{{labels}}}")
+        };
+        rendered
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                (series == wanted).then(|| value.parse().ok())?
+            })
+    }
+
+    #[test]
+    fn queue_gauges_carry_the_queue_label_r30() {
+        let rendered = render_with_local_recorder(|| {
+            set_queue_gauges("general", 3, Some(std::time::Duration::from_millis(42_500)));
+            set_queue_gauges("complaints", 0, None);
+        });
+        for (name, labels, value) in [
+            (QUEUE_DEPTH, "queue=\"general\"", 3.0),
+            (QUEUE_OLDEST_WAIT_SECONDS, "queue=\"general\"", 42.5),
+            (QUEUE_DEPTH, "queue=\"complaints\"", 0.0),
+            (QUEUE_OLDEST_WAIT_SECONDS, "queue=\"complaints\"", 0.0),
+        ] {
+            assert_eq!(
+                series_value(&rendered, name, labels),
+                Some(value),
+                "{name}{{{labels}}} in\n{rendered}"
+            );
+        }
+        assert!(rendered.contains("# HELP hotline_queue_depth Calls waiting"));
+        assert!(rendered.contains("# TYPE hotline_queue_oldest_wait_seconds gauge"));
+    }
+
+    #[test]
+    fn queue_waits_use_hotline_buckets_by_queue_and_outcome_r30() {
+        let rendered = render_with_local_recorder(|| {
+            count_connected("general", std::time::Duration::from_millis(4_200));
+            count_connected("general", std::time::Duration::from_secs(45));
+            record_queue_wait(
+                "general",
+                std::time::Duration::from_secs(400),
+                QueueWaitEnd::Abandoned,
+            );
+            record_queue_wait(
+                "general",
+                std::time::Duration::from_secs(120),
+                QueueWaitEnd::Overflowed,
+            );
+        });
+        let bucket = |outcome: &str, le: &str| {
+            series_value(
+                &rendered,
+                "hotline_queue_wait_seconds_bucket",
+                &format!("queue=\"general\",outcome=\"{outcome}\",le=\"{le}\""),
+            )
+        };
+        assert_eq!(bucket("connected", "2"), Some(0.0), "{rendered}");
+        assert_eq!(bucket("connected", "5"), Some(1.0), "{rendered}");
+        assert_eq!(bucket("connected", "30"), Some(1.0), "{rendered}");
+        assert_eq!(bucket("connected", "60"), Some(2.0), "{rendered}");
+        assert_eq!(bucket("abandoned", "300"), Some(0.0), "{rendered}");
+        assert_eq!(bucket("abandoned", "+Inf"), Some(1.0), "{rendered}");
+        assert_eq!(bucket("overflowed", "120"), Some(1.0), "{rendered}");
+        let les: Vec<&str> = rendered
+            .lines()
+            .filter(|line| {
+                line.starts_with("hotline_queue_wait_seconds_bucket")
+                    && line.contains("outcome=\"connected\"")
+            })
+            .filter_map(|line| line.split("le=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(
+            les,
+            ["1", "2", "5", "10", "20", "30", "60", "120", "300", "+Inf"]
+        );
+        assert_eq!(
+            series_value(&rendered, CALLS_CONNECTED_TOTAL, "queue=\"general\""),
+            Some(2.0),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn agent_counts_cover_every_state_and_reset_emptied_ones_r30() {
+        let rendered = render_with_local_recorder(|| {
+            set_agent_counts(&[
+                (AgentStateLabel::Available, 2),
+                (AgentStateLabel::OnCall, 1),
+                (AgentStateLabel::Paused, 4),
+            ]);
+            // Later: the paused agents came back; two entries for one state add up.
+            set_agent_counts(&[
+                (AgentStateLabel::Available, 5),
+                (AgentStateLabel::OnCall, 1),
+                (AgentStateLabel::OnCall, 1),
+            ]);
+        });
+        for (state, value) in [
+            ("logged_out", 0.0),
+            ("available", 5.0),
+            ("ringing", 0.0),
+            ("on_call", 2.0),
+            ("wrap_up", 0.0),
+            ("paused", 0.0),
+        ] {
+            assert_eq!(
+                series_value(&rendered, AGENTS, &format!("state=\"{state}\"")),
+                Some(value),
+                "{state} in\n{rendered}"
+            );
+        }
+    }
+
+    #[test]
+    fn offer_results_count_and_no_answer_is_a_redirect_r6_r30() {
+        let rendered = render_with_local_recorder(|| {
+            count_queued("general");
+            count_offer_result("general", OfferResult::NoAnswer);
+            count_offer_result("general", OfferResult::Refused);
+            count_offer_result("general", OfferResult::NoAnswer);
+            count_offer_result("general", OfferResult::Answered);
+            count_offer_result("complaints", OfferResult::CallerGone);
+        });
+        let offers = |queue: &str, result: &str| {
+            series_value(
+                &rendered,
+                AGENT_OFFERS_TOTAL,
+                &format!("queue=\"{queue}\",result=\"{result}\""),
+            )
+        };
+        assert_eq!(offers("general", "no_answer"), Some(2.0), "{rendered}");
+        assert_eq!(offers("general", "refused"), Some(1.0), "{rendered}");
+        assert_eq!(offers("general", "answered"), Some(1.0), "{rendered}");
+        assert_eq!(offers("complaints", "caller_gone"), Some(1.0), "{rendered}");
+        assert_eq!(
+            series_value(
+                &rendered,
+                AGENT_NO_ANSWER_REDIRECTS_TOTAL,
+                "queue=\"general\""
+            ),
+            Some(2.0),
+            "{rendered}"
+        );
+        assert_eq!(
+            series_value(
+                &rendered,
+                AGENT_NO_ANSWER_REDIRECTS_TOTAL,
+                "queue=\"complaints\""
+            ),
+            None,
+            "a caller gone is no redirect: {rendered}"
+        );
+        assert_eq!(
+            series_value(&rendered, CALLS_QUEUED_TOTAL, "queue=\"general\""),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn abandons_in_queue_and_while_an_agent_rang_have_their_own_reasons_r5() {
+        let rendered = render_with_local_recorder(|| {
+            count_abandoned(AbandonReason::CallerHungUpInQueue);
+            count_abandoned(AbandonReason::CallerHungUpWhileAgentRang);
+        });
+        for reason in ["caller_hung_up_in_queue", "caller_hung_up_while_agent_rang"] {
+            assert_eq!(
+                series_value(
+                    &rendered,
+                    CALLS_ABANDONED_TOTAL,
+                    &format!("reason=\"{reason}\"")
+                ),
+                Some(1.0),
+                "{reason} in\n{rendered}"
+            );
+        }
+    }
+
+    /// R12, R30: whatever the helpers are fed, the only label names are the
+    /// low-cardinality ones; never an agent, a caller or a call.
+    #[test]
+    fn helpers_only_use_low_cardinality_labels_r12() {
+        let rendered = render_with_local_recorder(|| {
+            count_queued("general");
+            count_connected("general", std::time::Duration::from_secs(3));
+            record_queue_wait(
+                "general",
+                std::time::Duration::from_secs(9),
+                QueueWaitEnd::Abandoned,
+            );
+            set_queue_gauges("general", 1, Some(std::time::Duration::from_secs(2)));
+            set_agent_counts(&[(AgentStateLabel::Ringing, 1)]);
+            for &result in OfferResult::ALL {
+                count_offer_result("general", result);
+            }
+            for &reason in AbandonReason::ALL {
+                count_abandoned(reason);
+            }
+            for &reason in RejectReason::ALL {
+                count_rejected(reason);
+            }
+        });
+        let allowed = ["queue", "state", "reason", "result", "outcome", "le"];
+        let mut labelled_series = 0;
+        for line in rendered.lines().filter(|l| !l.starts_with('#')) {
+            let Some((_, labels)) = line.split_once('{') else {
+                continue;
+            };
+            labelled_series += 1;
+            let labels = labels.split('}').next().unwrap_or("");
+            for pair in labels.split(',') {
+                let key = pair.split('=').next().unwrap_or("");
+                assert!(allowed.contains(&key), "label {key:?} in {line}");
+            }
+        }
+        assert!(labelled_series > 20, "too few series checked:\n{rendered}");
+    }
+
+    #[test]
+    fn label_values_are_snake_case() {
+        let names = AgentStateLabel::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain(OfferResult::ALL.iter().map(|r| r.as_str()))
+            .chain(QueueWaitEnd::ALL.iter().map(|e| e.as_str()));
+        for name in names {
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+        }
+        assert_eq!(AgentStateLabel::ALL.len(), 6);
+        assert_eq!(OfferResult::ALL.len(), 5);
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub async fn create_then_get_round_trips(store: &dyn WorkOrderStore) {
         status: Status::FollowUp,
         category: Some(Category::OutOfProvince),
         agent: Some("1024".into()),
+        queue: Some("complaints".into()),
+        queued_at: Some(offered + Duration::milliseconds(1_250)),
+        connected_at: Some(offered + Duration::milliseconds(2_500)),
     };
     store.create(&full).await.expect("create full order");
     assert_eq!(store.get(&full.id).await.expect("get full"), Some(full));
@@ -174,6 +177,14 @@ pub async fn unknown_ids_are_not_found(store: &dyn WorkOrderStore) {
         Err(StoreError::NotFound(id)) => assert_eq!(id, missing),
         other => panic!("expected NotFound from mark_ended, got {other:?}"),
     }
+    match store.mark_queued(&missing, base_time(), "general").await {
+        Err(StoreError::NotFound(id)) => assert_eq!(id, missing),
+        other => panic!("expected NotFound from mark_queued, got {other:?}"),
+    }
+    match store.mark_connected(&missing, base_time(), "1001").await {
+        Err(StoreError::NotFound(id)) => assert_eq!(id, missing),
+        other => panic!("expected NotFound from mark_connected, got {other:?}"),
+    }
 }
 
 /// `list_recent` is newest offer first and honours the limit, whatever the insert order.
@@ -213,14 +224,145 @@ pub async fn find_by_call_id(store: &dyn WorkOrderStore) {
     );
 }
 
-/// R5: per-minute counts of inbound calls by offer minute, answered ones among them;
-/// outbound calls and calls before `since` are left out.
-pub async fn call_counts_since_buckets_by_offer_minute(store: &dyn WorkOrderStore) {
+/// R7: queue entry, then an agent's answer, are each persisted as they happen, and
+/// the wait is derived from them.
+pub async fn queued_then_connected(store: &dyn WorkOrderStore) {
+    let order = inbound_order(7, base_time());
+    store.create(&order).await.expect("create");
+    let answered = base_time() + Duration::seconds(2);
+    store
+        .mark_answered(&order.id, answered, Some("recordings/q.wav"))
+        .await
+        .expect("trunk answer");
+
+    let queued = answered + Duration::milliseconds(6_500);
+    store
+        .mark_queued(&order.id, queued, "general")
+        .await
+        .expect("mark queued");
+    let waiting = store.get(&order.id).await.expect("get").expect("exists");
+    assert_eq!(waiting.queue.as_deref(), Some("general"));
+    assert_eq!(waiting.queued_at, Some(queued));
+    assert_eq!(waiting.connected_at, None);
+    assert_eq!(waiting.agent, None);
+    assert_eq!(waiting.wait(), None, "still waiting");
+
+    let connected = queued + Duration::milliseconds(17_250);
+    store
+        .mark_connected(&order.id, connected, "1001")
+        .await
+        .expect("mark connected");
+    let talking = store.get(&order.id).await.expect("get").expect("exists");
+    assert_eq!(talking.agent.as_deref(), Some("1001"));
+    assert_eq!(talking.connected_at, Some(connected));
+    assert_eq!(
+        talking.answered_at,
+        Some(answered),
+        "trunk answer unchanged"
+    );
+    assert_eq!(talking.wait(), Some(Duration::milliseconds(17_250)));
+    assert_eq!(talking.recording_path.as_deref(), Some("recordings/q.wav"));
+    assert_eq!(talking.caller, order.caller);
+}
+
+/// R7 first contact: a second `mark_connected` (a transfer) keeps the first agent
+/// and the first answer time; an owner set at creation (a callback) is kept too.
+pub async fn first_agent_keeps_the_order(store: &dyn WorkOrderStore) {
+    let order = inbound_order(1, base_time());
+    store.create(&order).await.expect("create");
+    let first = base_time() + Duration::seconds(20);
+    store
+        .mark_connected(&order.id, first, "1001")
+        .await
+        .expect("first agent");
+    store
+        .mark_connected(&order.id, first + Duration::seconds(90), "1002")
+        .await
+        .expect("transfer");
+    let stored = store.get(&order.id).await.expect("get").expect("exists");
+    assert_eq!(stored.agent.as_deref(), Some("1001"));
+    assert_eq!(stored.connected_at, Some(first));
+
+    let mut callback = inbound_order(2, base_time());
+    callback.direction = Direction::Outbound;
+    callback.agent = Some("1003".into());
+    store.create(&callback).await.expect("create callback");
+    store
+        .mark_connected(&callback.id, first, "1002")
+        .await
+        .expect("connected");
+    let stored = store.get(&callback.id).await.expect("get").expect("exists");
+    assert_eq!(stored.agent.as_deref(), Some("1003"));
+    assert_eq!(stored.connected_at, Some(first));
+}
+
+/// An overflow to another queue moves the call's queue but keeps its first queue
+/// time: the wait and the connection rate run from the first entry (R5).
+pub async fn overflow_keeps_the_first_queue_time(store: &dyn WorkOrderStore) {
+    let order = inbound_order(1, base_time());
+    store.create(&order).await.expect("create");
+    let queued = base_time() + Duration::seconds(8);
+    store
+        .mark_queued(&order.id, queued, "general")
+        .await
+        .expect("queued");
+    store
+        .mark_queued(&order.id, queued + Duration::seconds(120), "overflow")
+        .await
+        .expect("overflowed");
+    store
+        .mark_connected(&order.id, queued + Duration::seconds(130), "1002")
+        .await
+        .expect("connected");
+    let stored = store.get(&order.id).await.expect("get").expect("exists");
+    assert_eq!(stored.queue.as_deref(), Some("overflow"));
+    assert_eq!(stored.queued_at, Some(queued));
+    assert_eq!(stored.wait(), Some(Duration::seconds(130)));
+}
+
+/// A caller who hangs up in the queue leaves an abandoned order with its wait.
+pub async fn abandoned_in_queue_keeps_the_wait(store: &dyn WorkOrderStore) {
+    let order = inbound_order(1, base_time());
+    store.create(&order).await.expect("create");
+    let queued = base_time() + Duration::seconds(8);
+    store
+        .mark_answered(&order.id, base_time() + Duration::seconds(2), None)
+        .await
+        .expect("trunk answer");
+    store
+        .mark_queued(&order.id, queued, "general")
+        .await
+        .expect("queued");
+    let gone = CallOutcome::Abandoned {
+        reason: AbandonReason::CallerHungUpInQueue,
+    };
+    store
+        .mark_ended(
+            &order.id,
+            queued + Duration::seconds(47),
+            Some(HangupSide::Caller),
+            gone,
+        )
+        .await
+        .expect("ended");
+    let stored = store.get(&order.id).await.expect("get").expect("exists");
+    assert_eq!(stored.outcome, Some(gone));
+    assert_eq!(stored.agent, None);
+    assert_eq!(stored.connected_at, None);
+    assert_eq!(stored.wait(), Some(Duration::seconds(47)));
+}
+
+/// R5: the connection rate's per-minute counts are inbound calls by the minute they
+/// were first queued, and those of them an agent answered; the IVR's trunk answer is
+/// not an answer here, and calls never queued, outbound calls and calls queued
+/// before `since` are left out.
+pub async fn call_counts_since_buckets_by_queue_minute(store: &dyn WorkOrderStore) {
     let minute = Utc
         .with_ymd_and_hms(2026, 11, 28, 15, 30, 0)
         .single()
         .expect("valid time");
-    let offers = [
+    // (n, queued at, connected to an agent)
+    let queued_calls = [
         (1_u64, minute - Duration::seconds(1), true), // before `since`
         (2, minute, true),
         (3, minute + Duration::seconds(59), false),
@@ -228,20 +370,40 @@ pub async fn call_counts_since_buckets_by_offer_minute(store: &dyn WorkOrderStor
         (5, minute + Duration::seconds(180), false),
         (6, minute + Duration::seconds(181), true),
     ];
-    for (n, offered, answer) in offers {
-        let order = inbound_order(n, offered);
+    for (n, queued, connect) in queued_calls {
+        // Offered (INVITE) in an earlier minute: the queue minute is what counts.
+        let order = inbound_order(n, queued - Duration::seconds(65));
         store.create(&order).await.expect("create");
-        if answer {
-            // Answered in a later minute: still counted in the offer's minute.
+        store
+            .mark_answered(&order.id, queued - Duration::seconds(10), None)
+            .await
+            .expect("trunk answer");
+        store
+            .mark_queued(&order.id, queued, "general")
+            .await
+            .expect("queue");
+        if connect {
+            // Connected in a later minute: still counted in the queue's minute.
             store
-                .mark_answered(&order.id, offered + Duration::seconds(70), None)
+                .mark_connected(&order.id, queued + Duration::seconds(70), "1001")
                 .await
-                .expect("answer");
+                .expect("connect");
         }
     }
+    // Answered by the IVR and ended there, never queued: not offered to an agent.
+    let ivr_only = inbound_order(7, minute + Duration::seconds(5));
+    store.create(&ivr_only).await.expect("create");
+    store
+        .mark_answered(&ivr_only.id, minute + Duration::seconds(7), None)
+        .await
+        .expect("trunk answer");
     let mut outbound = inbound_order(9, minute + Duration::seconds(5));
     outbound.direction = Direction::Outbound;
     store.create(&outbound).await.expect("create outbound");
+    store
+        .mark_queued(&outbound.id, minute + Duration::seconds(6), "callbacks")
+        .await
+        .expect("queue outbound");
 
     let buckets = store.call_counts_since(minute).await.expect("counts");
     let got: Vec<(DateTime<Utc>, u64, u64)> = buckets
@@ -261,20 +423,36 @@ pub async fn call_counts_since_buckets_by_offer_minute(store: &dyn WorkOrderStor
     );
 }
 
-/// R4, R10: after a crash, every order left open is closed at start-up; answered ones
-/// as answered, the others with the given outcome; closed ones are not touched.
+/// R4, R10: after a crash, every order left open is closed at start-up: connected to
+/// an agent, or answered by the IVR and never queued, as answered; queued but never
+/// connected, or never answered, with the given outcome; closed ones are not touched.
 pub async fn end_unfinished_closes_open_orders(store: &dyn WorkOrderStore) {
-    let answered = inbound_order(1, base_time());
+    let ivr_answered = inbound_order(1, base_time());
     let ringing = inbound_order(2, base_time());
     let finished = inbound_order(3, base_time());
-    for order in [&answered, &ringing, &finished] {
+    let waiting = inbound_order(4, base_time());
+    let connected = inbound_order(5, base_time());
+    for order in [&ivr_answered, &ringing, &finished, &waiting, &connected] {
         store.create(order).await.expect("create");
     }
     let answer_time = base_time() + Duration::seconds(2);
+    for order in [&ivr_answered, &waiting, &connected] {
+        store
+            .mark_answered(&order.id, answer_time, None)
+            .await
+            .expect("answer");
+    }
+    let queue_time = base_time() + Duration::seconds(9);
+    for order in [&waiting, &connected] {
+        store
+            .mark_queued(&order.id, queue_time, "general")
+            .await
+            .expect("queue");
+    }
     store
-        .mark_answered(&answered.id, answer_time, None)
+        .mark_connected(&connected.id, queue_time + Duration::seconds(5), "1001")
         .await
-        .expect("answer");
+        .expect("connect");
     let finished_end = base_time() + Duration::seconds(3);
     let finished_outcome = CallOutcome::Abandoned {
         reason: AbandonReason::CallerCancelled,
@@ -298,16 +476,20 @@ pub async fn end_unfinished_closes_open_orders(store: &dyn WorkOrderStore) {
             .end_unfinished(restart, restarted)
             .await
             .expect("end unfinished"),
-        2
+        4
     );
     let get = |id: WorkOrderId| async move { store.get(&id).await.expect("get").expect("exists") };
-    let answered = get(answered.id).await;
-    assert_eq!(answered.ended_at, Some(restart));
-    assert_eq!(answered.outcome, Some(CallOutcome::Answered));
-    assert_eq!(answered.hangup_side, None);
-    let ringing = get(ringing.id).await;
-    assert_eq!(ringing.ended_at, Some(restart));
-    assert_eq!(ringing.outcome, Some(restarted));
+    for (order, expected) in [
+        (ivr_answered, CallOutcome::Answered),
+        (ringing, restarted),
+        (waiting, restarted),
+        (connected, CallOutcome::Answered),
+    ] {
+        let stored = get(order.id.clone()).await;
+        assert_eq!(stored.ended_at, Some(restart), "{}", order.id);
+        assert_eq!(stored.outcome, Some(expected), "{}", order.id);
+        assert_eq!(stored.hangup_side, None, "{}", order.id);
+    }
     let finished = get(finished.id).await;
     assert_eq!(finished.ended_at, Some(finished_end));
     assert_eq!(finished.outcome, Some(finished_outcome));
@@ -324,7 +506,8 @@ pub async fn end_unfinished_closes_open_orders(store: &dyn WorkOrderStore) {
 /// What [`persistence_write`] stored, for [`persistence_check`] after the reopen.
 pub struct PersistedOrders(Vec<WorkOrder>);
 
-/// R4, R10, first half: writes an open, an answered and an ended order. Close the
+/// R4, R10, first half: writes an open, an answered and an ended (queued and
+/// connected) order. Close the
 /// store afterwards (as a restart would) and call [`persistence_check`] on a reopened
 /// one.
 pub async fn persistence_write(store: &dyn WorkOrderStore) -> PersistedOrders {
@@ -343,6 +526,20 @@ pub async fn persistence_write(store: &dyn WorkOrderStore) -> PersistedOrders {
         order.answered_at = Some(at);
         order.recording_path = Some("recordings/r.wav".into());
     }
+    let queued = at + Duration::seconds(4);
+    store
+        .mark_queued(&ended.id, queued, "general")
+        .await
+        .expect("queue");
+    let connected = queued + Duration::seconds(11);
+    store
+        .mark_connected(&ended.id, connected, "1002")
+        .await
+        .expect("connect");
+    ended.queue = Some("general".into());
+    ended.queued_at = Some(queued);
+    ended.connected_at = Some(connected);
+    ended.agent = Some("1002".into());
     let end = at + Duration::seconds(60);
     store
         .mark_ended(
@@ -383,6 +580,22 @@ pub async fn concurrent_creates(store: Arc<dyn WorkOrderStore>) {
                     .await
                     .expect("answer");
                 store
+                    .mark_queued(
+                        &order.id,
+                        offered + Duration::milliseconds(1_200),
+                        "general",
+                    )
+                    .await
+                    .expect("queue");
+                store
+                    .mark_connected(
+                        &order.id,
+                        offered + Duration::milliseconds(1_500),
+                        &n.to_string(),
+                    )
+                    .await
+                    .expect("connect");
+                store
                     .mark_ended(
                         &order.id,
                         offered + Duration::seconds(2),
@@ -409,5 +622,11 @@ pub async fn concurrent_creates(store: Arc<dyn WorkOrderStore>) {
         assert_eq!(order.outcome, Some(CallOutcome::Answered));
         let n: u64 = order.caller[3..].parse().expect("numeric caller");
         assert_eq!(order.id, WorkOrderId::from_parts(order.offered_at, n));
+        assert_eq!(
+            order.agent,
+            Some(n.to_string()),
+            "each order keeps its own agent"
+        );
+        assert_eq!(order.wait(), Some(Duration::milliseconds(300)));
     }
 }

@@ -191,6 +191,9 @@ text_enum! {
         CallerCancelled => "caller_cancelled",
         /// Answered by the IVR, then the caller hung up while waiting for an agent.
         CallerHungUpInQueue => "caller_hung_up_in_queue",
+        /// The caller hung up while an agent's phone was ringing for the call: the
+        /// ACD had found an agent, who had not picked up yet.
+        CallerHungUpWhileAgentRang => "caller_hung_up_while_agent_rang",
         /// No final answer could be given within the ring budget (R6).
         RingBudgetExceeded => "ring_budget_exceeded",
         /// The engine was draining for shutdown and the call could not be served.
@@ -307,8 +310,18 @@ pub struct WorkOrder {
     pub recording_path: Option<String>,
     pub status: Status,
     pub category: Option<Category>,
-    /// The agent number (工号) of the agent who owns the matter (R7).
+    /// The agent number (工号) of the agent who owns the matter (R7): the first agent
+    /// who answered the call. A later transfer does not change it.
     pub agent: Option<String>,
+    /// The ACD queue the call is in, or was connected from. After an overflow it is
+    /// the queue the call moved to.
+    pub queue: Option<String>,
+    /// When the call was first offered to an ACD queue: the caller's wait starts here
+    /// and the connection rate counts the call in this minute (R5).
+    pub queued_at: Option<DateTime<Utc>>,
+    /// When an agent first answered (R7). `answered_at` stays the trunk answer, which
+    /// the IVR gives before the call is queued (R6).
+    pub connected_at: Option<DateTime<Utc>>,
 }
 
 impl WorkOrder {
@@ -335,17 +348,42 @@ impl WorkOrder {
             status: Status::Accepted,
             category: None,
             agent: None,
+            queue: None,
+            queued_at: None,
+            connected_at: None,
         }
+    }
+
+    /// How long the caller waited in the ACD: from [`Self::queued_at`] until an agent
+    /// answered or, for a call never connected, until it ended (the wait an abandoned
+    /// call is recorded with). `None` while still waiting or when never queued.
+    /// Derived, not stored, so it cannot disagree with the times it comes from; never
+    /// negative even if the clock stepped back between the two writes.
+    pub fn wait(&self) -> Option<chrono::Duration> {
+        let queued = self.queued_at?;
+        let until = self.connected_at.or(self.ended_at)?;
+        Some((until - queued).max(chrono::Duration::zero()))
     }
 }
 
-/// Inbound calls offered and answered in one UTC minute, counted by the minute the
-/// call was *offered* (see [`crate::metrics::ConnectionRateWindow`] for why).
+/// The connection rate's counts (R5) for one UTC minute: inbound calls *offered to an
+/// ACD queue* in that minute, and how many of those an agent answered.
+///
+/// These are the two numbers the hotline promises ("answered by an agent / offered to
+/// a queue"), so the rolling 24 h window is built from them. The trunk answer given by
+/// the IVR is a different, easier number: it is counted by
+/// `hotline_calls_answered_total` only. Calls never queued (cancelled while the trunk
+/// rang, ended in the IVR) do not count here at all.
+///
+/// Both counts belong to the minute of [`WorkOrder::queued_at`], even when the agent
+/// answered in a later minute (see [`crate::metrics::ConnectionRateWindow`] for why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallCountBucket {
     /// The start of the minute (seconds and below are zero).
     pub minute: DateTime<Utc>,
+    /// Inbound calls first queued in this minute.
     pub offered: u64,
+    /// Of those, the calls an agent answered (connected), whenever that happened.
     pub answered: u64,
 }
 
@@ -481,5 +519,49 @@ mod tests {
         assert_eq!(order.caller, "13812345678");
         assert!(order.answered_at.is_none() && order.ended_at.is_none());
         assert!(order.outcome.is_none() && order.category.is_none());
+        assert!(order.queue.is_none() && order.queued_at.is_none());
+        assert!(order.connected_at.is_none() && order.agent.is_none());
+        assert_eq!(order.wait(), None);
+    }
+
+    fn queued_order(queued_at: DateTime<Utc>) -> WorkOrder {
+        let mut order = WorkOrder::new_inbound(
+            WorkOrderId::from_parts(queued_at, 1),
+            "abc@host",
+            "13812345678",
+            "8890",
+            queued_at - chrono::Duration::seconds(8),
+        );
+        order.queue = Some("general".into());
+        order.queued_at = Some(queued_at);
+        order
+    }
+
+    #[test]
+    fn wait_runs_from_queue_to_agent_answer_r7() {
+        let queued = at(2026, 11, 28, 15, 30, 12);
+        let mut order = queued_order(queued);
+        assert_eq!(order.wait(), None, "still waiting");
+        order.connected_at = Some(queued + chrono::Duration::seconds(42));
+        order.ended_at = Some(queued + chrono::Duration::seconds(300));
+        assert_eq!(order.wait(), Some(chrono::Duration::seconds(42)));
+    }
+
+    #[test]
+    fn abandoned_call_waits_until_it_ended() {
+        let queued = at(2026, 11, 28, 15, 30, 12);
+        let mut order = queued_order(queued);
+        order.ended_at = Some(queued + chrono::Duration::seconds(75));
+        assert_eq!(order.wait(), Some(chrono::Duration::seconds(75)));
+    }
+
+    #[test]
+    fn wait_is_never_negative_and_needs_a_queue() {
+        let queued = at(2026, 11, 28, 15, 30, 12);
+        let mut order = queued_order(queued);
+        order.connected_at = Some(queued - chrono::Duration::seconds(1));
+        assert_eq!(order.wait(), Some(chrono::Duration::zero()));
+        order.queued_at = None;
+        assert_eq!(order.wait(), None);
     }
 }

@@ -33,7 +33,7 @@ use super::store::{StoreError, WorkOrderStore};
 pub const DB_FILE_NAME: &str = "work-orders.sqlite3";
 
 /// Schema version kept in `PRAGMA user_version`; bump it with a new migration step.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Jobs taken into one transaction at most, so one commit's latency stays bounded.
 const MAX_BATCH: usize = 256;
@@ -48,6 +48,9 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Times are stored as RFC 3339 UTC text with nanoseconds, always the same width, so
 /// text order is time order: indexes and range queries work on them directly, they
 /// round-trip without loss and stay readable in the `sqlite3` shell.
+///
+/// Frozen: this is what version 1 databases hold; change the schema only by adding a
+/// step such as [`SCHEMA_V2_STEP`].
 const SCHEMA_V1: &str = "
 CREATE TABLE work_orders (
     id             TEXT PRIMARY KEY NOT NULL,
@@ -71,8 +74,26 @@ CREATE INDEX work_orders_by_offered_at ON work_orders (offered_at);
 CREATE INDEX work_orders_unfinished ON work_orders (id) WHERE ended_at IS NULL;
 ";
 
+/// Version 1 → 2: the ACD part of a call (queue, queue entry, agent answer). Only
+/// `ADD COLUMN`s with no default, which SQLite does without rewriting the table, so
+/// migrating a large store is instant. Rows from version 1 read back as never queued.
+const SCHEMA_V2_STEP: &str = "
+ALTER TABLE work_orders ADD COLUMN queue TEXT;
+ALTER TABLE work_orders ADD COLUMN queued_at TEXT;
+ALTER TABLE work_orders ADD COLUMN connected_at TEXT;
+CREATE INDEX work_orders_by_queued_at ON work_orders (queued_at) WHERE queued_at IS NOT NULL;
+";
+
+/// The connection rate's per-minute counts (R5): calls by the minute they were first
+/// queued, answered = connected to an agent. The first 16 characters of a stored time
+/// are "YYYY-MM-DDTHH:MM".
+const CONNECTION_RATE_COUNTS: &str = "SELECT substr(queued_at, 1, 16) AS minute, count(*), \
+     count(connected_at) FROM work_orders WHERE direction = 'inbound' AND queued_at >= ?1 \
+     GROUP BY minute ORDER BY minute";
+
 const ORDER_COLUMNS: &str = "id, call_id, caller, callee, direction, offered_at, answered_at, \
-     ended_at, hangup_side, outcome, outcome_reason, recording_path, status, category, agent";
+     ended_at, hangup_side, outcome, outcome_reason, recording_path, status, category, agent, \
+     queue, queued_at, connected_at";
 
 /// The embedded SQLite work order store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -180,6 +201,49 @@ impl WorkOrderStore for SqliteStore {
         .await
     }
 
+    async fn mark_queued(
+        &self,
+        id: &WorkOrderId,
+        at: DateTime<Utc>,
+        queue: &str,
+    ) -> Result<(), StoreError> {
+        let id = id.clone();
+        let queue = queue.to_owned();
+        self.run(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE work_orders SET queue = ?3, \
+                     queued_at = COALESCE(queued_at, ?2) WHERE id = ?1",
+                    params![id.as_str(), time_text(at), queue],
+                )
+                .map_err(StoreError::Query)?;
+            found_or(changed, &id)
+        })
+        .await
+    }
+
+    async fn mark_connected(
+        &self,
+        id: &WorkOrderId,
+        at: DateTime<Utc>,
+        agent: &str,
+    ) -> Result<(), StoreError> {
+        let id = id.clone();
+        let agent = agent.to_owned();
+        self.run(move |conn| {
+            // COALESCE keeps the first owner and first answer time (R7).
+            let changed = conn
+                .execute(
+                    "UPDATE work_orders SET agent = COALESCE(agent, ?3), \
+                     connected_at = COALESCE(connected_at, ?2) WHERE id = ?1",
+                    params![id.as_str(), time_text(at), agent],
+                )
+                .map_err(StoreError::Query)?;
+            found_or(changed, &id)
+        })
+        .await
+    }
+
     async fn mark_ended(
         &self,
         id: &WorkOrderId,
@@ -258,13 +322,8 @@ impl WorkOrderStore for SqliteStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<CallCountBucket>, StoreError> {
         self.run(move |conn| {
-            // The first 16 characters of the stored time are "YYYY-MM-DDTHH:MM".
             let mut statement = conn
-                .prepare_cached(
-                    "SELECT substr(offered_at, 1, 16) AS minute, count(*), count(answered_at) \
-                     FROM work_orders WHERE direction = 'inbound' AND offered_at >= ?1 \
-                     GROUP BY minute ORDER BY minute",
-                )
+                .prepare_cached(CONNECTION_RATE_COUNTS)
                 .map_err(StoreError::Query)?;
             let rows = statement
                 .query_map([time_text(since)], |row| {
@@ -280,7 +339,7 @@ impl WorkOrderStore for SqliteStore {
                 let start = NaiveDateTime::parse_from_str(&minute, "%Y-%m-%dT%H:%M")
                     .map_err(|_| StoreError::Corrupt {
                         id: format!("(calls in minute {minute})"),
-                        column: "offered_at",
+                        column: "queued_at",
                         value: minute.clone(),
                     })?
                     .and_utc();
@@ -302,18 +361,21 @@ impl WorkOrderStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         self.run(move |conn| {
             let at = time_text(at);
+            // A queued call is answered only when an agent took it; the IVR's trunk
+            // answer counts only for calls that never reached a queue.
             let answered = conn
                 .execute(
                     "UPDATE work_orders SET ended_at = ?1, outcome = 'answered', \
                      outcome_reason = NULL \
-                     WHERE ended_at IS NULL AND answered_at IS NOT NULL",
+                     WHERE ended_at IS NULL AND (connected_at IS NOT NULL \
+                     OR (queued_at IS NULL AND answered_at IS NOT NULL))",
                     [&at],
                 )
                 .map_err(StoreError::Query)?;
             let unanswered = conn
                 .execute(
                     "UPDATE work_orders SET ended_at = ?1, outcome = ?2, outcome_reason = ?3 \
-                     WHERE ended_at IS NULL AND answered_at IS NULL",
+                     WHERE ended_at IS NULL",
                     params![at, unanswered_outcome.kind(), unanswered_outcome.reason()],
                 )
                 .map_err(StoreError::Query)?;
@@ -451,11 +513,14 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     if version > SCHEMA_VERSION {
         return Err(MigrateError::TooNew(version));
     }
-    if version < 1 {
-        let transaction = conn.transaction()?;
-        transaction.execute_batch(SCHEMA_V1)?;
-        transaction.pragma_update(None, "user_version", 1)?;
-        transaction.commit()?;
+    let steps: [(i64, &str); 2] = [(1, SCHEMA_V1), (2, SCHEMA_V2_STEP)];
+    for (target, sql) in steps {
+        if version < target {
+            let transaction = conn.transaction()?;
+            transaction.execute_batch(sql)?;
+            transaction.pragma_update(None, "user_version", target)?;
+            transaction.commit()?;
+        }
     }
     Ok(())
 }
@@ -507,7 +572,7 @@ fn found_or(changed: usize, id: &WorkOrderId) -> Result<(), StoreError> {
 fn insert(conn: &Connection, order: &WorkOrder) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO work_orders ({ORDER_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
     );
     let outcome = order.outcome;
     let result = conn.execute(
@@ -528,6 +593,9 @@ fn insert(conn: &Connection, order: &WorkOrder) -> Result<(), StoreError> {
             order.status.as_str(),
             order.category.map(|category| category.as_str()),
             order.agent,
+            order.queue,
+            order.queued_at.map(time_text),
+            order.connected_at.map(time_text),
         ],
     );
     match result {
@@ -560,6 +628,9 @@ struct StoredRow {
     status: String,
     category: Option<String>,
     agent: Option<String>,
+    queue: Option<String>,
+    queued_at: Option<String>,
+    connected_at: Option<String>,
 }
 
 impl StoredRow {
@@ -580,6 +651,9 @@ impl StoredRow {
             status: row.get(12)?,
             category: row.get(13)?,
             agent: row.get(14)?,
+            queue: row.get(15)?,
+            queued_at: row.get(16)?,
+            connected_at: row.get(17)?,
         })
     }
 
@@ -618,6 +692,8 @@ impl StoredRow {
             offered_at: time("offered_at", &self.offered_at)?,
             answered_at: optional_time("answered_at", self.answered_at.as_deref())?,
             ended_at: optional_time("ended_at", self.ended_at.as_deref())?,
+            queued_at: optional_time("queued_at", self.queued_at.as_deref())?,
+            connected_at: optional_time("connected_at", self.connected_at.as_deref())?,
             hangup_side: match self.hangup_side.as_deref() {
                 None => None,
                 Some(v) => Some(parse(v).ok_or_else(|| corrupt("hangup_side", v))?),
@@ -633,6 +709,7 @@ impl StoredRow {
             callee: self.callee,
             recording_path: self.recording_path,
             agent: self.agent,
+            queue: self.queue,
         })
     }
 }
@@ -733,7 +810,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn database_is_in_wal_mode_at_schema_version_1() {
+    async fn database_is_in_wal_mode_at_the_current_schema_version() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(dir.path()).expect("open");
         let path = store.path().to_owned();
@@ -747,6 +824,23 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("user_version");
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn connection_rate_counts_use_the_queue_time_index() {
+        let conn = memory_connection();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {CONNECTION_RATE_COUNTS}"))
+            .expect("explain")
+            .query_map(["2026-11-28T00:00"], |row| row.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("work_orders_by_queued_at")),
+            "{plan:?}"
+        );
     }
 
     #[tokio::test]

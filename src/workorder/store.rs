@@ -71,6 +71,31 @@ pub trait WorkOrderStore: Send + Sync + 'static {
         recording_path: Option<&str>,
     ) -> Result<(), StoreError>;
 
+    /// Records that the call was offered to the ACD queue `queue` at `at`.
+    ///
+    /// Called again when the call overflows to another queue: `queue` becomes the new
+    /// one, but the first `queued_at` is kept, because the caller's wait started then
+    /// and the call counts once, in that minute, in the connection rate (R5).
+    async fn mark_queued(
+        &self,
+        id: &WorkOrderId,
+        at: DateTime<Utc>,
+        queue: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Records that agent `agent` answered the call at `at` (R7 first contact).
+    ///
+    /// The first agent stays: if the order already has an owner (an earlier answer,
+    /// before a transfer; or the agent a callback was made for), `agent` does **not**
+    /// replace it, and the first `connected_at` is kept too. So a transfer can call
+    /// this without taking the order away from the agent who answered first.
+    async fn mark_connected(
+        &self,
+        id: &WorkOrderId,
+        at: DateTime<Utc>,
+        agent: &str,
+    ) -> Result<(), StoreError>;
+
     /// Records the hang-up: when, who hung up first (R8) and how the call ended.
     async fn mark_ended(
         &self,
@@ -88,21 +113,26 @@ pub trait WorkOrderStore: Send + Sync + 'static {
     /// The newest order whose trunk leg has this SIP Call-ID.
     async fn find_by_call_id(&self, call_id: &str) -> Result<Option<WorkOrder>, StoreError>;
 
-    /// Inbound calls offered at or after `since`, counted per UTC minute of their offer
-    /// (answered = those of them with an answer time), oldest minute first; minutes
-    /// without calls are left out. Seeds the rolling connection-rate window after a
-    /// restart (R4, R5).
+    /// The connection rate's counts (R5): inbound calls first queued at or after
+    /// `since`, per UTC minute of `queued_at` (offered = queued; answered = those of
+    /// them an agent answered, i.e. with a `connected_at`, in whatever minute), oldest
+    /// minute first; minutes without calls are left out; calls never queued are not
+    /// counted. Seeds the rolling connection-rate window after a restart (R4, R5). See
+    /// [`CallCountBucket`] for why the IVR's trunk answer is not the answer counted.
     async fn call_counts_since(
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<CallCountBucket>, StoreError>;
 
     /// Closes every order left open by a crash, at start-up, so none stays open for
-    /// ever. Orders that were answered get ended at `at` with outcome
-    /// [`CallOutcome::Answered`] (they were answered; the crash only cut them short and
-    /// must not count against the connection rate); orders never answered get
-    /// `unanswered_outcome`, normally `Abandoned { reason: EngineRestarted }`. The
-    /// hang-up side stays unknown. Returns how many orders were closed.
+    /// ever. All get ended at `at`, hang-up side unknown. The outcome:
+    /// - connected to an agent: [`CallOutcome::Answered`] (the crash only cut the call
+    ///   short; it must not count against the connection rate);
+    /// - never queued but answered by the IVR: [`CallOutcome::Answered`] too;
+    /// - queued but never connected, or never answered at all: `unanswered_outcome`,
+    ///   normally `Abandoned { reason: EngineRestarted }`.
+    ///
+    /// Returns how many orders were closed.
     async fn end_unfinished(
         &self,
         at: DateTime<Utc>,
