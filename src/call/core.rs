@@ -83,8 +83,10 @@ pub enum Ending {
     Completed { side: Side },
     /// The caller hung up before the answer.
     CallerAbandoned,
-    /// The caller hung up while waiting for an agent (queued, or an agent's phone ringing).
+    /// The caller hung up while waiting in the queue.
     AbandonedInQueue,
+    /// The caller hung up while an agent's phone rang.
+    AbandonedWhileAgentRang,
     /// The engine shut down before it answered.
     ShutdownBeforeAnswer,
     /// Answered, but the caller's ACK never came.
@@ -353,13 +355,13 @@ impl CallCore {
                 self.hang_up(Ending::Failed)
             }
             (phase, CallInput::CallerHungUp) => {
-                let waiting = matches!(phase, Phase::Queued | Phase::Offering { .. });
                 self.leave_agent();
                 self.actions.push_back(CallAction::StopMedia);
-                let ending = match (waiting, self.first_to_leave()) {
-                    (true, _) => Ending::AbandonedInQueue,
-                    (false, Some(side)) => Ending::Completed { side },
-                    (false, None) => Ending::Completed { side: Side::Caller },
+                let ending = match (phase, self.first_to_leave()) {
+                    (Phase::Queued, _) => Ending::AbandonedInQueue,
+                    (Phase::Offering { .. }, _) => Ending::AbandonedWhileAgentRang,
+                    (_, Some(side)) => Ending::Completed { side },
+                    (_, None) => Ending::Completed { side: Side::Caller },
                 };
                 self.finish(ending);
             }
@@ -712,7 +714,7 @@ mod tests {
                 CallAction::CancelAgent { agent: agent("1003") },
                 CallAction::ReportAbandoned,
                 CallAction::StopMedia,
-                CallAction::Finish(Ending::AbandonedInQueue)
+                CallAction::Finish(Ending::AbandonedWhileAgentRang)
             ]
         );
     }

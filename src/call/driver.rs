@@ -19,6 +19,7 @@ use crate::engine::Shared;
 use crate::engine::agents::{CallKey, CallReport};
 use crate::engine::endpoint::EndpointCommand;
 use crate::media::prompt::Prompt;
+use crate::metrics::QueueWaitEnd;
 use crate::media::session::{self, MediaCommand, MediaEvent, MediaHandle, MediaParams};
 use crate::privacy::mask_number;
 use crate::recording::Recording;
@@ -251,11 +252,7 @@ impl Call {
                 self.offered_target = Some((agent.clone(), target));
                 CallInput::AgentOffered { agent }
             }
-            CallEvent::OfferWithdrawn { agent } => {
-                metrics::counter!("hotline_agent_no_answer_redirects_total", "queue" => self.queue().to_owned())
-                    .increment(1);
-                CallInput::OfferWithdrawn { agent }
-            }
+            CallEvent::OfferWithdrawn { agent } => CallInput::OfferWithdrawn { agent },
             CallEvent::Overflowed { step } => CallInput::Overflowed { step },
             CallEvent::Response {
                 key,
@@ -389,7 +386,9 @@ impl Call {
                 self.report(CallReport::OfferFailed { agent, failure }).await
             }
             CallAction::ReportAbandoned => {
-                self.record_wait();
+                if let Some(wait) = self.wait() {
+                    crate::metrics::record_queue_wait(self.queue(), wait, QueueWaitEnd::Abandoned);
+                }
                 self.report(CallReport::Abandoned).await
             }
             CallAction::ReportCallEnded => self.report(CallReport::Ended).await,
@@ -535,11 +534,9 @@ impl Call {
         self.shared.agents.report(self.call_key, report).await;
     }
 
-    /// The wait from queueing to now, once per call (answered or abandoned).
-    fn record_wait(&mut self) {
-        if let Some((queued, _)) = self.queued_at {
-            crate::metrics::record_queue_wait(self.queue(), queued.elapsed());
-        }
+    /// How long the call has waited since it was queued.
+    fn wait(&self) -> Option<std::time::Duration> {
+        self.queued_at.map(|(queued, _)| queued.elapsed())
     }
 
     async fn announce_position(&mut self) {
@@ -659,7 +656,9 @@ impl Call {
     }
 
     async fn bridge(&mut self, agent: String) {
-        self.record_wait();
+        if let Some(wait) = self.wait() {
+            crate::metrics::count_connected(self.queue(), wait);
+        }
         let Some(side) = self.agent.as_ref() else {
             return;
         };
@@ -680,7 +679,6 @@ impl Call {
                 })
                 .await;
         }
-        metrics::counter!("hotline_calls_connected_total", "queue" => self.queue().to_owned()).increment(1);
         if let Some((_, queued_at)) = self.queued_at {
             self.shared.record_answered(queued_at);
         }
@@ -697,6 +695,9 @@ impl Call {
     }
 
     async fn play_step(&mut self, step: &str) {
+        if let Some(wait) = self.wait() {
+            crate::metrics::record_queue_wait(self.queue(), wait, QueueWaitEnd::Overflowed);
+        }
         // Steps are named after their prompt until the IVR dialplans land.
         let path = self.shared.config.prompt_path(&format!("{step}.wav"));
         let prompt = match tokio::task::spawn_blocking(move || Prompt::load(path)).await {
@@ -792,6 +793,10 @@ impl Call {
             Ending::AbandonedInQueue => (
                 Some(HangupSide::Caller),
                 abandoned(AbandonReason::CallerHungUpInQueue),
+            ),
+            Ending::AbandonedWhileAgentRang => (
+                Some(HangupSide::Caller),
+                abandoned(AbandonReason::CallerHungUpWhileAgentRang),
             ),
             Ending::ShutdownBeforeAnswer => (
                 Some(HangupSide::Hotline),

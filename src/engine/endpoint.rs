@@ -28,14 +28,14 @@ use crate::sip::transport::{Inbound, TransportKind, Transports};
 use crate::workorder::RejectReason;
 
 /// Methods the engine answers; sent in `Allow` (RFC 3261 §20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
 /// Events queued per call. Policy when full: the event is dropped and logged; the
 /// peer's retransmission (UDP) brings it again, and a call that cannot take 32 events
 /// is stuck anyway: its maximum call length ends it.
 const CALL_EVENT_QUEUE: usize = 32;
-/// Requests from calls to the endpoint. Calls wait when it is full (the endpoint never
-/// waits on calls, so this cannot deadlock).
-const COMMAND_QUEUE: usize = 1024;
+/// Requests from calls and the agents actor to the endpoint. Senders wait when it is
+/// full (the endpoint never waits on them, so this cannot deadlock).
+pub const COMMAND_QUEUE: usize = 1024;
 
 /// From the engine's main task.
 #[derive(Debug)]
@@ -65,7 +65,22 @@ pub enum EndpointCommand {
         transport: TransportKind,
         payload: Bytes,
     },
-    /// The call is over; its entry goes.
+    /// ACK a 300–699 to an INVITE this call sent (RFC 3261 §17.1.1.3), through that
+    /// INVITE's client transaction.
+    SendAck { key: TransactionKey, payload: Bytes },
+    /// Send outside any transaction: the ACK for a 2xx (RFC 3261 §13.2.2.4).
+    SendDirect {
+        destination: SocketAddr,
+        transport: TransportKind,
+        payload: Bytes,
+    },
+    /// In-dialog requests with this Call-ID (the leg to an agent's phone) belong to
+    /// the call `owner_call_id`.
+    TrackLeg {
+        leg_call_id: String,
+        owner_call_id: String,
+    },
+    /// The call is over; its entry and its legs go.
     Ended { call_id: String },
 }
 
@@ -73,6 +88,8 @@ struct CallEntry {
     events: mpsc::Sender<CallEvent>,
     invite_key: TransactionKey,
     local_tag: String,
+    /// Call-IDs of the legs this call opened to agents' phones.
+    legs: Vec<String>,
 }
 
 pub struct Endpoint {
@@ -80,6 +97,8 @@ pub struct Endpoint {
     transactions: Transactions,
     transports: Transports,
     calls: HashMap<String, CallEntry>,
+    /// Agent legs' Call-IDs → the caller's Call-ID of the call that owns them.
+    legs: HashMap<String, String>,
     /// Which call owns each INVITE server and BYE client transaction.
     owners: HashMap<TransactionKey, String>,
     accepting: bool,
@@ -101,13 +120,13 @@ impl Endpoint {
             t2: sip.t2,
             t4: sip.t4,
         });
-        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         Endpoint {
             admission: Arc::new(Semaphore::new(shared.config.calls.max_concurrent)),
             shared,
             transactions,
             transports,
             calls: HashMap::new(),
+            legs: HashMap::new(),
             owners: HashMap::new(),
             accepting: true,
             commands_tx,
@@ -171,12 +190,20 @@ impl Endpoint {
                 TransactionEvent::ServerTimedOut { key } => {
                     self.notify_owner(&key, CallEvent::AckTimedOut)
                 }
-                TransactionEvent::ClientResponse { key, status, .. } if status >= 200 => {
-                    self.notify_owner(&key, CallEvent::ByeFinished)
-                }
-                TransactionEvent::ClientResponse { .. } => {}
+                TransactionEvent::ClientResponse {
+                    key,
+                    status,
+                    payload,
+                } => self.notify_owner(
+                    &key.clone(),
+                    CallEvent::Response {
+                        key,
+                        status,
+                        payload,
+                    },
+                ),
                 TransactionEvent::ClientTimedOut { key } => {
-                    self.notify_owner(&key, CallEvent::ByeFinished)
+                    self.notify_owner(&key.clone(), CallEvent::RequestTimedOut { key })
                 }
                 TransactionEvent::Terminated { key } => {
                     self.owners.remove(&key);
@@ -223,15 +250,42 @@ impl Endpoint {
                         self.owners.insert(key, call_id);
                     }
                     Err(e) => {
-                        warn!(error = %e, "in-dialog request not sent");
+                        warn!(error = %e, "request not sent");
                         if let Some(entry) = self.calls.get(&call_id) {
-                            let _ = entry.events.try_send(CallEvent::ByeFinished);
+                            let _ = entry.events.try_send(CallEvent::RequestTimedOut { key });
                         }
                     }
                 }
             }
+            EndpointCommand::SendAck { key, payload } => {
+                if let Err(e) = self.transactions.send_ack(&key, payload) {
+                    debug!(error = %e, "ACK not sent");
+                }
+            }
+            EndpointCommand::SendDirect {
+                destination,
+                transport,
+                payload,
+            } => {
+                if let Err(e) = self.transports.send(destination, transport, &payload) {
+                    debug!(error = %e, "ACK not sent");
+                }
+            }
+            EndpointCommand::TrackLeg {
+                leg_call_id,
+                owner_call_id,
+            } => {
+                if let Some(entry) = self.calls.get_mut(&owner_call_id) {
+                    entry.legs.push(leg_call_id.clone());
+                    self.legs.insert(leg_call_id, owner_call_id);
+                }
+            }
             EndpointCommand::Ended { call_id } => {
-                self.calls.remove(&call_id);
+                if let Some(entry) = self.calls.remove(&call_id) {
+                    for leg in entry.legs {
+                        self.legs.remove(&leg);
+                    }
+                }
                 self.active.send_replace(self.calls.len());
                 metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
             }
@@ -361,6 +415,11 @@ impl Endpoint {
                             None,
                             vec![],
                         ),
+                    }
+                }
+                Method::Register => {
+                    if !self.shared.agents.try_register(request, key, source, transport) {
+                        warn!("agents service busy; REGISTER dropped");
                     }
                 }
                 Method::Options => self.respond(
@@ -527,6 +586,7 @@ impl Endpoint {
 
         let local_tag = message::new_tag();
         let (events_tx, events_rx) = mpsc::channel(CALL_EVENT_QUEUE);
+        let call_events = events_tx.clone();
         info!(
             caller = %mask_number(summary.from_user.as_deref().unwrap_or("")),
             transport = transport.label(),
@@ -539,6 +599,7 @@ impl Endpoint {
                 events: events_tx,
                 invite_key: key.clone(),
                 local_tag: local_tag.clone(),
+                legs: Vec::new(),
             },
         );
         self.active.send_replace(self.calls.len());
@@ -555,6 +616,7 @@ impl Endpoint {
             rtp_socket: Some(rtp_socket),
             local_rtp,
             permit,
+            events: call_events,
         };
         tokio::spawn(driver::run(
             self.shared.clone(),

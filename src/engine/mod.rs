@@ -3,11 +3,13 @@
 //! Shutdown has two phases: on the signal, new INVITEs get `503`; calls in progress get
 //! the grace period, then BYE; recordings and work orders are finalised before exit.
 
+pub mod agents;
 pub mod endpoint;
 pub mod ports;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ use crate::sip::transport::{self, Transports};
 use crate::workorder::sqlite::SqliteStore;
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
 
+use agents::{AgentsActor, AgentsHandle, CallKey};
 use endpoint::{Control, Endpoint};
 use ports::RtpPorts;
 
@@ -39,6 +42,12 @@ pub enum EngineError {
     /// The recordings directory could not be created or scanned.
     #[error("recordings: {0}")]
     Recording(#[from] crate::recording::RecordingError),
+    /// The config or agents file is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// The agents file does not make a working ACD.
+    #[error("agents: {0}")]
+    Agents(#[from] agents::AgentsError),
     /// The metrics recorder could not be installed.
     #[error("metrics: {0}")]
     Metrics(#[from] crate::metrics::MetricsError),
@@ -59,11 +68,55 @@ pub enum EngineError {
     },
 }
 
+/// The prompts a call plays, loaded once at start (a missing one stops start-up).
+pub struct Prompts {
+    pub greeting: Arc<Prompt>,
+    pub queue_wait: Arc<Prompt>,
+    pub hold_music: Arc<Prompt>,
+    pub closing: Arc<Prompt>,
+    position_prefix: Arc<Prompt>,
+    position_suffix: Arc<Prompt>,
+    digits: Vec<Arc<Prompt>>,
+}
+
+impl Prompts {
+    pub fn load(config: &Config) -> Result<Prompts, EngineError> {
+        let load = |name: &str| -> Result<Arc<Prompt>, EngineError> {
+            Ok(Arc::new(Prompt::load(config.prompt_path(name))?))
+        };
+        Ok(Prompts {
+            greeting: Arc::new(Prompt::load(config.greeting_path())?),
+            queue_wait: load("queue-wait.wav")?,
+            hold_music: Arc::new(Prompt::load(config.prompt_path(
+                &config.acd.hold_music.to_string_lossy(),
+            ))?),
+            closing: load("closing.wav")?,
+            position_prefix: load("position-prefix.wav")?,
+            position_suffix: load("position-suffix.wav")?,
+            digits: (0..10)
+                .map(|d| load(&format!("digit-{d}.wav")))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// "您前面还有 N 位", N read digit by digit.
+    pub fn position(&self, ahead: usize) -> Arc<Prompt> {
+        let mut samples = self.position_prefix.samples().to_vec();
+        for digit in ahead.to_string().bytes() {
+            samples.extend_from_slice(self.digits[usize::from(digit - b'0')].samples());
+        }
+        samples.extend_from_slice(self.position_suffix.samples());
+        Arc::new(Prompt::from_samples(samples))
+    }
+}
+
 /// What every call task shares: settings, the store, prompts, ports and the rate window.
 pub struct Shared {
     pub config: Config,
     pub store: Arc<dyn WorkOrderStore>,
-    pub greeting: Arc<Prompt>,
+    pub prompts: Prompts,
+    pub agents: AgentsHandle,
+    next_call_key: AtomicU64,
     pub ports: RtpPorts,
     pub recordings: RecordingConfig,
     /// R5: offered and answered calls over the rolling 24 h.
@@ -71,6 +124,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A key for the ACD, unique for the engine's life.
+    pub fn next_call_key(&self) -> CallKey {
+        self.next_call_key.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Updates the rolling window and republishes its gauges.
     pub fn record_offered(&self, offered_at: chrono::DateTime<Utc>) {
         let now = Utc::now();
@@ -109,7 +167,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let metrics = crate::metrics::install_recorder()?;
 
     // Everything that can fail on a bad installation fails here, before any port.
-    let greeting = Arc::new(Prompt::load(config.greeting_path())?);
+    let prompts = Prompts::load(&config)?;
+    let agents_config = config.load_agents()?;
     std::fs::create_dir_all(&config.recordings.dir).map_err(|source| EngineError::Directory {
         path: config.recordings.dir.clone(),
         source,
@@ -181,14 +240,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "hotline is taking calls"
     );
 
+    let (endpoint_tx, endpoint_rx) = mpsc::channel(endpoint::COMMAND_QUEUE);
+    let (agents_actor, agents) = AgentsActor::new(&agents_config, &config, endpoint_tx.clone())?;
     let shared = Arc::new(Shared {
+        prompts,
+        agents,
+        next_call_key: AtomicU64::new(1),
         ports: RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),
         recordings: RecordingConfig {
             root: config.recordings.dir.clone(),
             header_interval: config.recordings.header_interval,
         },
         connection_rate: Mutex::new(window),
-        greeting,
         store,
         config,
     });
@@ -218,16 +281,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     drop(inbound_tx);
     io_tasks.push(tokio::spawn({
         let stopped = transports_stopped.clone();
+        let shared = shared.clone();
         async move {
-            if let Err(e) = crate::api::serve(http, metrics, stopped).await {
+            if let Err(e) = crate::api::serve(http, metrics, shared, stopped).await {
                 warn!(error = %e, "HTTP server stopped");
             }
         }
     }));
+    io_tasks.push(tokio::spawn(agents_actor.run(transports_stopped.clone())));
+    io_tasks.push(tokio::spawn(reload_on_sighup(shared.clone(), transports_stopped.clone())));
 
     let (control_tx, control_rx) = mpsc::channel(8);
     let (active_tx, mut active_rx) = watch::channel(0usize);
-    let endpoint = Endpoint::new(shared.clone(), transports, active_tx);
+    let endpoint = Endpoint::new(shared.clone(), transports, active_tx, endpoint_tx, endpoint_rx);
     let endpoint_task = tokio::spawn(endpoint.run(inbound_rx, control_rx));
 
     shutdown.await;
@@ -259,4 +325,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     info!("hotline stopped");
     Ok(())
+}
+
+/// Re-reads the agents file and applies it (R4: no restart). A bad file changes nothing
+/// and says why.
+pub async fn reload_agents(shared: &Shared) -> Result<(), EngineError> {
+    let agents = shared.config.load_agents()?;
+    shared.agents.reload(agents).await?;
+    Ok(())
+}
+
+async fn reload_on_sighup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        warn!("cannot listen for SIGHUP; reload agents with POST /reload");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => match reload_agents(&shared).await {
+                Ok(()) => info!("agents file reloaded (SIGHUP)"),
+                Err(e) => warn!(error = %e, "agents file not reloaded; the old one stays"),
+            },
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        }
+    }
 }
