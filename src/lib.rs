@@ -12,10 +12,12 @@
 //! | [`recording`] | stereo WAV recordings that survive a crash (R22) | one writer task per call |
 //! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
 //! | [`metrics`] | metric names and the rolling 24 h connection rate (R5, R30) | pure window + `metrics` facade |
+//! | [`acd`] | queues, agents, routing strategies, ring timeout and overflow (R6, R7, R15) | pure core |
 //! | [`call`] | the per-call state machine and its driver task | pure core + one task per call |
 //! | [`engine`] | wires transports, calls, store and metrics together; admission and shutdown | I/O |
 //! | [`api`] | the HTTP server: `/metrics` now, the agent and supervisor API later | I/O |
 
+pub mod acd;
 pub mod api;
 pub mod call;
 pub mod config;
