@@ -5,7 +5,7 @@ pub mod dialog;
 pub mod digest;
 pub mod framing;
 pub mod message;
-
+pub mod registrar;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;
