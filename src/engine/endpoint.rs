@@ -113,6 +113,8 @@ impl Endpoint {
         shared: Arc<Shared>,
         transports: Transports,
         active: watch::Sender<usize>,
+        commands_tx: mpsc::Sender<EndpointCommand>,
+        commands_rx: mpsc::Receiver<EndpointCommand>,
     ) -> Endpoint {
         let sip = &shared.config.sip;
         let transactions = Transactions::new(TimerConfig {
