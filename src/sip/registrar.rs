@@ -1107,6 +1107,7 @@ mod tests {
             Ok(("sip:x@y".into(), "tag=1".into()))
         );
     }
+
     proptest::proptest! {
         #[test]
         fn header_readers_never_panic(value in "[a-z0-9:@;=<>\"\\, *\u{e9}]{0,40}") {
