@@ -75,6 +75,8 @@ pub const AGENTS: &str = "hotline_agents";
 pub const AGENT_OFFERS_TOTAL: &str = "hotline_agent_offers_total";
 /// Labelled with [`QUEUE_LABEL`].
 pub const AGENT_NO_ANSWER_REDIRECTS_TOTAL: &str = "hotline_agent_no_answer_redirects_total";
+/// Labelled with [`QUEUE_LABEL`].
+pub const QUEUE_ANNOUNCEMENTS_TOTAL: &str = "hotline_queue_announcements_total";
 
 pub const REASON_LABEL: &str = "reason";
 pub const TRANSPORT_LABEL: &str = "transport";
@@ -324,6 +326,12 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Some(Unit::Count),
         "Calls taken from an agent whose phone rang past the agent ring timeout and offered on (R6), by queue.",
     ),
+    (
+        QUEUE_ANNOUNCEMENTS_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Queue position announcements played to waiting callers, by queue.",
+    ),
 ];
 
 /// Describes every metric to the current recorder, so `/metrics` documents itself.
@@ -388,6 +396,11 @@ pub fn count_abandoned(reason: AbandonReason) {
 /// Counts a refused call under its reason's snake_case name.
 pub fn count_rejected(reason: RejectReason) {
     counter!(CALLS_REJECTED_TOTAL, REASON_LABEL => reason.as_str()).increment(1);
+}
+
+/// Counts a position announcement played to a caller waiting in `queue`.
+pub fn count_announcement(queue: &str) {
+    counter!(QUEUE_ANNOUNCEMENTS_TOTAL, QUEUE_LABEL => queue.to_owned()).increment(1);
 }
 
 /// Counts a call offered to `queue` (first entry or an overflow into it).

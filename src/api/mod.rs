@@ -12,13 +12,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -51,7 +51,10 @@ async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
     // Histograms are summarised lazily; a scrape every few seconds keeps them bounded.
     state.metrics.run_upkeep();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }
@@ -114,7 +117,9 @@ async fn change_agent(
     };
     match state.shared.agents.agent_request(&id, request).await {
         Ok(status) => Json(status).into_response(),
-        Err(AgentsError::Stopped) => (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response(),
+        Err(AgentsError::Stopped) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+        }
         Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
     }
 }

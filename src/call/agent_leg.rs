@@ -55,7 +55,10 @@ enum LegState {
     Inviting,
     Cancelled,
     /// Answered and acknowledged; `ack` is resent if the 2xx is retransmitted.
-    Confirmed { dialog: Box<Dialog>, ack: Bytes },
+    Confirmed {
+        dialog: Box<Dialog>,
+        ack: Bytes,
+    },
     Ended,
 }
 
@@ -86,7 +89,12 @@ impl AgentLeg {
         let call_id = message::new_call_id(&local.ip.to_string());
         let local_tag = message::new_tag();
         let branch = message::new_branch();
-        let sdp = sdp::offer(local.ip, rtp_port, &[Codec::Pcmu, Codec::Pcma], rand::random::<u32>().into());
+        let sdp = sdp::offer(
+            local.ip,
+            rtp_port,
+            &[Codec::Pcmu, Codec::Pcma],
+            rand::random::<u32>().into(),
+        );
         let transport_param = match target.transport {
             TransportKind::Udp => "",
             TransportKind::Tcp => ";transport=tcp",
@@ -116,7 +124,9 @@ impl AgentLeg {
             other => {
                 return Err(LegError::BadTarget {
                     contact: target.contact.to_string(),
-                    reason: other.err().map_or("not a request".into(), |e| e.to_string()),
+                    reason: other
+                        .err()
+                        .map_or("not a request".into(), |e| e.to_string()),
                 });
             }
         };
@@ -246,7 +256,10 @@ impl AgentLeg {
             transport: self.target.transport.into(),
         };
         let routes: Vec<String> = route_set.iter().map(|r| format!("<{r}>")).collect();
-        let to_value = format!("{};tag={remote_tag}", to.value().split(";tag=").next().unwrap_or(""));
+        let to_value = format!(
+            "{};tag={remote_tag}",
+            to.value().split(";tag=").next().unwrap_or("")
+        );
         let ack = Bytes::from(self.ack_text(
             &message::new_branch(),
             &remote_target.to_string(),

@@ -156,10 +156,14 @@ enum Phase {
     /// Waiting for the ACD; hold music plays.
     Queued,
     /// The agent's phone is ringing; the caller still hears hold music.
-    Offering { agent: String },
+    Offering {
+        agent: String,
+    },
     /// The agent accepted after the offer was withdrawn (or the caller left): its leg
     /// gets a BYE as soon as it connects; the caller goes on waiting.
-    Connected { agent: String },
+    Connected {
+        agent: String,
+    },
     /// The agent left; the closing prompt plays, then the hotline hangs up.
     Closing,
     /// Overflowed: the step's prompt plays, then the hotline hangs up.
@@ -169,7 +173,9 @@ enum Phase {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
     /// 180 sent; the 200 OK goes out at `answer_at`.
-    Ringing { answer_at: Instant },
+    Ringing {
+        answer_at: Instant,
+    },
     /// 200 OK sent at `answered_at`; media is up.
     Up {
         answered_at: Instant,
@@ -179,7 +185,9 @@ enum State {
         first_to_leave: Option<Side>,
     },
     /// We sent BYE to the caller; waiting for its transaction to finish.
-    HangingUp { ending: Ending },
+    HangingUp {
+        ending: Ending,
+    },
     Done,
 }
 
@@ -402,9 +410,13 @@ impl CallCore {
             }
             // Answered after the offer was withdrawn, or a stray leg: end that leg.
             (_, CallInput::AgentAnswered { .. }) => self.actions.push_back(CallAction::ByeAgent),
-            (Phase::Offering { agent }, CallInput::AgentLegFailed { agent: failed, failure })
-                if agent == failed =>
-            {
+            (
+                Phase::Offering { agent },
+                CallInput::AgentLegFailed {
+                    agent: failed,
+                    failure,
+                },
+            ) if agent == failed => {
                 self.actions
                     .push_back(CallAction::ReportOfferFailed { agent, failure });
                 self.set_phase(Phase::Queued, now);
@@ -514,8 +526,18 @@ mod tests {
     /// A call bridged to agent 1001.
     fn connected() -> (CallCore, Instant) {
         let (mut core, now) = queued();
-        core.handle_input(now, CallInput::AgentOffered { agent: agent("1001") });
-        core.handle_input(now, CallInput::AgentAnswered { agent: agent("1001") });
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
+        core.handle_input(
+            now,
+            CallInput::AgentAnswered {
+                agent: agent("1001"),
+            },
+        );
         drain(&mut core);
         (core, now)
     }
@@ -619,56 +641,114 @@ mod tests {
     #[test]
     fn an_offer_rings_the_agent_and_an_answer_bridges_and_names_the_owner_r7() {
         let (mut core, now) = queued();
-        core.handle_input(now, CallInput::AgentOffered { agent: agent("1002") });
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1002"),
+            },
+        );
         assert_eq!(
             drain(&mut core),
-            vec![CallAction::InviteAgent { agent: agent("1002") }]
+            vec![CallAction::InviteAgent {
+                agent: agent("1002")
+            }]
         );
-        core.handle_input(now, CallInput::AgentAnswered { agent: agent("1002") });
+        core.handle_input(
+            now,
+            CallInput::AgentAnswered {
+                agent: agent("1002"),
+            },
+        );
         assert_eq!(
             drain(&mut core),
             vec![
-                CallAction::Bridge { agent: agent("1002") },
-                CallAction::ReportAnswered { agent: agent("1002") }
+                CallAction::Bridge {
+                    agent: agent("1002")
+                },
+                CallAction::ReportAnswered {
+                    agent: agent("1002")
+                }
             ]
         );
         let mut later = now;
         advance(&mut core, &mut later, now + Duration::from_secs(60));
-        assert!(drain(&mut core).is_empty(), "no announcements once connected");
+        assert!(
+            drain(&mut core).is_empty(),
+            "no announcements once connected"
+        );
     }
 
     #[test]
     fn a_withdrawn_offer_cancels_the_agent_leg_and_the_caller_waits_on_r6() {
         let (mut core, now) = queued();
-        core.handle_input(now, CallInput::AgentOffered { agent: agent("1001") });
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
         drain(&mut core);
-        core.handle_input(now, CallInput::OfferWithdrawn { agent: agent("1001") });
+        core.handle_input(
+            now,
+            CallInput::OfferWithdrawn {
+                agent: agent("1001"),
+            },
+        );
         assert_eq!(
             drain(&mut core),
-            vec![CallAction::CancelAgent { agent: agent("1001") }]
+            vec![CallAction::CancelAgent {
+                agent: agent("1001")
+            }]
         );
         // The ACD redirects to the next agent; the caller noticed nothing.
-        core.handle_input(now, CallInput::AgentOffered { agent: agent("1002") });
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1002"),
+            },
+        );
         assert_eq!(
             drain(&mut core),
-            vec![CallAction::InviteAgent { agent: agent("1002") }]
+            vec![CallAction::InviteAgent {
+                agent: agent("1002")
+            }]
         );
     }
 
     #[test]
     fn an_agent_answering_after_the_withdrawal_is_hung_up() {
         let (mut core, now) = queued();
-        core.handle_input(now, CallInput::AgentOffered { agent: agent("1001") });
-        core.handle_input(now, CallInput::OfferWithdrawn { agent: agent("1001") });
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
+        core.handle_input(
+            now,
+            CallInput::OfferWithdrawn {
+                agent: agent("1001"),
+            },
+        );
         drain(&mut core);
-        core.handle_input(now, CallInput::AgentAnswered { agent: agent("1001") });
+        core.handle_input(
+            now,
+            CallInput::AgentAnswered {
+                agent: agent("1001"),
+            },
+        );
         assert_eq!(drain(&mut core), vec![CallAction::ByeAgent]);
     }
 
     #[test]
     fn a_refusing_phone_is_reported_and_the_caller_waits_on() {
         let (mut core, now) = queued();
-        core.handle_input(now, CallInput::AgentOffered { agent: agent("1001") });
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
         drain(&mut core);
         core.handle_input(
             now,
@@ -705,13 +785,20 @@ mod tests {
     #[test]
     fn caller_hanging_up_while_an_agent_rings_cancels_the_agent_leg() {
         let (mut core, now) = queued();
-        core.handle_input(now, CallInput::AgentOffered { agent: agent("1003") });
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1003"),
+            },
+        );
         drain(&mut core);
         core.handle_input(now, CallInput::CallerHungUp);
         assert_eq!(
             drain(&mut core),
             vec![
-                CallAction::CancelAgent { agent: agent("1003") },
+                CallAction::CancelAgent {
+                    agent: agent("1003")
+                },
                 CallAction::ReportAbandoned,
                 CallAction::StopMedia,
                 CallAction::Finish(Ending::AbandonedWhileAgentRang)
@@ -876,10 +963,20 @@ mod tests {
     #[test]
     fn an_agent_answering_while_the_caller_is_hung_up_gets_a_bye() {
         let (mut core, now) = queued();
-        core.handle_input(now, CallInput::AgentOffered { agent: agent("1001") });
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
         core.handle_input(now, CallInput::Shutdown);
         drain(&mut core);
-        core.handle_input(now, CallInput::AgentAnswered { agent: agent("1001") });
+        core.handle_input(
+            now,
+            CallInput::AgentAnswered {
+                agent: agent("1001"),
+            },
+        );
         assert_eq!(drain(&mut core), vec![CallAction::ByeAgent]);
     }
 
@@ -895,9 +992,15 @@ mod tests {
             Just(CallInput::Shutdown),
             Just(CallInput::MediaFailed),
             Just(CallInput::PromptFinished),
-            Just(CallInput::AgentOffered { agent: "1001".into() }),
-            Just(CallInput::OfferWithdrawn { agent: "1001".into() }),
-            Just(CallInput::AgentAnswered { agent: "1001".into() }),
+            Just(CallInput::AgentOffered {
+                agent: "1001".into()
+            }),
+            Just(CallInput::OfferWithdrawn {
+                agent: "1001".into()
+            }),
+            Just(CallInput::AgentAnswered {
+                agent: "1001".into()
+            }),
             Just(CallInput::AgentLegFailed {
                 agent: "1001".into(),
                 failure: AgentLegFailure::Refused

@@ -19,8 +19,8 @@ use crate::engine::Shared;
 use crate::engine::agents::{CallKey, CallReport};
 use crate::engine::endpoint::EndpointCommand;
 use crate::media::prompt::Prompt;
-use crate::metrics::QueueWaitEnd;
 use crate::media::session::{self, MediaCommand, MediaEvent, MediaHandle, MediaParams};
+use crate::metrics::QueueWaitEnd;
 use crate::privacy::mask_number;
 use crate::recording::Recording;
 use crate::sip::dialog::{Dialog, UasInvite, ViaParams};
@@ -46,15 +46,24 @@ pub enum CallEvent {
         payload: Bytes,
     },
     /// A request this call sent got no final response in time.
-    RequestTimedOut { key: TransactionKey },
+    RequestTimedOut {
+        key: TransactionKey,
+    },
     /// The agent's phone sent BYE.
     AgentHungUp,
     /// The ACD picked an agent; its phone is registered at `target`.
-    AgentOffered { agent: String, target: AgentTarget },
+    AgentOffered {
+        agent: String,
+        target: AgentTarget,
+    },
     /// The ACD withdrew the offer (the agent's ring timeout passed).
-    OfferWithdrawn { agent: String },
+    OfferWithdrawn {
+        agent: String,
+    },
     /// The call waited its queue's maximum and goes to a dialplan step.
-    Overflowed { step: String },
+    Overflowed {
+        step: String,
+    },
 }
 
 /// Everything the endpoint learned and allocated for a new call.
@@ -97,7 +106,14 @@ pub async fn run(
         direction = "inbound",
         caller = %mask_number(&caller),
     );
-    let call = Call::new(shared, setup, endpoint.clone(), work_order, caller, offered_at);
+    let call = Call::new(
+        shared,
+        setup,
+        endpoint.clone(),
+        work_order,
+        caller,
+        offered_at,
+    );
     call.drive(events).instrument(span).await;
     let _ = endpoint.send(EndpointCommand::Ended { call_id }).await;
 }
@@ -266,7 +282,11 @@ impl Call {
                 if Some(&key) == self.bye_key.as_ref() {
                     CallInput::ByeFinished
                 } else if self.is_agent_invite(&key) {
-                    let agent = self.agent.as_ref().map(|a| a.leg.agent.clone()).unwrap_or_default();
+                    let agent = self
+                        .agent
+                        .as_ref()
+                        .map(|a| a.leg.agent.clone())
+                        .unwrap_or_default();
                     CallInput::AgentLegFailed {
                         agent,
                         failure: AgentLegFailure::Unreachable,
@@ -280,12 +300,19 @@ impl Call {
     }
 
     fn is_agent_invite(&self, key: &TransactionKey) -> bool {
-        self.agent.as_ref().is_some_and(|a| &a.leg.invite_key == key)
+        self.agent
+            .as_ref()
+            .is_some_and(|a| &a.leg.invite_key == key)
     }
 
     /// Turns a response into what the core needs to know, sending the ACKs the agent
     /// leg owes on the way.
-    async fn on_response(&mut self, key: &TransactionKey, status: u16, payload: &Bytes) -> Option<CallInput> {
+    async fn on_response(
+        &mut self,
+        key: &TransactionKey,
+        status: u16,
+        payload: &Bytes,
+    ) -> Option<CallInput> {
         if Some(key) == self.bye_key.as_ref() {
             return (status >= 200).then_some(CallInput::ByeFinished);
         }
@@ -383,7 +410,8 @@ impl Call {
                 self.report(CallReport::Answered { agent }).await
             }
             CallAction::ReportOfferFailed { agent, failure } => {
-                self.report(CallReport::OfferFailed { agent, failure }).await
+                self.report(CallReport::OfferFailed { agent, failure })
+                    .await
             }
             CallAction::ReportAbandoned => {
                 if let Some(wait) = self.wait() {
@@ -520,7 +548,12 @@ impl Call {
         self.queued_at = Some((Instant::now(), now));
         crate::metrics::count_queued(&queue);
         self.shared.record_offered(now);
-        if let Err(e) = self.shared.store.mark_queued(&self.work_order, now, &queue).await {
+        if let Err(e) = self
+            .shared
+            .store
+            .mark_queued(&self.work_order, now, &queue)
+            .await
+        {
             store_failed("work order queue not written", &e);
         }
         self.shared
@@ -549,6 +582,7 @@ impl Call {
             return;
         }
         let prompt = self.shared.prompts.position(ahead);
+        crate::metrics::count_announcement(self.queue());
         self.play(prompt).await;
     }
 
@@ -566,17 +600,22 @@ impl Call {
                 );
             }
         };
-        let leg = self.shared.ports.bind().map_err(|e| e.to_string()).and_then(|socket| {
-            let port = socket.local_addr().map_err(|e| e.to_string())?.port();
-            let local = LocalSide {
-                ip: self.shared.config.sip.advertised_ip,
-                port: self.local_port(target.transport),
-            };
-            let display = mask_number(&self.caller);
-            AgentLeg::new(&agent, target, local, port, &display)
-                .map(|leg| (leg, socket))
-                .map_err(|e| e.to_string())
-        });
+        let leg = self
+            .shared
+            .ports
+            .bind()
+            .map_err(|e| e.to_string())
+            .and_then(|socket| {
+                let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+                let local = LocalSide {
+                    ip: self.shared.config.sip.advertised_ip,
+                    port: self.local_port(target.transport),
+                };
+                let display = mask_number(&self.caller);
+                AgentLeg::new(&agent, target, local, port, &display)
+                    .map(|leg| (leg, socket))
+                    .map_err(|e| e.to_string())
+            });
         let (leg, socket) = match leg {
             Ok(l) => l,
             Err(e) => {

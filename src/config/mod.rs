@@ -96,6 +96,8 @@ pub struct RegistrarConfig {
     pub default_expires: Duration,
     /// A challenge's nonce is good this long; after it the phone is told `stale=true`.
     pub nonce_lifetime: Duration,
+    /// Digest algorithms offered, one `WWW-Authenticate` each, in this order.
+    pub digest_algorithms: Vec<crate::sip::digest::Algorithm>,
 }
 
 #[derive(Clone, Debug)]
@@ -269,6 +271,7 @@ struct RawRegistrar {
     max_expires_seconds: Spanned<u64>,
     default_expires_seconds: Spanned<u64>,
     nonce_lifetime_seconds: Spanned<u64>,
+    digest_algorithms: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -630,6 +633,28 @@ impl Validator<'_> {
             "registrar.nonce_lifetime_seconds",
             10..=86_400,
         )?;
+        let mut digest_algorithms = Vec::new();
+        for name in reg.digest_algorithms.get_ref() {
+            match crate::sip::digest::Algorithm::from_token(name) {
+                Some(a) => digest_algorithms.push(a),
+                None => {
+                    return Err(self.invalid(
+                        reg.digest_algorithms.span(),
+                        "registrar.digest_algorithms",
+                        format!(
+                            "unknown algorithm {name:?}; MD5, MD5-sess, SHA-256 or SHA-256-sess"
+                        ),
+                    ));
+                }
+            }
+        }
+        if digest_algorithms.is_empty() {
+            return Err(self.invalid(
+                reg.digest_algorithms.span(),
+                "registrar.digest_algorithms",
+                "name at least one algorithm",
+            ));
+        }
 
         Ok(Config {
             acd: AcdSettings {
@@ -649,6 +674,7 @@ impl Validator<'_> {
                 max_expires: Duration::from_secs(max_expires),
                 default_expires: Duration::from_secs(default_expires),
                 nonce_lifetime: Duration::from_secs(nonce_lifetime),
+                digest_algorithms,
             },
             source: self.path.to_owned(),
             sip: SipConfig {

@@ -38,8 +38,13 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// What a call tells the ACD about its offer or its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallReport {
-    Answered { agent: String },
-    OfferFailed { agent: String, failure: AgentLegFailure },
+    Answered {
+        agent: String,
+    },
+    OfferFailed {
+        agent: String,
+        failure: AgentLegFailure,
+    },
     /// The caller left while waiting (or the call could not go on).
     Abandoned,
     /// The connected call is over: the agent goes to wrap-up.
@@ -138,7 +143,13 @@ pub struct AgentsHandle {
 
 impl AgentsHandle {
     /// Queues a call; its events (offers, withdrawals, overflow) go to `events`.
-    pub async fn enqueue(&self, call: CallKey, queue: String, priority: u8, events: mpsc::Sender<CallEvent>) {
+    pub async fn enqueue(
+        &self,
+        call: CallKey,
+        queue: String,
+        priority: u8,
+        events: mpsc::Sender<CallEvent>,
+    ) {
         let _ = self
             .commands
             .send(Command::Enqueue {
@@ -157,14 +168,23 @@ impl AgentsHandle {
     /// The call's 1-based place in its queue, `None` once an agent is ringing.
     pub async fn position(&self, call: CallKey) -> Option<usize> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Position { call, reply }).await.ok()?;
+        self.commands
+            .send(Command::Position { call, reply })
+            .await
+            .ok()?;
         answer.await.ok().flatten()
     }
 
     /// A REGISTER from a softphone; the actor answers it through the endpoint. Never
     /// waits: when the actor is this far behind the REGISTER is dropped, and the phone
     /// retransmits it (UDP) or retries its registration.
-    pub fn try_register(&self, request: Request, key: TransactionKey, source: std::net::SocketAddr, transport: TransportKind) -> bool {
+    pub fn try_register(
+        &self,
+        request: Request,
+        key: TransactionKey,
+        source: std::net::SocketAddr,
+        transport: TransportKind,
+    ) -> bool {
         self.commands
             .try_send(Command::Register {
                 request: Box::new(request),
@@ -189,7 +209,11 @@ impl AgentsHandle {
         answer.await.unwrap_or(Err(vec![]))
     }
 
-    pub async fn agent_request(&self, agent: &str, request: AgentRequest) -> Result<AgentStatus, AgentsError> {
+    pub async fn agent_request(
+        &self,
+        agent: &str,
+        request: AgentRequest,
+    ) -> Result<AgentStatus, AgentsError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Agent {
@@ -285,7 +309,9 @@ impl AgentsActor {
             .map_err(|e| AgentsError::Registrar(e.to_string()))?;
         // A fresh secret per start: nonces from before a restart are answered `stale`,
         // which phones retry without asking their user.
-        let digest = DigestAuthenticator::new(reg.realm.clone(), rand::random(), reg.nonce_lifetime);
+        let digest =
+            DigestAuthenticator::new(reg.realm.clone(), rand::random(), reg.nonce_lifetime)
+                .with_offered_algorithms(reg.digest_algorithms.clone());
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let actor = AgentsActor {
             inbox: rx,
@@ -365,9 +391,15 @@ impl AgentsActor {
                 key,
                 source,
                 transport,
-            } => self.on_register(now, *request, key, source, transport).await,
+            } => {
+                self.on_register(now, *request, key, source, transport)
+                    .await
+            }
             Command::Authenticate { request, reply } => {
-                let _ = reply.send(self.authenticate(&request).map_err(|(challenges, _)| challenges));
+                let _ = reply.send(
+                    self.authenticate(&request)
+                        .map_err(|(challenges, _)| challenges),
+                );
             }
             Command::Agent {
                 agent,
@@ -380,9 +412,14 @@ impl AgentsActor {
                     AgentRequest::Pause => self.acd.pause(now, &agent, PauseReason::Break),
                     AgentRequest::Resume => self.acd.resume(now, &agent),
                 };
-                let answer = result
-                    .map_err(AgentsError::from)
-                    .and_then(|()| self.status_of(&agent, now).ok_or_else(|| AcdError::UnknownAgent { agent: agent.clone() }.into()));
+                let answer = result.map_err(AgentsError::from).and_then(|()| {
+                    self.status_of(&agent, now).ok_or_else(|| {
+                        AcdError::UnknownAgent {
+                            agent: agent.clone(),
+                        }
+                        .into()
+                    })
+                });
                 if answer.is_ok() {
                     info!(agent, ?request, "agent state changed");
                 }
@@ -397,7 +434,12 @@ impl AgentsActor {
                     .iter()
                     .filter_map(|id| self.status_of(id, now))
                     .collect();
-                let queues = self.acd.queue_stats(now).into_iter().map(queue_status).collect();
+                let queues = self
+                    .acd
+                    .queue_stats(now)
+                    .into_iter()
+                    .map(queue_status)
+                    .collect();
                 let _ = reply.send((agents, queues));
             }
             Command::Reload { config, reply } => {
@@ -407,7 +449,11 @@ impl AgentsActor {
                     .map_err(AgentsError::from);
                 if result.is_ok() {
                     self.passwords = passwords(&config);
-                    info!(agents = config.agents.len(), queues = config.queues.len(), "agents reloaded");
+                    info!(
+                        agents = config.agents.len(),
+                        queues = config.queues.len(),
+                        "agents reloaded"
+                    );
                 }
                 let _ = reply.send(result);
             }
@@ -426,14 +472,20 @@ impl AgentsActor {
                 AgentState::Paused { reason } => Some(reason.as_str()),
                 _ => None,
             },
-            seconds_in_state: view.since.map(|s| now.saturating_duration_since(s).as_secs()),
+            seconds_in_state: view
+                .since
+                .map(|s| now.saturating_duration_since(s).as_secs()),
             registered: view.registered,
             calls_taken: view.calls_taken,
         })
     }
 
     fn on_report(&mut self, now: Instant, call: CallKey, report: CallReport) {
-        let queue = self.calls.get(&call).map(|(_, q)| q.clone()).unwrap_or_default();
+        let queue = self
+            .calls
+            .get(&call)
+            .map(|(_, q)| q.clone())
+            .unwrap_or_default();
         let result = match report {
             CallReport::Answered { agent } => {
                 crate::metrics::count_offer_result(&queue, OfferResult::Answered);
@@ -442,7 +494,9 @@ impl AgentsActor {
             CallReport::OfferFailed { agent, failure } => {
                 let (why, result) = match failure {
                     AgentLegFailure::Refused => (OfferFailure::Refused, OfferResult::Refused),
-                    AgentLegFailure::Unreachable => (OfferFailure::Unreachable, OfferResult::Unreachable),
+                    AgentLegFailure::Unreachable => {
+                        (OfferFailure::Unreachable, OfferResult::Unreachable)
+                    }
                 };
                 crate::metrics::count_offer_result(&queue, result);
                 self.acd.offer_failed(now, call, &agent, why)
@@ -465,7 +519,14 @@ impl AgentsActor {
     }
 
     /// REGISTER (RFC 3261 §10.3): digest first, then the registrar.
-    async fn on_register(&mut self, now: Instant, request: Request, key: TransactionKey, source: std::net::SocketAddr, transport: TransportKind) {
+    async fn on_register(
+        &mut self,
+        now: Instant,
+        request: Request,
+        key: TransactionKey,
+        source: std::net::SocketAddr,
+        transport: TransportKind,
+    ) {
         let user = match self.authenticate(&request) {
             Ok(user) => user,
             Err((challenges, status)) => {
@@ -480,12 +541,16 @@ impl AgentsActor {
             Ok(r) => r,
             Err(e) => {
                 debug!(error = %e, "bad REGISTER");
-                return self.respond(&key, &request, StatusCode::BadRequest, vec![]).await;
+                return self
+                    .respond(&key, &request, StatusCode::BadRequest, vec![])
+                    .await;
             }
         };
         // An agent registers only its own number (R29): the credentials name the AOR.
         if register.aor != user {
-            return self.respond(&key, &request, StatusCode::Forbidden, vec![]).await;
+            return self
+                .respond(&key, &request, StatusCode::Forbidden, vec![])
+                .await;
         }
         let outcome = self.registrar.register(now, register);
         let (status, headers) = match outcome {
@@ -500,7 +565,10 @@ impl AgentsActor {
             ),
             RegisterOutcome::IntervalTooBrief { min_expires } => (
                 StatusCode::IntervalTooBrief,
-                vec![message::make_header("Min-Expires", min_expires.as_secs().to_string())],
+                vec![message::make_header(
+                    "Min-Expires",
+                    min_expires.as_secs().to_string(),
+                )],
             ),
             RegisterOutcome::OutOfOrder => (StatusCode::ServerInternalError, vec![]),
             RegisterOutcome::BadRequest(e) => {
@@ -513,24 +581,44 @@ impl AgentsActor {
 
     /// The agent number whose password answered the challenge, or the challenges to send.
     fn authenticate(&self, request: &Request) -> Result<String, (Vec<String>, StatusCode)> {
-        let outcome = self.digest.verify_request(SystemTime::now(), request, |user| {
-            self.passwords.get(user).map(|p| Credential::Password(p.clone()))
-        });
+        let outcome = self
+            .digest
+            .verify_request(SystemTime::now(), request, |user| {
+                self.passwords
+                    .get(user)
+                    .map(|p| Credential::Password(p.clone()))
+            });
         match outcome {
             AuthOutcome::Authenticated { username } => Ok(username),
-            AuthOutcome::Stale => Err((self.digest.challenges(SystemTime::now(), true), StatusCode::Unauthorized)),
+            AuthOutcome::Stale => Err((
+                self.digest.challenges(SystemTime::now(), true),
+                StatusCode::Unauthorized,
+            )),
             AuthOutcome::Invalid(e) => {
                 // Logged without the user name's password, never the caller's number.
                 info!(error = %e, "digest authentication failed");
-                Err((self.digest.challenges(SystemTime::now(), false), StatusCode::Unauthorized))
+                Err((
+                    self.digest.challenges(SystemTime::now(), false),
+                    StatusCode::Unauthorized,
+                ))
             }
-            AuthOutcome::Missing => Err((self.digest.challenges(SystemTime::now(), false), StatusCode::Unauthorized)),
+            AuthOutcome::Missing => Err((
+                self.digest.challenges(SystemTime::now(), false),
+                StatusCode::Unauthorized,
+            )),
         }
     }
 
-    async fn respond(&self, key: &TransactionKey, request: &Request, status: StatusCode, headers: Vec<Header>) {
+    async fn respond(
+        &self,
+        key: &TransactionKey,
+        request: &Request,
+        status: StatusCode,
+        headers: Vec<Header>,
+    ) {
         let code = u16::from(status.clone());
-        let response = message::build_response(request, status, Some(&message::new_tag()), headers, None);
+        let response =
+            message::build_response(request, status, Some(&message::new_tag()), headers, None);
         let _ = self
             .endpoint
             .send(EndpointCommand::Respond {
@@ -559,8 +647,16 @@ impl AgentsActor {
         while let Some(action) = self.acd.poll_action() {
             match action {
                 AcdAction::Offer { call, agent } => self.offer(now, call, agent),
-                AcdAction::CancelOffer { call, agent, reason } => {
-                    let queue = self.calls.get(&call).map(|(_, q)| q.clone()).unwrap_or_default();
+                AcdAction::CancelOffer {
+                    call,
+                    agent,
+                    reason,
+                } => {
+                    let queue = self
+                        .calls
+                        .get(&call)
+                        .map(|(_, q)| q.clone())
+                        .unwrap_or_default();
                     if reason == CancelReason::NoAnswer {
                         crate::metrics::count_offer_result(&queue, OfferResult::NoAnswer);
                         info!(agent, "agent did not answer in time: redirecting the call");
@@ -603,7 +699,10 @@ impl AgentsActor {
             Some(target) => self.tell(call, CallEvent::AgentOffered { agent, target }),
             None => {
                 warn!(agent, "offered agent has no usable registration");
-                if let Err(e) = self.acd.offer_failed(now, call, &agent, OfferFailure::Unreachable) {
+                if let Err(e) = self
+                    .acd
+                    .offer_failed(now, call, &agent, OfferFailure::Unreachable)
+                {
                     debug!(error = %e, "offer failure refused");
                 }
             }

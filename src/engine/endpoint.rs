@@ -400,13 +400,20 @@ impl Endpoint {
                     vec![],
                 ),
                 Method::Bye => {
-                    let known = self
+                    let from_caller = self
                         .calls
                         .get(&summary.call_id)
-                        .filter(|e| summary.to_tag.as_deref() == Some(e.local_tag.as_str()));
-                    match known {
-                        Some(entry) => {
-                            let _ = entry.events.try_send(CallEvent::CallerHungUp);
+                        .filter(|e| summary.to_tag.as_deref() == Some(e.local_tag.as_str()))
+                        .map(|e| (e, CallEvent::CallerHungUp));
+                    let from_agent = || {
+                        self.legs
+                            .get(&summary.call_id)
+                            .and_then(|owner| self.calls.get(owner))
+                            .map(|e| (e, CallEvent::AgentHungUp))
+                    };
+                    match from_caller.or_else(from_agent) {
+                        Some((entry, event)) => {
+                            let _ = entry.events.try_send(event);
                             self.respond(now, &key, &request, StatusCode::OK, None, vec![]);
                         }
                         None => self.respond(
@@ -420,7 +427,11 @@ impl Endpoint {
                     }
                 }
                 Method::Register => {
-                    if !self.shared.agents.try_register(request, key, source, transport) {
+                    if !self
+                        .shared
+                        .agents
+                        .try_register(request, key, source, transport)
+                    {
                         warn!("agents service busy; REGISTER dropped");
                     }
                 }

@@ -87,9 +87,9 @@ impl Prompts {
         Ok(Prompts {
             greeting: Arc::new(Prompt::load(config.greeting_path())?),
             queue_wait: load("queue-wait.wav")?,
-            hold_music: Arc::new(Prompt::load(config.prompt_path(
-                &config.acd.hold_music.to_string_lossy(),
-            ))?),
+            hold_music: Arc::new(Prompt::load(
+                config.prompt_path(&config.acd.hold_music.to_string_lossy()),
+            )?),
             closing: load("closing.wav")?,
             position_prefix: load("position-prefix.wav")?,
             position_suffix: load("position-suffix.wav")?,
@@ -289,11 +289,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }));
     io_tasks.push(tokio::spawn(agents_actor.run(transports_stopped.clone())));
-    io_tasks.push(tokio::spawn(reload_on_sighup(shared.clone(), transports_stopped.clone())));
+    io_tasks.push(tokio::spawn(reload_on_sighup(
+        shared.clone(),
+        transports_stopped.clone(),
+    )));
 
     let (control_tx, control_rx) = mpsc::channel(8);
     let (active_tx, mut active_rx) = watch::channel(0usize);
-    let endpoint = Endpoint::new(shared.clone(), transports, active_tx, endpoint_tx, endpoint_rx);
+    let endpoint = Endpoint::new(
+        shared.clone(),
+        transports,
+        active_tx,
+        endpoint_tx,
+        endpoint_rx,
+    );
     let endpoint_task = tokio::spawn(endpoint.run(inbound_rx, control_rx));
 
     shutdown.await;

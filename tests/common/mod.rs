@@ -165,6 +165,7 @@ min_expires_seconds = 10
 max_expires_seconds = 3600
 default_expires_seconds = 600
 nonce_lifetime_seconds = 300
+digest_algorithms = ["MD5", "SHA-256"]
 "#,
             ring_timeout = options.agent_ring_timeout_ms,
             announce = options.position_announcement_seconds,
@@ -303,6 +304,43 @@ nonce_lifetime_seconds = 300
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
+
+    /// An API request with the test token: (status, body).
+    pub fn api(&self, method: &str, path: &str) -> (u16, String) {
+        http_request(self.http, method, path, Some(API_TOKEN)).expect("API answers")
+    }
+
+    /// Logs agents in through the API once their phones are registered.
+    pub fn log_in_when_registered(&self, agents: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for agent in agents {
+            loop {
+                let (_, body) = self.api("GET", "/agents");
+                let registered = body.contains(&format!("\"id\":\"{agent}\""))
+                    && agent_field(&body, agent, "registered") == Some("true".into());
+                if registered {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "agent {agent} never registered: {body}\n{}", self.log());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let (status, body) = self.api("POST", &format!("/agents/{agent}/login"));
+            assert_eq!(status, 200, "login {agent}: {body}");
+            // Distinct idle times, so longest-idle order is the login order.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// One field of one agent in the `GET /agents` JSON, as raw text.
+pub fn agent_field(body: &str, agent: &str, field: &str) -> Option<String> {
+    let start = body.find(&format!("\"id\":\"{agent}\""))?;
+    let object = &body[start..];
+    let object = &object[..object.find('}').unwrap_or(object.len())];
+    let key = format!("\"{field}\":");
+    let value = &object[object.find(&key)? + key.len()..];
+    let end = value.find([',', '}']).unwrap_or(value.len());
+    Some(value[..end].trim_matches('"').to_owned())
 }
 
 impl Drop for Engine {
@@ -335,13 +373,20 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 
 /// A minimal HTTP/1.0 GET: the body, or `None` when nothing answers.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    http_request(addr, "GET", path, None).map(|(_, body)| body)
+}
+
+/// A minimal HTTP/1.0 request: (status, body), or `None` when nothing answers.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.").then(|| body.to_owned())
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    head.starts_with("HTTP/1.").then(|| (status, body.to_owned()))
 }
 
 pub fn metric_value(text: &str, name: &str, labels: &str) -> f64 {
@@ -424,7 +469,13 @@ impl Sipp {
 
     /// Runs SIPp to the end (bounded by `timeout`) and returns its output; the
     /// error log SIPp wrote is appended to stderr for the assertion message.
-    pub fn run(mut self, timeout: Duration) -> SippResult {
+    pub fn run(self, timeout: Duration) -> SippResult {
+        self.spawn(timeout).wait()
+    }
+
+    /// Starts SIPp in the background (an agent's phone on shift, a caller running
+    /// while the test does other things); SIPp stops itself after `timeout`.
+    pub fn spawn(mut self, timeout: Duration) -> RunningSipp {
         let child = self
             .command
             .arg("-timeout")
@@ -433,6 +484,22 @@ impl Sipp {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sipp");
+        RunningSipp {
+            child: Some(child),
+            workdir: self.workdir,
+        }
+    }
+}
+
+/// A SIPp process the test started and will wait for.
+pub struct RunningSipp {
+    child: Option<Child>,
+    workdir: tempfile::TempDir,
+}
+
+impl RunningSipp {
+    pub fn wait(mut self) -> SippResult {
+        let child = self.child.take().expect("running");
         let output: Output = child.wait_with_output().expect("sipp output");
         let mut errors = String::new();
         for entry in std::fs::read_dir(self.workdir.path()).unwrap().flatten() {
@@ -446,6 +513,38 @@ impl Sipp {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             errors,
+        }
+    }
+}
+
+impl Drop for RunningSipp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An agent's softphone on shift for `shift`: registers as `id` (password `pw<id>`,
+/// as in [`DEMO_AGENTS`]) and answers calls with the out-of-call scenario `on_call`.
+pub fn agent_phone(engine: &Engine, id: &str, on_call: &str, shift: Duration) -> RunningSipp {
+    let ooc = Path::new(MANIFEST_DIR).join("tests/sipp").join(on_call);
+    Sipp::new("agent_stay.xml", engine.sip)
+        .arg("-oocsf")
+        .arg(ooc)
+        .args(["-s", id, "-ap", &format!("pw{id}"), "-m", "1"])
+        .args(["-d", &shift.as_millis().to_string()])
+        .args(["-mp", &free_even_port().to_string()])
+        .spawn(shift + Duration::from_secs(30))
+}
+
+/// An even UDP port free at the moment of asking (SIPp's media port).
+pub fn free_even_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port % 2 == 0 && port < 65_000 {
+            return port;
         }
     }
 }
