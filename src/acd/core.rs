@@ -422,6 +422,7 @@ impl Acd {
 
     /// The agent stops taking calls for `reason`. A ringing offer is cancelled and the
     /// call moves on; on a call, the pause starts when it ends (skipping wrap-up).
+    /// O(k·log A) plus matching the call.
     pub fn pause(
         &mut self,
         now: Instant,
@@ -474,6 +475,7 @@ impl Acd {
     /// The agent's softphone registered (`true`) or un-registered / lapsed (`false`).
     /// Losing the registration logs the agent out (a ringing offer is cancelled; on a
     /// call, at its end). Registering makes an available agent offerable.
+    /// O(k·(log A + log C + r)).
     pub fn set_registered(
         &mut self,
         now: Instant,
@@ -507,6 +509,7 @@ impl Acd {
     }
 
     /// Fires every timer due at `now`, in deadline order, matching after each.
+    /// O(log timers) per timer plus what each one changes (like the inputs above).
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(&(deadline, timer)) = self.timers.first() {
             if deadline > now {
@@ -760,6 +763,12 @@ impl Acd {
             enqueued_at: entry.enqueued_at,
             stage,
         })
+    }
+
+    /// True while any call waits for an agent (R9: no callback starts then).
+    /// O(queues).
+    pub fn inbound_waiting(&self) -> bool {
+        self.queues.iter().any(|queue| !queue.waiting.is_empty())
     }
 
     /// Every queue's depth and oldest wait, in config order. O(queues).
@@ -1077,6 +1086,9 @@ impl Acd {
 
     /// Rings `agent` for a waiting call. O(log C + k·log A).
     fn offer(&mut self, now: Instant, key: CallKey, agent: AgentIdx) {
+        let Some(agent_id) = self.agent_ref(agent).map(|a| a.config.id.clone()) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1095,9 +1107,6 @@ impl Acd {
         {
             queue.rr_cursor = membership.position + 1;
         }
-        let Some(agent_id) = self.agent_ref(agent).map(|a| a.config.id.clone()) else {
-            return;
-        };
         self.actions.push_back(AcdAction::Offer {
             call: key,
             agent: agent_id,

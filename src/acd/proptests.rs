@@ -128,6 +128,34 @@ fn config_b() -> AcdConfig {
     }
 }
 
+/// A third config: "backup" removed (its calls leave for the dialplan, ringing offers
+/// are cancelled), so "general" now overflows to the dialplan.
+fn config_c() -> AcdConfig {
+    let mut config = config_a();
+    config.queues.retain(|q| q.name != "backup");
+    config.queues[0].overflow = Some(Overflow::Dialplan("voicemail".into()));
+    for agent in &mut config.agents {
+        agent.queues.retain(|q| q != "backup");
+    }
+    config.agents[5].queues.push("general".into());
+    config
+}
+
+/// A fourth config: "legal" (no overflow) removed: refused while it has calls.
+fn config_d() -> AcdConfig {
+    let mut config = config_a();
+    config.queues.retain(|q| q.name != "legal");
+    for agent in &mut config.agents {
+        agent.queues.retain(|q| q != "legal");
+    }
+    config
+}
+
+/// Reloads go round these configs.
+fn configs() -> [AcdConfig; 4] {
+    [config_a(), config_b(), config_c(), config_d()]
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Enqueue { queue: Index, priority: Index },
@@ -184,8 +212,11 @@ struct ModelCall {
     refused: BTreeSet<String>,
 }
 
+/// Priority first, then arrival: the order calls are served in.
+type CallOrder = (Reverse<u8>, u64);
+
 impl ModelCall {
-    fn order(&self) -> (Reverse<u8>, u64) {
+    fn order(&self) -> CallOrder {
         (Reverse(self.priority), self.arrival)
     }
 }
@@ -347,14 +378,17 @@ impl Model {
                 return;
             }
             Op::Reload => {
-                let next = if self.config == config_a() {
-                    config_b()
-                } else {
-                    config_a()
-                };
+                let configs = configs();
+                let at = configs.iter().position(|c| *c == self.config).unwrap_or(0);
+                let next = configs[(at + 1) % configs.len()].clone();
                 let previous = std::mem::replace(&mut self.config, next.clone());
-                if self.acd.reload(now, next).is_err() {
-                    self.config = previous;
+                match self.acd.reload(now, next) {
+                    Ok(()) => {}
+                    Err(AcdError::RemovedQueueHasCalls { queue }) => {
+                        assert!(self.live.values().any(|c| c.queue == queue));
+                        self.config = previous;
+                    }
+                    Err(other) => panic!("reload refused: {other}"),
                 }
             }
         }
@@ -449,7 +483,8 @@ impl Model {
     fn check(&self) {
         // Every live call is in the ACD as the model says; nothing else is.
         assert_eq!(self.acd.call_keys().count(), self.live.len());
-        let mut positions: BTreeMap<&str, Vec<(Reverse<u8>, u64, usize)>> = BTreeMap::new();
+        // Per queue: each waiting call's order and the position the ACD gives it.
+        let mut positions: BTreeMap<&str, Vec<(CallOrder, usize)>> = BTreeMap::new();
         for (key, call) in &self.live {
             let view = self.acd.call(*key).expect("live call in the ACD");
             assert_eq!(view.queue, call.queue, "queue of call {key}");
@@ -457,7 +492,7 @@ impl Model {
                 (Status::Waiting, CallStage::Waiting { position }) => positions
                     .entry(call.queue.as_str())
                     .or_default()
-                    .push((Reverse(call.priority), call.arrival, *position)),
+                    .push((call.order(), *position)),
                 (Status::Ringing(a), CallStage::Ringing { agent })
                 | (Status::Connected(a), CallStage::Connected { agent }) => assert_eq!(a, agent),
                 (model, acd) => panic!("call {key}: model {model:?}, ACD {acd:?}"),
@@ -466,7 +501,7 @@ impl Model {
         // Positions are 1..n in priority-then-arrival order (FIFO within a priority).
         for waiting in positions.values_mut() {
             waiting.sort();
-            for (i, (_, _, position)) in waiting.iter().enumerate() {
+            for (i, (_, position)) in waiting.iter().enumerate() {
                 assert_eq!(*position, i + 1);
             }
         }

@@ -415,10 +415,15 @@ fn abandon_while_queued_returns_the_wait() {
     .unwrap();
     acd.enqueue(t0, 1, "q", 0).unwrap();
     acd.enqueue(t0, 2, "q", 0).unwrap();
+    assert!(acd.inbound_waiting());
     assert_eq!(acd.abandon(t0 + secs(42), 1), Some(secs(42)));
     assert_eq!(acd.position(2), Some(1));
     assert_eq!(acd.abandon(t0 + secs(43), 1), None);
     assert_eq!(acd.queue_stats(t0 + secs(50))[0].depth, 1);
+    // A driver reporting the end of a call never answered: the same as an abandon.
+    acd.call_ended(t0 + secs(51), 2).unwrap();
+    assert_eq!(acd.call(2), None);
+    assert!(!acd.inbound_waiting());
 }
 
 #[test]
