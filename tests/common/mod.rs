@@ -321,7 +321,11 @@ digest_algorithms = ["MD5", "SHA-256"]
                 if registered {
                     break;
                 }
-                assert!(Instant::now() < deadline, "agent {agent} never registered: {body}\n{}", self.log());
+                assert!(
+                    Instant::now() < deadline,
+                    "agent {agent} never registered: {body}\n{}",
+                    self.log()
+                );
                 std::thread::sleep(Duration::from_millis(100));
             }
             let (status, body) = self.api("POST", &format!("/agents/{agent}/login"));
@@ -377,16 +381,28 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
 }
 
 /// A minimal HTTP/1.0 request: (status, body), or `None` when nothing answers.
-pub fn http_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\n\r\n").ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    head.starts_with("HTTP/1.").then(|| (status, body.to_owned()))
+    head.starts_with("HTTP/1.")
+        .then(|| (status, body.to_owned()))
 }
 
 pub fn metric_value(text: &str, name: &str, labels: &str) -> f64 {
@@ -543,7 +559,7 @@ pub fn agent_phone(engine: &Engine, id: &str, on_call: &str, shift: Duration) ->
 pub fn free_even_port() -> u16 {
     loop {
         let port = free_port();
-        if port % 2 == 0 && port < 65_000 {
+        if port.is_multiple_of(2) && port < 65_000 {
             return port;
         }
     }
