@@ -386,3 +386,54 @@ fn reloading_the_agents_file_adds_an_agent_without_a_restart() {
         "the old agents stay: {body}"
     );
 }
+
+/// Feature codes from the softphone change the agent's state: `*21` logs in, `*23`
+/// pauses, `*24` resumes, `*22` logs out; each is challenged with digest.
+#[test]
+fn feature_codes_from_the_softphone_change_the_agents_state() {
+    let engine = Engine::start(EngineOptions::default());
+    let _phone = agent_phone(&engine, "1002", "agent_answer.xml", Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while agent_field(&engine.api("GET", "/agents").1, "1002", "registered").as_deref()
+        != Some("true")
+    {
+        assert!(Instant::now() < deadline, "never registered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (code, state) in [
+        ("*21", "available"),
+        ("*23", "paused"),
+        ("*24", "available"),
+        ("*22", "logged_out"),
+    ] {
+        Sipp::new("agent_feature.xml", engine.sip)
+            .args([
+                "-m", "1", "-s", code, "-key", "agent", "1002", "-au", "1002", "-ap", "pw1002",
+            ])
+            .run(Duration::from_secs(30))
+            .assert_success();
+        let (_, body) = engine.api("GET", "/agents");
+        assert_eq!(
+            agent_field(&body, "1002", "state").as_deref(),
+            Some(state),
+            "after {code}: {body}"
+        );
+    }
+    // A wrong password changes nothing and never gets the call answered.
+    let wrong = Sipp::new("agent_feature.xml", engine.sip)
+        .args([
+            "-m", "1", "-s", "*21", "-key", "agent", "1002", "-au", "1002", "-ap", "wrong",
+        ])
+        .run(Duration::from_secs(10));
+    assert!(!wrong.status.success(), "a wrong password is not accepted");
+    let (_, body) = engine.api("GET", "/agents");
+    assert_eq!(
+        agent_field(&body, "1002", "state").as_deref(),
+        Some("logged_out")
+    );
+    assert_eq!(
+        engine.metric("hotline_calls_offered_total", ""),
+        0.0,
+        "feature codes are not citizens' calls"
+    );
+}

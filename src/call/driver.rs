@@ -446,12 +446,7 @@ impl Call {
     }
 
     fn local_port(&self, transport: TransportKind) -> u16 {
-        let sip = &self.shared.config.sip;
-        match transport {
-            TransportKind::Udp => sip.listen_udp.map(|a| a.port()),
-            TransportKind::Tcp => sip.listen_tcp.map(|a| a.port()),
-        }
-        .unwrap_or(5060)
+        self.shared.local_port(transport)
     }
 
     async fn respond(&self, status: StatusCode, mut headers: Vec<Header>, sdp: Option<String>) {

@@ -4,3 +4,4 @@
 pub mod agent_leg;
 pub mod core;
 pub mod driver;
+pub mod feature;

@@ -631,12 +631,26 @@ impl Endpoint {
             permit,
             events: call_events,
         };
-        tokio::spawn(driver::run(
-            self.shared.clone(),
-            setup,
-            self.commands_tx.clone(),
-            events_rx,
-        ));
+        let feature = setup
+            .summary
+            .request_uri_user
+            .as_deref()
+            .and_then(crate::call::feature::feature_code);
+        match feature {
+            Some(request) => tokio::spawn(crate::call::feature::run(
+                self.shared.clone(),
+                setup,
+                request,
+                self.commands_tx.clone(),
+                events_rx,
+            )),
+            None => tokio::spawn(driver::run(
+                self.shared.clone(),
+                setup,
+                self.commands_tx.clone(),
+                events_rx,
+            )),
+        };
     }
 }
 

@@ -22,7 +22,7 @@ use crate::config::{Config, StoreConfig};
 use crate::media::prompt::Prompt;
 use crate::metrics::ConnectionRateWindow;
 use crate::recording::RecordingConfig;
-use crate::sip::transport::{self, Transports};
+use crate::sip::transport::{self, TransportKind, Transports};
 use crate::workorder::sqlite::SqliteStore;
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
 
@@ -74,6 +74,11 @@ pub struct Prompts {
     pub queue_wait: Arc<Prompt>,
     pub hold_music: Arc<Prompt>,
     pub closing: Arc<Prompt>,
+    pub agent_logged_in: Arc<Prompt>,
+    pub agent_logged_out: Arc<Prompt>,
+    pub agent_paused: Arc<Prompt>,
+    pub agent_resumed: Arc<Prompt>,
+    pub feature_failed: Arc<Prompt>,
     position_prefix: Arc<Prompt>,
     position_suffix: Arc<Prompt>,
     digits: Vec<Arc<Prompt>>,
@@ -91,6 +96,11 @@ impl Prompts {
                 config.prompt_path(&config.acd.hold_music.to_string_lossy()),
             )?),
             closing: load("closing.wav")?,
+            agent_logged_in: load("agent-logged-in.wav")?,
+            agent_logged_out: load("agent-logged-out.wav")?,
+            agent_paused: load("agent-paused.wav")?,
+            agent_resumed: load("agent-resumed.wav")?,
+            feature_failed: load("feature-failed.wav")?,
             position_prefix: load("position-prefix.wav")?,
             position_suffix: load("position-suffix.wav")?,
             digits: (0..10)
@@ -124,6 +134,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The SIP port the engine listens on for `transport` (Via, Contact).
+    pub fn local_port(&self, transport: TransportKind) -> u16 {
+        let sip = &self.config.sip;
+        match transport {
+            TransportKind::Udp => sip.listen_udp.map(|a| a.port()),
+            TransportKind::Tcp => sip.listen_tcp.map(|a| a.port()),
+        }
+        .unwrap_or(5060)
+    }
+
     /// A key for the ACD, unique for the engine's life.
     pub fn next_call_key(&self) -> CallKey {
         self.next_call_key.fetch_add(1, Ordering::Relaxed)
