@@ -5,17 +5,17 @@
 //!
 //! | module | owns | pure or I/O |
 //! |---|---|---|
-//! | [`config`] | the TOML config, validated with file:line errors before any port is bound | pure (reads one file) |
+//! | [`config`] | the TOML config and the agents file, validated with file:line errors before any port is bound | pure (reads files) |
 //! | [`privacy`] | masking caller numbers for logs, metrics and listings (R12) | pure |
-//! | [`sip`] | SIP messages, TCP framing, transactions (RFC 3261 timers), dialogs, SDP | pure cores + UDP/TCP transport tasks |
-//! | [`media`] | G.711, RTP, RFC 4733 DTMF, prompts, the per-call RTP task | pure codecs + one task per call |
+//! | [`sip`] | SIP messages, TCP framing, transactions (RFC 3261 timers), dialogs, SDP, registrar, digest auth | pure cores + UDP/TCP transport tasks |
+//! | [`media`] | G.711, RTP, RFC 4733 DTMF, prompts, the per-call RTP task and its bridge to an agent | pure codecs + one task per call |
 //! | [`recording`] | stereo WAV recordings that survive a crash (R22) | one writer task per call |
 //! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
 //! | [`metrics`] | metric names and the rolling 24 h connection rate (R5, R30) | pure window + `metrics` facade |
 //! | [`acd`] | queues, agents, routing strategies, ring timeout and overflow (R6, R7, R15) | pure core |
-//! | [`call`] | the per-call state machine and its driver task | pure core + one task per call |
-//! | [`engine`] | wires transports, calls, store and metrics together; admission and shutdown | I/O |
-//! | [`api`] | the HTTP server: `/metrics` now, the agent and supervisor API later | I/O |
+//! | [`call`] | the per-call state machine, the leg to the agent's phone (B2BUA), feature codes, and the driver task | pure cores + one task per call |
+//! | [`engine`] | wires transports, the SIP endpoint, the agents actor (ACD + registrar), calls, store and metrics; admission, reload and shutdown | I/O |
+//! | [`api`] | the HTTP server: `/metrics`, `/health`, and the agent API behind a bearer token | I/O |
 
 pub mod acd;
 pub mod api;
