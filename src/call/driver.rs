@@ -631,23 +631,15 @@ impl Call {
                 owner_call_id: self.setup.summary.call_id.clone(),
             })
             .await;
-        let _ = self
-            .endpoint
-            .send(EndpointCommand::SendRequest {
-                call_id: self.setup.summary.call_id.clone(),
-                key: leg.invite_key.clone(),
-                destination: leg.target.destination,
-                transport: leg.target.transport,
-                payload: leg.invite_bytes(),
-            })
-            .await;
-        info!(agent, "ringing the agent");
+        let (key, invite) = (leg.invite_key.clone(), leg.invite_bytes());
         self.agent = Some(AgentSide {
             leg,
             socket: Arc::new(socket),
             negotiated: None,
             bye_key: None,
         });
+        info!(agent, "ringing the agent");
+        self.send_to_agent(key, invite).await;
     }
 
     async fn cancel_agent(&mut self) {
@@ -655,18 +647,25 @@ impl Call {
             return;
         };
         if let Some((key, payload)) = side.leg.cancel() {
-            let (destination, transport) = (side.leg.target.destination, side.leg.target.transport);
-            let _ = self
-                .endpoint
-                .send(EndpointCommand::SendRequest {
-                    call_id: self.setup.summary.call_id.clone(),
-                    key,
-                    destination,
-                    transport,
-                    payload,
-                })
-                .await;
+            self.send_to_agent(key, payload).await;
         }
+    }
+
+    /// Sends a request on the agent's leg as a new client transaction.
+    async fn send_to_agent(&self, key: TransactionKey, payload: Bytes) {
+        let Some(side) = &self.agent else {
+            return;
+        };
+        let _ = self
+            .endpoint
+            .send(EndpointCommand::SendRequest {
+                call_id: self.setup.summary.call_id.clone(),
+                key,
+                destination: side.leg.target.destination,
+                transport: side.leg.target.transport,
+                payload,
+            })
+            .await;
     }
 
     async fn bye_agent(&mut self) {
@@ -675,17 +674,7 @@ impl Call {
         };
         if let Some((key, payload)) = side.leg.bye() {
             side.bye_key = Some(key.clone());
-            let (destination, transport) = (side.leg.target.destination, side.leg.target.transport);
-            let _ = self
-                .endpoint
-                .send(EndpointCommand::SendRequest {
-                    call_id: self.setup.summary.call_id.clone(),
-                    key,
-                    destination,
-                    transport,
-                    payload,
-                })
-                .await;
+            self.send_to_agent(key, payload).await;
         }
     }
 

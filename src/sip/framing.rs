@@ -7,6 +7,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::message::find_header_end;
+
 /// Largest header section accepted on a stream: a peer that sends more without a
 /// blank line is broken or hostile, and waiting longer would only grow the buffer.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -88,24 +90,6 @@ pub fn next_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         return Ok(None);
     }
     Ok(Some(Frame::Message(buf.split_to(total).freeze())))
-}
-
-/// Index where the header section ends and where the body starts. Accepts CRLFCRLF
-/// and, for lenient peers, LFLF (or a mix), whichever comes first.
-fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut index = 0;
-    while let Some(offset) = buf[index..].iter().position(|&b| b == b'\n') {
-        let lf = index + offset;
-        let rest = &buf[lf + 1..];
-        if rest.starts_with(b"\r\n") {
-            return Some((lf + 1, lf + 3));
-        }
-        if rest.starts_with(b"\n") {
-            return Some((lf + 1, lf + 2));
-        }
-        index = lf + 1;
-    }
-    None
 }
 
 /// Content-Length of a header section (long or compact `l` form, any case, with

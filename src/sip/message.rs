@@ -475,7 +475,10 @@ pub fn new_call_id(host: &str) -> String {
 
 // ---- helpers ------------------------------------------------------------------
 
-fn find_header_end(bytes: &[u8]) -> Option<(usize, usize)> {
+/// Index where the header section ends and where the body starts. Accepts CRLFCRLF
+/// and, for lenient peers, LFLF (or a mix), whichever comes first. Shared with the TCP
+/// framer, which must find the same boundary the parser does.
+pub(crate) fn find_header_end(bytes: &[u8]) -> Option<(usize, usize)> {
     let mut index = 0;
     while let Some(offset) = bytes[index..].iter().position(|&b| b == b'\n') {
         let lf = index + offset;
@@ -657,7 +660,8 @@ fn via_entries(fields: &[(String, String)]) -> Result<Vec<String>, SipError> {
 }
 
 /// Splits on `separator` except inside double quotes or angle brackets; trims parts.
-fn split_outside_quotes(value: &str, separator: char) -> Vec<String> {
+/// Splits on `separator` outside double quotes and angle brackets; trims the parts.
+pub(crate) fn split_outside_quotes(value: &str, separator: char) -> Vec<String> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let (mut quoted, mut escaped, mut angle) = (false, false, false);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::sip::message::{Request, SipError, summary};
+use crate::sip::message::{Request, SipError, split_outside_quotes, summary};
 use crate::sip::transport::TransportKind;
 
 /// Bindings kept per address-of-record. An agent has one phone; a few more cover a
@@ -576,33 +576,6 @@ fn parse_delta_seconds(value: &str) -> Option<u32> {
         return None;
     }
     Some(value.parse::<u32>().unwrap_or(u32::MAX))
-}
-
-/// Splits on `separator` outside double quotes and angle brackets; trims the parts.
-fn split_outside_quotes(value: &str, separator: char) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let (mut quoted, mut escaped, mut angle) = (false, false, false);
-    for c in value.chars() {
-        if escaped {
-            escaped = false;
-        } else if quoted && c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            quoted = !quoted;
-        } else if !quoted && c == '<' {
-            angle = true;
-        } else if !quoted && c == '>' {
-            angle = false;
-        } else if !quoted && !angle && c == separator {
-            parts.push(current.trim().to_string());
-            current.clear();
-            continue;
-        }
-        current.push(c);
-    }
-    parts.push(current.trim().to_string());
-    parts
 }
 
 #[cfg(test)]
