@@ -82,11 +82,7 @@ fn writer_bench(c: &mut Criterion) {
                 drop(frames);
                 recording.finish().await.expect("finish bench recording");
                 let elapsed = started.elapsed();
-                let _ = std::fs::remove_file(recording::recording_path(
-                    &config.root,
-                    date,
-                    &id,
-                ));
+                let _ = std::fs::remove_file(recording::recording_path(&config.root, date, &id));
                 elapsed
             })
         })
