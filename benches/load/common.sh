@@ -108,9 +108,25 @@ elapsed() {
 }
 
 # One sample from the engine's /metrics (0 when not emitted yet); label-less series.
+# "n/a" when the engine does not answer within 5 s.
 metric() {
-    curl -sf "http://127.0.0.1:$ENGINE_HTTP_PORT/metrics" |
-        awk -v name="$1" '$1 == name { value = $2 } END { print value + 0 }'
+    local page
+    if page=$(curl -sf -m 5 "http://127.0.0.1:$ENGINE_HTTP_PORT/metrics"); then
+        echo "$page" | awk -v name="$1" '$1 == name { value = $2 } END { print value + 0 }'
+    else
+        echo "n/a"
+    fi
+}
+
+# When the engine stops answering: every thread's stack (gdb, if installed) into
+# $1/engine-stacks.txt, and the work directory kept for a post-mortem.
+capture_hang() {
+    local dir=$1
+    if command -v gdb >/dev/null; then
+        gdb -p "$ENGINE_PID" -batch -ex "thread apply all bt 30" >"$dir/engine-stacks.txt" 2>&1 || true
+    fi
+    KEEP_WORK=1
+    echo "engine not answering /metrics: stacks and logs kept in $dir" >&2
 }
 
 # UDP receive errors of the whole host (buffer overflows): every socket here is on

@@ -91,7 +91,10 @@ level() {
     summary=$(grep '^summary' "$dir/loadgen.out" || echo "summary answered=0 failed=$calls")
 
     for _ in $(seq 1 300); do
-        [ "$(metric hotline_calls_active)" = 0 ] && break
+        case $(metric hotline_calls_active) in
+            0) break ;;
+            n/a) capture_hang "$dir"; break ;;
+        esac
         sleep 0.1
     done
     local engine_received engine_sent frames_dropped written
@@ -133,8 +136,9 @@ level() {
     if [ "$rss_peak" -gt 0 ]; then
         per_call=$(awk -v a="$rss_idle" -v b="$rss_peak" -v n="$calls" 'BEGIN { printf "%.0f", (b - a) / n }')
     fi
-    local lost
-    lost=$(awk -v s="$sent" -v r="$engine_received" 'BEGIN { printf "%d", s - r }')
+    local lost="n/a (engine hung)"
+    [ "$engine_received" != n/a ] &&
+        lost=$(awk -v s="$sent" -v r="$engine_received" 'BEGIN { printf "%d", s - r }')
     # Set globals rather than print: level runs in this shell, not a $(…) subshell, so the
     # EXIT trap still sees (and stops) the engine and loadgen it started.
     printf -v LEVEL_ROW '| %s | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s | %s–%s |' \

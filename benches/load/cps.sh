@@ -182,4 +182,5 @@ command="RATES=\"$RATES\" STEP_SECONDS=$STEP_SECONDS HOLD_MS=$HOLD_MS ENGINE_CPU
     echo "Highest clean rate: engine **$engine_clean** calls/s, SIPp uas **$baseline_clean** calls/s$ceiling_note; ratio engine / baseline **$ratio**."
     echo "Engine answered $answered calls and wrote $written recordings in its ramp. Hold $HOLD_MS ms, $STEP_SECONDS s per step, SIPp -buff_size $BUFF_SIZE on every side,"
     echo "engine (and the baseline uas) pinned to CPU $ENGINE_CPUS, SIPp uac to CPU $LOAD_CPUS. Clean = failures ≤ 0.1 % and achieved ≥ ${MIN_ACHIEVED_PCT} % of target."
+    echo "Latency is SIPp's -trace_rtt: whole milliseconds from SIPp's own clock, which advances in steps of a few ms under load (0 = under one step)."
 } | record_results "cps: engine vs SIPp uas" "$command" "$NOTE"
