@@ -40,7 +40,11 @@ fn config(strategy: Strategy) -> AcdConfig {
     // 800 agents for the busy queues, 200 for the quiet ones; each serves five queues.
     let agents = (0..AGENTS)
         .map(|a| {
-            let (base, span) = if a < 800 { (0, BUSY_QUEUES) } else { (BUSY_QUEUES, QUEUES - BUSY_QUEUES) };
+            let (base, span) = if a < 800 {
+                (0, BUSY_QUEUES)
+            } else {
+                (BUSY_QUEUES, QUEUES - BUSY_QUEUES)
+            };
             AgentConfig {
                 id: format!("{}", 10_000 + a),
                 skills: BTreeMap::new(),
@@ -68,7 +72,8 @@ struct Bench {
 fn settle(acd: &mut Acd, now: Instant, connected: &mut Vec<CallKey>) {
     while let Some(action) = acd.poll_action() {
         if let AcdAction::Offer { call, agent } = action {
-            acd.offer_answered(now, call, &agent).expect("offer answered");
+            acd.offer_answered(now, call, &agent)
+                .expect("offer answered");
             connected.push(call);
         }
     }
@@ -99,12 +104,7 @@ fn setup(strategy: Strategy) -> Bench {
             .expect("enqueue");
         settle(&mut bench.acd, now, &mut bench.connected);
     }
-    let waiting: usize = bench
-        .acd
-        .queue_stats(now)
-        .iter()
-        .map(|q| q.depth)
-        .sum();
+    let waiting: usize = bench.acd.queue_stats(now).iter().map(|q| q.depth).sum();
     assert_eq!(waiting, WAITING, "the busy queues hold the waiting calls");
     bench
 }
@@ -125,7 +125,10 @@ fn choose_an_agent(c: &mut Criterion) {
                     bench.next_call += 1;
                     let target = queue(BUSY_QUEUES + (i as usize % (QUEUES - BUSY_QUEUES)));
                     let started = Instant::now();
-                    bench.acd.enqueue(bench.now, call, &target, 0).expect("enqueue");
+                    bench
+                        .acd
+                        .enqueue(bench.now, call, &target, 0)
+                        .expect("enqueue");
                     let offer = bench.acd.poll_action();
                     spent += started.elapsed();
                     assert!(matches!(offer, Some(AcdAction::Offer { .. })), "{offer:?}");
@@ -157,7 +160,10 @@ fn choose_the_next_call(c: &mut Criterion) {
                     cursor = (cursor + 1) % bench.connected.len();
                     let ending = bench.connected[cursor];
                     let started = Instant::now();
-                    bench.acd.call_ended(bench.now, ending).expect("connected call");
+                    bench
+                        .acd
+                        .call_ended(bench.now, ending)
+                        .expect("connected call");
                     let mut offered = None;
                     while let Some(action) = bench.acd.poll_action() {
                         if let AcdAction::Offer { call, agent } = action {
@@ -170,13 +176,21 @@ fn choose_the_next_call(c: &mut Criterion) {
                     while bench.acd.poll_action().is_some() {}
                     // Undo: the agent takes it, and a new caller joins the back of a
                     // busy queue so 10,000 still wait.
-                    bench.acd.offer_answered(bench.now, call, &agent).expect("answer");
+                    bench
+                        .acd
+                        .offer_answered(bench.now, call, &agent)
+                        .expect("answer");
                     bench.connected[cursor] = call;
                     let newcomer = bench.next_call;
                     bench.next_call += 1;
                     bench
                         .acd
-                        .enqueue(bench.now, newcomer, &queue(newcomer as usize % BUSY_QUEUES), 0)
+                        .enqueue(
+                            bench.now,
+                            newcomer,
+                            &queue(newcomer as usize % BUSY_QUEUES),
+                            0,
+                        )
                         .expect("enqueue");
                     while bench.acd.poll_action().is_some() {}
                 }
