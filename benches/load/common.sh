@@ -51,6 +51,7 @@ write_config() {
         -e "s|^dir = \"recordings\"|dir = \"$work/recordings\"|" \
         -e "s|^data_dir = .*|data_dir = \"$work/data\"|" \
         -e "s|^filter = .*|filter = \"$ENGINE_LOG_FILTER\"|" \
+        -e "s|^agents_file = .*|agents_file = \"$REPO/config/agents.toml\"|" \
         "$REPO/config/hotline.toml" >"$work/hotline.toml"
     "$ENGINE_BIN" check-config "$work/hotline.toml" >/dev/null || die "bench config rejected"
 }
