@@ -582,37 +582,12 @@ impl Call {
     }
 
     async fn invite_agent(&mut self, agent: String) {
-        let target = match self.offered_target.take() {
-            Some((offered, target)) if offered == agent => target,
-            _ => {
-                error!(agent, "offer without a registered target");
-                return self.core.handle_input(
-                    Instant::now(),
-                    CallInput::AgentLegFailed {
-                        agent,
-                        failure: AgentLegFailure::Unreachable,
-                    },
-                );
-            }
+        let opened = match self.offered_target.take() {
+            Some((offered, target)) if offered == agent => self.open_agent_leg(&agent, target),
+            _ => Err("the offer came without a registered target".to_owned()),
         };
-        let leg = self
-            .shared
-            .ports
-            .bind()
-            .map_err(|e| e.to_string())
-            .and_then(|socket| {
-                let port = socket.local_addr().map_err(|e| e.to_string())?.port();
-                let local = LocalSide {
-                    ip: self.shared.config.sip.advertised_ip,
-                    port: self.local_port(target.transport),
-                };
-                let display = mask_number(&self.caller);
-                AgentLeg::new(&agent, target, local, port, &display)
-                    .map(|leg| (leg, socket))
-                    .map_err(|e| e.to_string())
-            });
-        let (leg, socket) = match leg {
-            Ok(l) => l,
+        let (leg, socket) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 warn!(agent, error = %e, "cannot ring the agent's phone");
                 return self.core.handle_input(
@@ -640,6 +615,23 @@ impl Call {
         });
         info!(agent, "ringing the agent");
         self.send_to_agent(key, invite).await;
+    }
+
+    /// An RTP port and the INVITE for the agent's phone.
+    fn open_agent_leg(
+        &self,
+        agent: &str,
+        target: AgentTarget,
+    ) -> Result<(AgentLeg, tokio::net::UdpSocket), String> {
+        let socket = self.shared.ports.bind().map_err(|e| e.to_string())?;
+        let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+        let local = LocalSide {
+            ip: self.shared.config.sip.advertised_ip,
+            port: self.local_port(target.transport),
+        };
+        let display = mask_number(&self.caller);
+        let leg = AgentLeg::new(agent, target, local, port, &display).map_err(|e| e.to_string())?;
+        Ok((leg, socket))
     }
 
     async fn cancel_agent(&mut self) {

@@ -799,19 +799,25 @@ impl NameAddr {
     }
 }
 
+/// Index of the `"` that closes a quoted string whose opening quote was already
+/// stripped, honouring backslash escapes (RFC 3261 §25.1 quoted-pair).
+pub(crate) fn closing_quote(quoted: &str) -> Option<usize> {
+    let mut escaped = false;
+    quoted
+        .char_indices()
+        .find(|&(_, c)| {
+            let closes = !escaped && c == '"';
+            escaped = !escaped && c == '\\';
+            closes
+        })
+        .map(|(index, _)| index)
+}
+
 /// RFC 3261 §20.10 `(name-addr / addr-spec) *(SEMI param)`.
 fn parse_name_addr(value: &str, header: &'static str) -> Result<NameAddr, SipError> {
     let value = value.trim();
     let (uri, after) = if let Some(quoted) = value.strip_prefix('"') {
-        let mut escaped = false;
-        let close = quoted
-            .char_indices()
-            .find(|&(_, c)| {
-                let closes = !escaped && c == '"';
-                escaped = !escaped && c == '\\';
-                closes
-            })
-            .map(|(i, _)| i)
+        let close = closing_quote(quoted)
             .ok_or_else(|| invalid(header, "unterminated quoted display name"))?;
         let rest = quoted[close + 1..].trim_start();
         bracketed(rest, header)?

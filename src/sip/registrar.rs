@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::sip::message::{Request, SipError, split_outside_quotes, summary};
+use crate::sip::message::{Request, SipError, closing_quote, split_outside_quotes, summary};
 use crate::sip::transport::TransportKind;
 
 /// Bindings kept per address-of-record. An agent has one phone; a few more cover a
@@ -530,16 +530,7 @@ fn parse_contact(element: &str) -> Result<ContactEntry, RegistrarError> {
 fn split_name_addr(value: &str) -> Result<(String, String), String> {
     let value = value.trim();
     let search_from = if let Some(quoted) = value.strip_prefix('"') {
-        let mut escaped = false;
-        let close = quoted
-            .char_indices()
-            .find(|&(_, c)| {
-                let closes = !escaped && c == '"';
-                escaped = !escaped && c == '\\';
-                closes
-            })
-            .map(|(index, _)| index)
-            .ok_or("unterminated display name")?;
+        let close = closing_quote(quoted).ok_or("unterminated display name")?;
         close + 2
     } else {
         0
