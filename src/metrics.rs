@@ -385,7 +385,28 @@ pub fn install_recorder() -> Result<PrometheusHandle, MetricsError> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|_| MetricsError::AlreadyInstalled)?;
     describe();
+    start_at_zero();
     Ok(handle)
+}
+
+/// Unlabelled series exist from the start, at zero: the first scrape after a (re)start
+/// already has them, so `increase()` and alerts have a first sample to count from.
+/// Labelled series appear with their first event.
+fn start_at_zero() {
+    for name in [
+        CALLS_OFFERED_TOTAL,
+        CALLS_ANSWERED_TOTAL,
+        ANSWERED_WITHIN_RING_BUDGET_TOTAL,
+        RECORDINGS_WRITTEN_TOTAL,
+        RECORDING_FAILURES_TOTAL,
+        RTP_PACKETS_RECEIVED_TOTAL,
+        RTP_PACKETS_SENT_TOTAL,
+        RECORDING_FRAMES_DROPPED_TOTAL,
+        STORE_ERRORS_TOTAL,
+    ] {
+        counter!(name).increment(0);
+    }
+    gauge!(CALLS_ACTIVE).set(0.0);
 }
 
 /// Counts an unanswered call under its reason's snake_case name.
