@@ -408,6 +408,17 @@ impl CallCore {
                 });
                 self.set_phase(Phase::Connected { agent }, now);
             }
+            // The agent answered just as the ACD withdrew the offer (ring timeout, agent
+            // logged out): the ACD has put the call back in the queue and freed or
+            // paused the agent, so the leg goes and the caller waits on.
+            (Phase::Connected { agent }, CallInput::OfferWithdrawn { agent: withdrawn })
+                if agent == withdrawn =>
+            {
+                self.actions.push_back(CallAction::Unbridge);
+                self.actions.push_back(CallAction::ByeAgent);
+                self.actions.push_back(CallAction::PlayHoldMusic);
+                self.set_phase(Phase::Queued, now);
+            }
             // Answered after the offer was withdrawn, or a stray leg: end that leg.
             (_, CallInput::AgentAnswered { .. }) => self.actions.push_back(CallAction::ByeAgent),
             (
@@ -738,6 +749,37 @@ mod tests {
             },
         );
         assert_eq!(drain(&mut core), vec![CallAction::ByeAgent]);
+    }
+
+    #[test]
+    fn a_withdrawal_crossing_the_answer_hangs_up_the_agent_and_the_caller_waits_on() {
+        let (mut core, now) = connected();
+        core.handle_input(
+            now,
+            CallInput::OfferWithdrawn {
+                agent: agent("1001"),
+            },
+        );
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::Unbridge,
+                CallAction::ByeAgent,
+                CallAction::PlayHoldMusic
+            ]
+        );
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1002"),
+            },
+        );
+        assert_eq!(
+            drain(&mut core),
+            vec![CallAction::InviteAgent {
+                agent: agent("1002")
+            }]
+        );
     }
 
     #[test]
