@@ -64,7 +64,7 @@ fn seconds_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono:
 #[test]
 fn three_agents_take_ten_callers_and_both_sides_are_recorded() {
     let engine = Engine::start(EngineOptions::default());
-    let shift = Duration::from_secs(90);
+    let shift = Duration::from_secs(150);
     let agents: Vec<_> = ["1001", "1002", "1003"]
         .iter()
         .map(|id| agent_phone(&engine, id, "agent_hangup_first.xml", shift))
@@ -74,7 +74,7 @@ fn three_agents_take_ten_callers_and_both_sides_are_recorded() {
     Sipp::new("caller_until_bye.xml", engine.sip)
         .args(["-m", "10", "-l", "10", "-r", "10"])
         .run(Duration::from_secs(120))
-        .assert_success();
+        .assert_success_against(&engine);
     wait_for_metric(
         &engine,
         "hotline_recordings_written_total",
@@ -141,7 +141,7 @@ fn an_agent_who_never_answers_is_redirected_and_paused_no_answer() {
         agent_ring_timeout_ms: 2000,
         ..EngineOptions::default()
     });
-    let shift = Duration::from_secs(60);
+    let shift = Duration::from_secs(150);
     let _sleepy = agent_phone(&engine, "1001", "agent_noanswer.xml", shift);
     let _awake = agent_phone(&engine, "1002", "agent_hangup_first.xml", shift);
     // 1001 logs in first, so longest-idle offers it the call first.
@@ -150,7 +150,7 @@ fn an_agent_who_never_answers_is_redirected_and_paused_no_answer() {
     Sipp::new("caller_until_bye.xml", engine.sip)
         .args(["-m", "1"])
         .run(Duration::from_secs(60))
-        .assert_success();
+        .assert_success_against(&engine);
     wait_for_metric(
         &engine,
         "hotline_recordings_written_total",
@@ -196,7 +196,7 @@ fn an_agent_whose_phone_unregisters_is_logged_out_and_gets_no_calls() {
         &engine,
         "1002",
         "agent_hangup_first.xml",
-        Duration::from_secs(60),
+        Duration::from_secs(150),
     );
     engine.log_in_when_registered(&["1001", "1002"]);
     leaving.wait().assert_success();
@@ -214,7 +214,7 @@ fn an_agent_whose_phone_unregisters_is_logged_out_and_gets_no_calls() {
     Sipp::new("caller_until_bye.xml", engine.sip)
         .args(["-m", "2", "-l", "1"])
         .run(Duration::from_secs(90))
-        .assert_success();
+        .assert_success_against(&engine);
     let orders = work_orders(&engine);
     assert_eq!(orders.len(), 2);
     assert!(
@@ -227,13 +227,18 @@ fn an_agent_whose_phone_unregisters_is_logged_out_and_gets_no_calls() {
 #[test]
 fn the_caller_hanging_up_first_ends_the_agent_leg() {
     let engine = Engine::start(EngineOptions::default());
-    let _phone = agent_phone(&engine, "1001", "agent_answer.xml", Duration::from_secs(60));
+    let _phone = agent_phone(
+        &engine,
+        "1001",
+        "agent_answer.xml",
+        Duration::from_secs(150),
+    );
     engine.log_in_when_registered(&["1001"]);
     // Greeting (about 7 s), queue, agent: the caller hangs up 12 s after the answer.
     Sipp::new("uac_pcap.xml", engine.sip)
         .args(["-m", "1", "-d", "12000"])
         .run(Duration::from_secs(60))
-        .assert_success();
+        .assert_success_against(&engine);
     wait_for_metric(
         &engine,
         "hotline_recordings_written_total",
@@ -267,7 +272,7 @@ fn a_caller_abandoning_in_the_queue_is_recorded_with_its_wait() {
     Sipp::new("uac_pcap.xml", engine.sip)
         .args(["-m", "1", "-d", "10000"])
         .run(Duration::from_secs(60))
-        .assert_success();
+        .assert_success_against(&engine);
     wait_for_metric(
         &engine,
         "hotline_calls_abandoned_total",
@@ -310,7 +315,7 @@ fn more_callers_than_agents_hear_hold_and_their_position_within_the_ring_budget(
     Sipp::new("caller_until_bye.xml", engine.sip)
         .args(["-m", "4", "-l", "4", "-r", "10"])
         .run(Duration::from_secs(120))
-        .assert_success();
+        .assert_success_against(&engine);
     wait_for_metric(
         &engine,
         "hotline_recordings_written_total",
@@ -392,7 +397,12 @@ fn reloading_the_agents_file_adds_an_agent_without_a_restart() {
 #[test]
 fn feature_codes_from_the_softphone_change_the_agents_state() {
     let engine = Engine::start(EngineOptions::default());
-    let _phone = agent_phone(&engine, "1002", "agent_answer.xml", Duration::from_secs(60));
+    let _phone = agent_phone(
+        &engine,
+        "1002",
+        "agent_answer.xml",
+        Duration::from_secs(150),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while agent_field(&engine.api("GET", "/agents").1, "1002", "registered").as_deref()
         != Some("true")
@@ -411,7 +421,7 @@ fn feature_codes_from_the_softphone_change_the_agents_state() {
                 "-m", "1", "-s", code, "-key", "agent", "1002", "-au", "1002", "-ap", "pw1002",
             ])
             .run(Duration::from_secs(30))
-            .assert_success();
+            .assert_success_against(&engine);
         let (_, body) = engine.api("GET", "/agents");
         assert_eq!(
             agent_field(&body, "1002", "state").as_deref(),

@@ -573,6 +573,16 @@ pub struct SippResult {
 }
 
 impl SippResult {
+    /// Like [`SippResult::assert_success`], with the tail of the engine's log in the
+    /// message: a call that did not go as scripted is explained by what the engine did.
+    pub fn assert_success_against(&self, engine: &Engine) {
+        if !self.status.success() {
+            let log = engine.log();
+            eprintln!("engine log (tail):\n{}", tail(&log, 12_000));
+        }
+        self.assert_success();
+    }
+
     pub fn assert_success(&self) {
         assert!(
             self.status.success(),
