@@ -23,7 +23,7 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
 if ! command -v cargo-fuzz >/dev/null; then
-    echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2
+    echo "cargo-fuzz is missing: scripts/install-test-deps.sh --bench installs it" >&2
     exit 1
 fi
 

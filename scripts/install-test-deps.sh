@@ -1,31 +1,62 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Rust, from Debian's packages:
-#   sip-tester  SIPp 3.6, the SIP peer of the black-box tests, with its RTP pcaps
-#               under /usr/share/sip-tester/
-# and, for regenerating prompts (scripts/make-prompts.sh; the WAVs are committed, so
-# the engine and the tests do not need them):
-#   espeak-ng, sox
+# Installs what the project needs beyond Rust, from Debian's packages (and crates.io):
+#
+#   scripts/install-test-deps.sh            the test suite: sip-tester (SIPp 3.6, the
+#                                           black-box tests' SIP peer, with its RTP pcaps
+#                                           under /usr/share/sip-tester/)
+#   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
+#                                           checks WAV lengths), curl, jq, time, and
+#                                           cargo-fuzz
+#   scripts/install-test-deps.sh --prompts  also espeak-ng and sox, to regenerate the
+#                                           prompts (scripts/make-prompts.sh); the WAVs
+#                                           are committed, so nothing else needs them
+#
 # Safe to run again: it installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
+bench=0
+prompts=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    --prompts) prompts=1 ;;
+    *) echo "usage: $0 [--bench] [--prompts]" >&2; exit 64 ;;
+  esac
+done
+
 need=()
-command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+want() { # want COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 || need+=("$2")
+}
+want sipp sip-tester
 [ -f /usr/share/sip-tester/g711a.pcap ] || need+=(sip-tester)
-if [ "${HOTLINE_PROMPT_TOOLS:-0}" = 1 ]; then
-  command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
-  command -v sox >/dev/null 2>&1 || need+=(sox)
+if [ "$bench" = 1 ]; then
+  want soxi sox
+  want curl curl
+  want jq jq
+  want taskset util-linux
+  [ -x /usr/bin/time ] || need+=(time)
+fi
+if [ "$prompts" = 1 ]; then
+  want espeak-ng espeak-ng
+  want sox sox
 fi
 
-if [ ${#need[@]} -eq 0 ]; then
-  echo "install-test-deps: everything is installed"
-  exit 0
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  # A package wanted twice (sip-tester for the binary and the pcaps) is listed once.
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  echo "install-test-deps: installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+else
+  echo "install-test-deps: every package is installed"
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  sudo="sudo"
+if [ "$bench" = 1 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "install-test-deps: installing cargo-fuzz"
+  cargo install --locked cargo-fuzz
 fi
-echo "install-test-deps: installing ${need[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-sipp -v 2>&1 | head -2 || true

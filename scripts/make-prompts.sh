@@ -7,7 +7,7 @@
 # to test and run the IVR; replace the WAVs with recorded speech for production, keeping
 # the file names and format.
 #
-# Requires espeak-ng and sox. Usage: scripts/make-prompts.sh [output-dir]
+# Requires espeak-ng and sox (scripts/install-test-deps.sh --prompts). Usage: scripts/make-prompts.sh [output-dir]
 set -euo pipefail
 
 out_dir="${1:-$(dirname "$0")/../dialplans/prompts}"

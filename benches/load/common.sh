@@ -25,7 +25,7 @@ die() {
 
 need() {
     for tool in "$@"; do
-        command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-test-deps.sh installs SIPp; sox gives soxi)"
+        command -v "$tool" >/dev/null || die "$tool is missing: scripts/install-test-deps.sh --bench installs it"
     done
 }
 
