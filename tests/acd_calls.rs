@@ -8,33 +8,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Engine, EngineOptions, Sipp, agent_field, agent_phone};
-use hotline::workorder::sqlite::SqliteStore;
-use hotline::workorder::{AbandonReason, CallOutcome, HangupSide, WorkOrder, WorkOrderStore};
-
-fn work_orders(engine: &Engine) -> Vec<WorkOrder> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let store = SqliteStore::open(&engine.data_dir()).expect("open store");
-        store.list_recent(1000).await.expect("list work orders")
-    })
-}
-
-fn wait_for_metric(engine: &Engine, metric: &str, labels: &str, value: f64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = engine.metric(metric, labels);
-        if now >= value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{metric}{{{labels}}} is {now}, expected {value}\n{}",
-            engine.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use common::{Engine, EngineOptions, Sipp, agent_field, agent_phone, wait_for_metric, work_orders};
+use hotline::workorder::{AbandonReason, CallOutcome, HangupSide};
 
 /// RMS of each channel over `[from, to)` seconds of a stereo recording.
 fn levels(path: &Path, from: f64, to: f64) -> (f64, f64) {
@@ -75,13 +50,7 @@ fn three_agents_take_ten_callers_and_both_sides_are_recorded() {
         .args(["-m", "10", "-l", "10", "-r", "10"])
         .run(Duration::from_secs(120))
         .assert_success_against(&engine);
-    wait_for_metric(
-        &engine,
-        "hotline_recordings_written_total",
-        "",
-        10.0,
-        Duration::from_secs(20),
-    );
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 10.0);
 
     let orders = work_orders(&engine);
     assert_eq!(orders.len(), 10);
@@ -151,13 +120,7 @@ fn an_agent_who_never_answers_is_redirected_and_paused_no_answer() {
         .args(["-m", "1"])
         .run(Duration::from_secs(60))
         .assert_success_against(&engine);
-    wait_for_metric(
-        &engine,
-        "hotline_recordings_written_total",
-        "",
-        1.0,
-        Duration::from_secs(20),
-    );
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
 
     let orders = work_orders(&engine);
     assert_eq!(orders[0].agent.as_deref(), Some("1002"));
@@ -239,13 +202,7 @@ fn the_caller_hanging_up_first_ends_the_agent_leg() {
         .args(["-m", "1", "-d", "12000"])
         .run(Duration::from_secs(60))
         .assert_success_against(&engine);
-    wait_for_metric(
-        &engine,
-        "hotline_recordings_written_total",
-        "",
-        1.0,
-        Duration::from_secs(20),
-    );
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
     let orders = work_orders(&engine);
     assert_eq!(orders[0].hangup_side, Some(HangupSide::Caller));
     assert_eq!(orders[0].agent.as_deref(), Some("1001"));
@@ -278,7 +235,6 @@ fn a_caller_abandoning_in_the_queue_is_recorded_with_its_wait() {
         "hotline_calls_abandoned_total",
         "reason=\"caller_hung_up_in_queue\"",
         1.0,
-        Duration::from_secs(20),
     );
     let orders = work_orders(&engine);
     assert_eq!(
@@ -316,13 +272,7 @@ fn more_callers_than_agents_hear_hold_and_their_position_within_the_ring_budget(
         .args(["-m", "4", "-l", "4", "-r", "10"])
         .run(Duration::from_secs(120))
         .assert_success_against(&engine);
-    wait_for_metric(
-        &engine,
-        "hotline_recordings_written_total",
-        "",
-        4.0,
-        Duration::from_secs(20),
-    );
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 4.0);
 
     let metrics = engine.metrics();
     let value = |name: &str, labels: &str| common::metric_value(&metrics, name, labels);
@@ -403,13 +353,7 @@ fn feature_codes_from_the_softphone_change_the_agents_state() {
         "agent_answer.xml",
         Duration::from_secs(150),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while agent_field(&engine.api("GET", "/agents").1, "1002", "registered").as_deref()
-        != Some("true")
-    {
-        assert!(Instant::now() < deadline, "never registered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    engine.wait_until_registered("1002");
     for (code, state) in [
         ("*21", "available"),
         ("*23", "paused"),

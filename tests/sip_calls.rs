@@ -8,35 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Engine, EngineOptions, RawUdpPeer, Sipp};
-use hotline::workorder::sqlite::SqliteStore;
-use hotline::workorder::{AbandonReason, CallOutcome, HangupSide, WorkOrder, WorkOrderStore};
-
-fn work_orders(engine: &Engine) -> Vec<WorkOrder> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let store = SqliteStore::open(&engine.data_dir()).expect("open store");
-        store.list_recent(1000).await.expect("list work orders")
-    })
-}
-
-/// Waits until `metric` reaches `value` (the engine finishes a call's recording and work
-/// order just after the BYE is answered).
-fn wait_for_metric(engine: &Engine, metric: &str, labels: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = engine.metric(metric, labels);
-        if now >= value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{metric}{{{labels}}} is {now}, expected {value}\n{}",
-            engine.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::{Engine, EngineOptions, RawUdpPeer, Sipp, wait_for_metric, work_orders};
+use hotline::workorder::{AbandonReason, CallOutcome, HangupSide};
 
 struct ChannelLevels {
     seconds: f64,

@@ -312,26 +312,29 @@ digest_algorithms = ["MD5", "SHA-256"]
 
     /// Logs agents in through the API once their phones are registered.
     pub fn log_in_when_registered(&self, agents: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(20);
         for agent in agents {
-            loop {
-                let (_, body) = self.api("GET", "/agents");
-                let registered = body.contains(&format!("\"id\":\"{agent}\""))
-                    && agent_field(&body, agent, "registered") == Some("true".into());
-                if registered {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "agent {agent} never registered: {body}\n{}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            self.wait_until_registered(agent);
             let (status, body) = self.api("POST", &format!("/agents/{agent}/login"));
             assert_eq!(status, 200, "login {agent}: {body}");
             // Distinct idle times, so longest-idle order is the login order.
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to 20 s for the agent's phone to be registered.
+    pub fn wait_until_registered(&self, agent: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, body) = self.api("GET", "/agents");
+            if agent_field(&body, agent, "registered").as_deref() == Some("true") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent {agent} never registered: {body}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
@@ -373,6 +376,35 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
         std::thread::sleep(Duration::from_millis(50));
     }
     None
+}
+
+/// Waits up to 20 s until `metric` reaches `value`: the engine finishes a call's
+/// recording and work order just after the BYE is answered.
+pub fn wait_for_metric(engine: &Engine, metric: &str, labels: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = engine.metric(metric, labels);
+        if now >= value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{metric}{{{labels}}} is {now}, expected {value}\n{}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every work order the engine wrote, newest first, read from its store.
+pub fn work_orders(engine: &Engine) -> Vec<hotline::workorder::WorkOrder> {
+    use hotline::workorder::WorkOrderStore;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store =
+            hotline::workorder::sqlite::SqliteStore::open(&engine.data_dir()).expect("open store");
+        store.list_recent(1000).await.expect("list work orders")
+    })
 }
 
 /// A minimal HTTP/1.0 GET: the body, or `None` when nothing answers.
