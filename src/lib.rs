@@ -21,12 +21,12 @@ pub mod acd;
 pub mod api;
 pub mod call;
 pub mod config;
-pub mod engine;
 pub mod media;
 pub mod metrics;
 pub mod privacy;
 pub mod recording;
+pub mod runtime;
 pub mod sip;
 pub mod workorder;
 
-pub use engine::run;
+pub use runtime::run;

@@ -82,7 +82,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(hotline::engine::run(config, shutdown_signal())) {
+            match runtime.block_on(hotline::runtime::run(config, shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(hotline::engine::list_work_orders(&config, limit)) {
+            match runtime.block_on(hotline::runtime::list_work_orders(&config, limit)) {
                 Ok(listing) => {
                     print!("{listing}");
                     ExitCode::SUCCESS

@@ -23,8 +23,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::engine::Shared;
-use crate::engine::agents::{AgentRequest, AgentsError};
+use crate::runtime::Shared;
+use crate::runtime::agents::{AgentRequest, AgentsError};
 
 #[derive(Clone)]
 struct ApiState {
@@ -94,8 +94,8 @@ async fn list_agents(State(state): State<ApiState>) -> Response {
 
 #[derive(serde::Serialize)]
 struct AgentsAndQueues {
-    agents: Vec<crate::engine::agents::AgentStatus>,
-    queues: Vec<crate::engine::agents::QueueStatus>,
+    agents: Vec<crate::runtime::agents::AgentStatus>,
+    queues: Vec<crate::runtime::agents::QueueStatus>,
 }
 
 async fn change_agent(
@@ -125,7 +125,7 @@ async fn change_agent(
 }
 
 async fn reload(State(state): State<ApiState>) -> Response {
-    match crate::engine::reload_agents(&state.shared).await {
+    match crate::runtime::reload_agents(&state.shared).await {
         Ok(()) => (StatusCode::OK, "reloaded\n").into_response(),
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
     }

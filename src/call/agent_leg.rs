@@ -12,11 +12,11 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 
 use crate::media::g711::Codec;
+use crate::sip::TransportKind;
 use crate::sip::dialog::{Dialog, DialogState, ViaParams};
 use crate::sip::message::{self, HeadersExt, Method, Request, Response, Uri};
 use crate::sip::sdp::{self, Negotiated, SdpError};
 use crate::sip::transaction::{KeyMethod, TransactionKey};
-use crate::sip::transport::TransportKind;
 
 /// Where an agent's phone is registered.
 #[derive(Clone, Debug, PartialEq, Eq)]

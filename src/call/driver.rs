@@ -15,19 +15,19 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::agent_leg::{AgentLeg, AgentTarget, LocalSide};
 use super::core::{AgentLegFailure, CallAction, CallCore, CallInput, CallTimers, Ending, Side};
-use crate::engine::Shared;
-use crate::engine::agents::{CallKey, CallReport};
-use crate::engine::endpoint::EndpointCommand;
 use crate::media::prompt::Prompt;
 use crate::media::session::{self, MediaCommand, MediaEvent, MediaHandle, MediaParams};
 use crate::metrics::QueueWaitEnd;
 use crate::privacy::mask_number;
 use crate::recording::Recording;
+use crate::runtime::Shared;
+use crate::runtime::agents::{CallKey, CallReport};
+use crate::runtime::endpoint::EndpointCommand;
+use crate::sip::TransportKind;
 use crate::sip::dialog::{Dialog, UasInvite, ViaParams};
 use crate::sip::message::{self, Header, Request, RequestSummary, SipMessage, StatusCode};
 use crate::sip::sdp::{self, Negotiated};
 use crate::sip::transaction::{KeyMethod, TransactionKey};
-use crate::sip::transport::TransportKind;
 use crate::workorder::{AbandonReason, CallOutcome, HangupSide, WorkOrder, WorkOrderId};
 
 /// What the endpoint and the ACD tell a call.

@@ -11,11 +11,11 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::driver::{CallEvent, CallSetup};
-use crate::engine::Shared;
-use crate::engine::agents::AgentRequest;
-use crate::engine::endpoint::EndpointCommand;
 use crate::media::prompt::Prompt;
 use crate::media::session::{self, MediaCommand, MediaEvent, MediaParams};
+use crate::runtime::Shared;
+use crate::runtime::agents::AgentRequest;
+use crate::runtime::endpoint::EndpointCommand;
 use crate::sip::dialog::{Dialog, ViaParams};
 use crate::sip::message::{self, Header, StatusCode};
 use crate::sip::sdp;

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::sip::TransportKind;
 use crate::sip::message::{Request, SipError, closing_quote, split_outside_quotes, summary};
-use crate::sip::transport::TransportKind;
 
 /// Bindings kept per address-of-record. An agent has one phone; a few more cover a
 /// phone that rebooted with a new contact before its old binding lapsed. Past this the

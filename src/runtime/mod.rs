@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod endpoint;
 pub mod ports;
+pub mod transport;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,9 +23,10 @@ use crate::config::{Config, StoreConfig};
 use crate::media::prompt::Prompt;
 use crate::metrics::ConnectionRateWindow;
 use crate::recording::RecordingConfig;
-use crate::sip::transport::{self, TransportKind, Transports};
+use crate::sip::TransportKind;
 use crate::workorder::sqlite::SqliteStore;
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
+use transport::Transports;
 
 use agents::{AgentsActor, AgentsHandle, CallKey};
 use endpoint::{Control, Endpoint};

@@ -17,6 +17,7 @@ use super::Shared;
 use crate::call::driver::{self, CallEvent, CallSetup};
 use crate::media::g711::Codec;
 use crate::privacy::mask_number;
+use crate::runtime::transport::Transports;
 use crate::sip::dialog::UasInvite;
 use crate::sip::message::{self, Header, Method, Request, RequestSummary, Response, StatusCode};
 use crate::sip::sdp::{self, SdpError};
@@ -24,7 +25,7 @@ use crate::sip::transaction::{
     KeyMethod, Reliability, RequestDisposition, TimerConfig, TransactionEvent, TransactionKey,
     Transactions,
 };
-use crate::sip::transport::{Inbound, TransportKind, Transports};
+use crate::sip::{Inbound, TransportKind};
 use crate::workorder::RejectReason;
 
 /// Methods the engine answers; sent in `Allow` (RFC 3261 §20.5).

@@ -21,11 +21,11 @@ use crate::call::core::AgentLegFailure;
 use crate::call::driver::CallEvent;
 use crate::config::agents::{AgentsConfig, OverflowTarget, StrategyName};
 use crate::metrics::{AgentStateLabel, OfferResult};
+use crate::sip::TransportKind;
 use crate::sip::digest::{AuthOutcome, Credential, DigestAuthenticator};
 use crate::sip::message::{self, Header, Request, StatusCode, Uri};
 use crate::sip::registrar::{RegisterOutcome, RegisterRequest, Registrar, RegistrarEvent};
 use crate::sip::transaction::TransactionKey;
-use crate::sip::transport::TransportKind;
 
 pub use crate::acd::CallKey;
 

@@ -1,6 +1,7 @@
 //! SIP over UDP and TCP (RFC 3261 §18): the I/O edge. Transport tasks read bytes, frame
-//! them (TCP), parse and validate them, answer what is malformed with `400` (or drop it
-//! when no answer is possible), and hand well-formed messages to the endpoint. Sending
+//! them (TCP), classify them with [`crate::sip::inbound::classify`], answer what is
+//! malformed with `400` (or drop it when no answer is possible), and hand well-formed
+//! messages on. Sending
 //! never waits: a full socket or a stalled TCP peer loses that one message, which SIP
 //! retransmission or the peer's own timers recover, and never holds up other calls.
 
@@ -14,8 +15,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, warn};
 
-use super::framing::{self, Frame};
-use super::message::{self, Request, RequestSummary, Response, ResponseSummary, SipMessage};
+use crate::sip::framing::{self, Frame};
+pub use crate::sip::inbound::{Inbound, TransportKind};
+use crate::sip::inbound::{Received, classify};
+use crate::sip::message;
 
 /// The largest UDP datagram we accept; RFC 3261 §18.1.1 keeps SIP over UDP well below.
 const MAX_DATAGRAM: usize = 65_535;
@@ -23,65 +26,6 @@ const MAX_DATAGRAM: usize = 65_535;
 /// log it: a peer that does not read its socket is broken, and the engine must not
 /// buffer for it without bound.
 const TCP_WRITE_QUEUE: usize = 256;
-
-/// Which transport a message came in on or goes out by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    Udp,
-    Tcp,
-}
-
-impl TransportKind {
-    /// The Via transport token.
-    pub fn via_token(self) -> &'static str {
-        match self {
-            TransportKind::Udp => "UDP",
-            TransportKind::Tcp => "TCP",
-        }
-    }
-
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            TransportKind::Udp => "udp",
-            TransportKind::Tcp => "tcp",
-        }
-    }
-
-    /// Whether the transport retransmits for us (RFC 3261 §17: timers differ).
-    pub fn is_reliable(self) -> bool {
-        self == TransportKind::Tcp
-    }
-}
-
-impl From<TransportKind> for rsipstack::sip::Transport {
-    fn from(kind: TransportKind) -> Self {
-        match kind {
-            TransportKind::Udp => rsipstack::sip::Transport::Udp,
-            TransportKind::Tcp => rsipstack::sip::Transport::Tcp,
-        }
-    }
-}
-
-/// A well-formed message handed to the endpoint.
-// Requests are the common case; boxing them would cost an allocation per message for
-// the sake of the rarer, smaller responses.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Inbound {
-    Request {
-        request: Request,
-        summary: RequestSummary,
-        source: SocketAddr,
-        transport: TransportKind,
-    },
-    Response {
-        response: Response,
-        summary: ResponseSummary,
-        source: SocketAddr,
-        transport: TransportKind,
-    },
-}
 
 /// Why a message could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -158,58 +102,6 @@ impl Transports {
     /// Open TCP connections, for metrics and tests.
     pub fn tcp_connection_count(&self) -> usize {
         self.tcp_connections.len()
-    }
-}
-
-/// What to do with bytes that arrived: pass a message on, or answer/drop garbage.
-enum Received {
-    Message(Box<Inbound>),
-    /// Malformed; `Some` is the `400` to send back.
-    Malformed(Option<Vec<u8>>),
-}
-
-fn classify(bytes: &[u8], source: SocketAddr, transport: TransportKind) -> Received {
-    let parsed = match message::parse(bytes) {
-        Ok(m) => m,
-        Err(e) => {
-            debug!(%source, error = %e, "unparseable SIP message");
-            return Received::Malformed(message::error_response_from_raw(
-                bytes,
-                e.status_code(),
-                &e.to_string(),
-            ));
-        }
-    };
-    match parsed {
-        SipMessage::Request(mut request) => match message::summary(&request) {
-            Ok(summary) => {
-                // Responses copy the Via, so the peer learns the address it was seen at.
-                let _ = message::via_received_rport(&mut request, source);
-                Received::Message(Box::new(Inbound::Request {
-                    request,
-                    summary,
-                    source,
-                    transport,
-                }))
-            }
-            Err(e) => {
-                debug!(%source, error = %e, "invalid SIP request");
-                Received::Malformed(message::error_response(&request, &e))
-            }
-        },
-        SipMessage::Response(response) => match message::response_summary(&response) {
-            Ok(summary) => Received::Message(Box::new(Inbound::Response {
-                response,
-                summary,
-                source,
-                transport,
-            })),
-            // A response is never answered (RFC 3261 §18.1.2): drop it.
-            Err(e) => {
-                debug!(%source, error = %e, "invalid SIP response dropped");
-                Received::Malformed(None)
-            }
-        },
     }
 }
 
