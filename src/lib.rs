@@ -19,7 +19,6 @@
 
 pub mod acd;
 pub mod api;
-pub mod call;
 pub mod config;
 pub mod media;
 pub mod metrics;
@@ -27,6 +26,7 @@ pub mod privacy;
 pub mod recording;
 pub mod runtime;
 pub mod sip;
+pub mod switch;
 pub mod workorder;
 
 pub use runtime::run;
