@@ -46,6 +46,8 @@ pub enum MediaEvent {
     PlaybackFinished,
     /// The caller pressed a key (RFC 4733).
     Dtmf(char),
+    /// No RTP has come from the peer for the configured time (not on hold).
+    Inactive,
 }
 
 /// Counters of one media stream, returned when it stops.
@@ -136,6 +138,8 @@ struct Playback {
 #[derive(Debug)]
 pub struct MediaCore {
     ssrc: u32,
+    /// Ticks since the peer's last valid packet (or since the stream started).
+    ticks_without_packets: u32,
     codec: Codec,
     telephone_event_pt: Option<u8>,
     destination: SocketAddr,
@@ -155,6 +159,7 @@ impl MediaCore {
     pub fn new(params: &MediaParams, initial_seq: u16, initial_ts: u32) -> MediaCore {
         MediaCore {
             ssrc: params.ssrc,
+            ticks_without_packets: 0,
             codec: params.codec,
             telephone_event_pt: params.telephone_event_pt,
             destination: params.remote,
@@ -233,6 +238,7 @@ impl MediaCore {
             return None;
         };
         self.stats.packets_received += 1;
+        self.ticks_without_packets = 0;
         if !self.latched {
             // Symmetric RTP (RFC 4961): a softphone behind NAT advertises its private
             // address in SDP, which we cannot reach; the source of its packets is the NAT
@@ -282,8 +288,19 @@ impl MediaCore {
         }
     }
 
+    /// How long the peer has sent nothing, counted in ticks (media time, not the clock).
+    pub fn silent_for(&self) -> Duration {
+        FRAME_DURATION * self.ticks_without_packets
+    }
+
+    /// Starts counting silence afresh (a call coming off hold).
+    pub fn reset_silence(&mut self) {
+        self.ticks_without_packets = 0;
+    }
+
     /// The next 20 ms received from this leg's peer (silence when none arrived).
     pub fn received_frame(&mut self) -> [i16; FRAME_SAMPLES] {
+        self.ticks_without_packets = self.ticks_without_packets.saturating_add(1);
         let frame = self.caller.take_frame();
         if has_voice_energy(&frame) {
             self.stats.caller_energy_frames += 1;

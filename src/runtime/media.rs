@@ -39,15 +39,22 @@ struct Stream {
 /// Every leg's media.
 pub struct MediaRuntime {
     ports: RtpPorts,
+    rtp_timeout: Option<std::time::Duration>,
     recordings: RecordingConfig,
     reports: Reports,
     legs: HashMap<LegId, LegMedia>,
 }
 
 impl MediaRuntime {
-    pub fn new(ports: RtpPorts, recordings: RecordingConfig, reports: Reports) -> MediaRuntime {
+    pub fn new(
+        ports: RtpPorts,
+        rtp_timeout: Option<std::time::Duration>,
+        recordings: RecordingConfig,
+        reports: Reports,
+    ) -> MediaRuntime {
         MediaRuntime {
             ports,
+            rtp_timeout,
             recordings,
             reports,
             legs: HashMap::new(),
@@ -102,6 +109,7 @@ impl MediaRuntime {
                     params,
                     recording.as_ref().map(|r| r.frames()),
                     events_tx,
+                    self.rtp_timeout,
                 );
                 forward_events(leg, events_rx, self.reports.clone());
                 self.legs.insert(
@@ -281,6 +289,7 @@ fn forward_events(leg: LegId, mut events: mpsc::Receiver<MediaEvent>, reports: R
             let report = match event {
                 MediaEvent::PlaybackFinished => MediaReport::PlaybackFinished,
                 MediaEvent::Dtmf(digit) => MediaReport::Dtmf(digit),
+                MediaEvent::Inactive => MediaReport::Inactive,
             };
             if reports.send((leg, report)).is_err() {
                 return;

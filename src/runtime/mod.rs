@@ -283,6 +283,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let media = MediaRuntime::new(
         RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),
+        config.calls.rtp_timeout,
         RecordingConfig {
             root: config.recordings.dir.clone(),
             header_interval: config.recordings.header_interval,

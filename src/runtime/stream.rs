@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -84,6 +86,7 @@ pub fn spawn(
     params: MediaParams,
     recording: Option<mpsc::Sender<StereoFrame>>,
     events_tx: mpsc::Sender<MediaEvent>,
+    rtp_timeout: Option<Duration>,
 ) -> MediaHandle {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -95,6 +98,7 @@ pub fn spawn(
         events_tx,
         recording,
         stop_rx,
+        rtp_timeout,
     ));
     MediaHandle {
         commands: commands_tx,
@@ -110,6 +114,7 @@ async fn run(
     events: mpsc::Sender<MediaEvent>,
     recording: Option<mpsc::Sender<StereoFrame>>,
     mut stop: oneshot::Receiver<()>,
+    rtp_timeout: Option<Duration>,
 ) -> MediaStats {
     let mut sent = MediaStats::default();
     // Burst, not Delay or Skip: after a stall (a busy runtime, a paused VM) the missed
@@ -135,6 +140,7 @@ async fn run(
     // Hold: the peer asked for no media (RFC 3264 §8.4); the pacing and the recording
     // go on so the file keeps wall-clock time.
     let mut caller_held = false;
+    let mut inactivity_reported = false;
     let ssrc = core.ssrc();
     loop {
         tokio::select! {
@@ -168,6 +174,14 @@ async fn run(
                 }
                 if tick.playback_finished {
                     emit(MediaEvent::PlaybackFinished);
+                }
+                if let Some(limit) = rtp_timeout
+                    && !caller_held
+                    && !inactivity_reported
+                    && core.silent_for() >= limit
+                {
+                    emit(MediaEvent::Inactive);
+                    inactivity_reported = true;
                 }
                 if let Some(recording) = &recording {
                     match recording.try_send(tick.frame) {
@@ -211,7 +225,10 @@ async fn run(
                         leg.core = MediaCore::new(&params, rand::random(), rand::random());
                     }
                 }
-                Some(MediaCommand::Hold { agent: false, held }) => caller_held = held,
+                Some(MediaCommand::Hold { agent: false, held }) => {
+                    caller_held = held;
+                    core.reset_silence();
+                }
                 Some(MediaCommand::Hold { agent: true, held }) => {
                     if let Some(leg) = agent.as_mut() {
                         leg.held = held;
@@ -313,7 +330,7 @@ mod tests {
         recording: Option<mpsc::Sender<StereoFrame>>,
     ) -> (MediaHandle, mpsc::Receiver<MediaEvent>) {
         let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
-        (spawn(socket, params, recording, events_tx), events)
+        (spawn(socket, params, recording, events_tx, None), events)
     }
 
     async fn bind() -> UdpSocket {
@@ -575,6 +592,51 @@ mod tests {
             stats.frames_recorded + stats.frames_dropped_for_recording,
             "media kept its pace"
         );
+    }
+
+    /// A caller who vanished (no BYE, no RTP) is reported once the timeout passes; a
+    /// caller on hold is not (issue: RTP inactivity).
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_reported_inactive_unless_on_hold() {
+        let socket = bind().await;
+        let sink = bind().await;
+        let params = MediaParams {
+            remote: sink.local_addr().expect("sink addr"),
+            codec: Codec::Pcmu,
+            telephone_event_pt: Some(101),
+            ssrc: 1,
+        };
+        let (events_tx, mut events) = mpsc::channel(EVENT_CAPACITY);
+        let handle = spawn(
+            socket,
+            params.clone(),
+            None,
+            events_tx,
+            Some(Duration::from_secs(2)),
+        );
+        assert_eq!(events.recv().await, Some(MediaEvent::Inactive));
+        handle.stop().await;
+
+        let socket = bind().await;
+        let (events_tx, mut events) = mpsc::channel(EVENT_CAPACITY);
+        let handle = spawn(
+            socket,
+            params,
+            None,
+            events_tx,
+            Some(Duration::from_secs(2)),
+        );
+        handle
+            .commands
+            .send(MediaCommand::Hold {
+                agent: false,
+                held: true,
+            })
+            .await
+            .expect("running");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(events.try_recv().is_err(), "held: silence is expected");
+        handle.stop().await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -223,6 +223,10 @@ impl Switch {
                 LegEvent::ByeFinished => CallInput::ByeFinished,
                 LegEvent::PromptFinished => CallInput::PromptFinished,
                 LegEvent::MediaFailed => CallInput::MediaFailed,
+                LegEvent::MediaInactive => {
+                    warn!("no RTP from the caller: ending the call");
+                    CallInput::MediaTimedOut
+                }
                 LegEvent::Dtmf(digit) => {
                     // Keys belong to the IVR menus, which come next.
                     tracing::debug!(%digit, "key pressed");
@@ -582,6 +586,11 @@ impl Switch {
                 Some(HangupSide::Hotline),
                 abandoned(AbandonReason::Failed),
                 Some("failed"),
+            ),
+            Ending::MediaTimedOut => (
+                Some(HangupSide::Hotline),
+                CallOutcome::Answered,
+                Some("rtp_timeout"),
             ),
         };
         if let CallOutcome::Abandoned { reason } = outcome {

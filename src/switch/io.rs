@@ -121,6 +121,8 @@ pub enum MediaReport {
     PlaybackFinished,
     /// The leg's peer pressed a key (RFC 4733).
     Dtmf(char),
+    /// No RTP from the leg's peer for the configured time, and not on hold.
+    Inactive,
     /// The leg's media has stopped.
     Closed { counters: MediaCounters },
 }

@@ -1050,6 +1050,7 @@ impl Switch {
             }
             MediaReport::PlaybackFinished => self.leg_event(now, leg, LegEvent::PromptFinished),
             MediaReport::Dtmf(digit) => self.leg_event(now, leg, LegEvent::Dtmf(digit)),
+            MediaReport::Inactive => self.leg_event(now, leg, LegEvent::MediaInactive),
             MediaReport::Closed { .. } => {}
         }
     }
@@ -1213,6 +1214,8 @@ pub enum LegEvent {
     Dtmf(char),
     /// The leg's media could not be set up.
     MediaFailed,
+    /// The peer has sent no RTP for the configured time (not on hold): it vanished.
+    MediaInactive,
 }
 
 impl UasSide {

@@ -231,6 +231,10 @@ impl Switch {
                     out.dest_done = true;
                     self.outbound_hang_up(now, call, HangupSide::Caller);
                 }
+                LegEvent::MediaInactive => {
+                    out.failure.get_or_insert("rtp_timeout");
+                    self.outbound_hang_up(now, call, HangupSide::Hotline);
+                }
                 LegEvent::ByeFinished => out.dest_done = true,
                 _ => {}
             }

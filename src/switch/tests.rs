@@ -987,3 +987,38 @@ fn a_caller_who_never_acks_is_hung_up_at_64_t1_rfc3261_13_3_1_4() {
     assert!(rig.take_sent().iter().any(|(_, t)| t.starts_with("BYE ")));
     let _ = parse;
 }
+
+#[test]
+fn a_caller_whose_rtp_stops_is_hung_up_and_the_order_says_why() {
+    let mut rig = Rig::new();
+    answered_call(&mut rig, "rtp");
+    rig.take_sent();
+    let customer = rig.started_legs()[0];
+    rig.switch
+        .handle_media(rig.now, customer, MediaReport::Inactive);
+    rig.drain();
+    let bye = rig
+        .take_sent()
+        .into_iter()
+        .find(|(_, t)| t.starts_with("BYE "))
+        .expect("BYE")
+        .1;
+    let ok = format!(
+        "SIP/2.0 200 OK\nVia: {}\nFrom: {}\nTo: {}\nCall-ID: rtp\nCSeq: {}\nContent-Length: 0\n\n",
+        header(&bye, "Via").unwrap(),
+        header(&bye, "From").unwrap(),
+        header(&bye, "To").unwrap(),
+        header(&bye, "CSeq").unwrap()
+    );
+    rig.deliver(TRUNK, &ok);
+    assert!(rig.store.iter().any(|w| matches!(
+        w,
+        StoreWrite::Ended {
+            reason: Some("rtp_timeout"),
+            side: Some(HangupSide::Hotline),
+            ..
+        }
+    )));
+    assert_eq!(rig.switch.active_calls(), 0);
+    assert_eq!(rig.switch.call_timers(), 0, "no timer outlives its call");
+}
