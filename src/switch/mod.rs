@@ -8,7 +8,7 @@
 //! drained with `poll_*` (transmits, the next timeout, media orders, store writes,
 //! events for the API). No tokio, no socket, no clock, no file and no operating-system
 //! randomness inside: tags and branches come from a seeded generator, so a simulation
-//! replays a seed exactly (see `crate::sim`). The runtime (`crate::runtime`) only moves
+//! replays a seed exactly (the simulation harness). The runtime (the tokio tasks) only moves
 //! bytes and events in and out.
 //!
 //! A call is a set of legs. A leg is inbound (UAS: a trunk's INVITE, a feature code from
