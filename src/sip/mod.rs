@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod message;
 pub mod registrar;
 pub mod sdp;
+pub mod session_timer;
 pub mod transaction;
 
 pub use inbound::{Inbound, TransportKind};
