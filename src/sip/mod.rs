@@ -5,6 +5,7 @@
 pub mod builder;
 pub mod dialog;
 pub mod digest;
+pub mod extensions;
 pub mod framing;
 pub mod inbound;
 pub mod message;
