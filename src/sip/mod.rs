@@ -13,5 +13,6 @@ pub mod registrar;
 pub mod sdp;
 pub mod session_timer;
 pub mod transaction;
+pub mod trunk;
 
 pub use inbound::{Inbound, TransportKind};
