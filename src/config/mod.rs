@@ -6,6 +6,7 @@
 //! recordings, data) resolve against the process's working directory, as the README says.
 
 pub mod agents;
+pub mod trunks;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +62,8 @@ pub struct Config {
     pub acd: AcdSettings,
     pub api: ApiConfig,
     pub registrar: RegistrarConfig,
+    /// `[[trunks]]`: who may send calls in (R29); the loopback trunk when absent.
+    pub trunks: Vec<crate::sip::trunk::Trunk>,
 }
 
 /// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
@@ -248,6 +251,7 @@ struct RawConfig {
     acd: RawAcd,
     api: RawApi,
     registrar: RawRegistrar,
+    trunks: Option<Vec<trunks::RawTrunk>>,
 }
 
 #[derive(Deserialize)]
@@ -458,6 +462,7 @@ impl Validator<'_> {
     }
 
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let trunks = trunks::validate(self, &raw.trunks)?;
         let listen_udp = raw
             .sip
             .listen_udp
@@ -671,6 +676,7 @@ impl Validator<'_> {
         }
 
         Ok(Config {
+            trunks,
             acd: AcdSettings {
                 agents_file,
                 default_queue: acd.default_queue.get_ref().trim().to_owned(),
