@@ -929,6 +929,34 @@ mod tests {
         assert!(ids.sdp_session_id() < 1 << 62);
     }
 
+    proptest::proptest! {
+        /// Whatever a display name holds (a masked caller number, a trunk's text), the
+        /// request still parses and its tags and Call-ID survive (RFC 3261 §25.1).
+        #[test]
+        fn any_display_name_yields_a_parseable_request(
+            display in "\\PC{0,40}",
+            seed in proptest::prelude::any::<u64>(),
+            tcp in proptest::prelude::any::<bool>(),
+        ) {
+            let local = if tcp { TCP } else { UDP };
+            let mut ids = IdGenerator::new(seed);
+            let (branch, tag, call_id) = (ids.branch(), ids.tag(), ids.call_id("192.0.2.1"));
+            let request = RequestBuilder::new(Method::Invite, uri("sip:1001@192.0.2.50"))
+                .via(&local, &branch)
+                .from(&uri("sip:hotline@192.0.2.1"), Some(&display), &tag)
+                .to(&uri("sip:1001@192.0.2.1"), None)
+                .call_id(call_id.clone())
+                .cseq(1)
+                .contact(&local, "hotline")
+                .build();
+            let (_, s) = reparse_request(&request);
+            proptest::prop_assert_eq!(s.from_tag, Some(tag));
+            proptest::prop_assert_eq!(s.call_id, call_id);
+            proptest::prop_assert_eq!(s.top_via_branch, branch);
+            proptest::prop_assert_eq!(s.contact, Some(local.uri("hotline")));
+        }
+    }
+
     #[test]
     fn has_tag_looks_outside_the_uri() {
         assert!(has_tag("<sip:a@b>;tag=1"));

@@ -986,6 +986,67 @@ mod tests {
     }
 
     #[test]
+    fn behind_a_record_routing_proxy_both_sides_route_through_it_rfc3261_12_1() {
+        // The caller's INVITE reached us through two record-routing proxies; the caller's
+        // side of the dialog is built from our 2xx, which must carry the Record-Route.
+        let invite_text = "INVITE sip:8890@198.51.100.1 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bKp2\r\n\
+            Via: SIP/2.0/UDP 192.0.2.20;branch=z9hG4bKp1\r\n\
+            Via: SIP/2.0/UDP 192.0.2.4:5070;branch=z9hG4bKcaller\r\n\
+            Record-Route: <sip:192.0.2.30;lr>\r\n\
+            Record-Route: <sip:192.0.2.20;lr>\r\n\
+            Max-Forwards: 68\r\n\
+            From: <sip:13800138000@trunk.example.com>;tag=caller-tag\r\n\
+            To: <sip:8890@hotline.example.gov.cn>\r\n\
+            Call-ID: rr@trunk.example.com\r\nCSeq: 1 INVITE\r\n\
+            Contact: <sip:13800138000@192.0.2.4:5070>\r\nContent-Length: 0\r\n\r\n";
+        let invite = parse_request(invite_text);
+        let ok = ResponseBuilder::to(&invite, 200)
+            .to_tag("hotline-tag")
+            .contact(&LOCAL_UDP, "hotline")
+            .build();
+        let ok = match message::parse(&ok.to_bytes()) {
+            Ok(SipMessage::Response(ok)) => ok,
+            other => panic!("{other:?}"),
+        };
+        // Our side (UAS): the route set is the Record-Route in order.
+        let parts = UasInvite::from_request(
+            &invite,
+            "rr@trunk.example.com",
+            Some("caller-tag"),
+            1,
+            "192.0.2.30:5060".parse().expect("addr"),
+            Transport::Udp,
+        )
+        .expect("parts");
+        let mut ours = Dialog::new_uas(parts, "hotline-tag");
+        ours.confirm();
+        let our_bye = ours.clone().bye(&LOCAL_UDP, "z9hG4bK-ours");
+        assert_eq!(
+            values(&our_bye, "Route"),
+            ["<sip:192.0.2.30;lr>", "<sip:192.0.2.20;lr>"]
+        );
+        assert_eq!(our_bye.uri, uri("sip:13800138000@192.0.2.4:5070"));
+        // The caller's side (UAC): the 2xx's Record-Route reversed, our Contact as target.
+        let mut caller = Dialog::new_uac(
+            &invite,
+            &ok,
+            "192.0.2.20:5060".parse().expect("addr"),
+            Transport::Udp,
+        )
+        .expect("caller's dialog");
+        let caller_bye = caller.bye(&LOCAL_UDP, "z9hG4bK-caller-bye");
+        assert_eq!(
+            values(&caller_bye, "Route"),
+            ["<sip:192.0.2.20;lr>", "<sip:192.0.2.30;lr>"]
+        );
+        assert_eq!(caller_bye.uri, uri("sip:hotline@198.51.100.1:5060"));
+        // And our dialog accepts the caller's BYE (§12.2.2).
+        let s = summarise(&caller_bye);
+        assert_eq!(ours.check_request(&s), Ok(()));
+    }
+
+    #[test]
     fn a_target_refresh_moves_the_remote_target() {
         let mut dialog = Dialog::new_uas(invite(&[]), "t");
         dialog.refresh_target(uri("sip:13800138000@192.0.2.99:5070"));

@@ -126,6 +126,10 @@ pub struct Negotiated {
     pub direction: Direction,
     /// The connection address was `0.0.0.0` (the RFC 2543 hold): send nothing.
     pub zero_address_hold: bool,
+    /// The describer's `o=` session id and version. A re-offer with the version of the
+    /// previous one changes nothing (RFC 3264 §8): a session refresh, answered with the
+    /// same description.
+    pub origin: (u64, u64),
 }
 
 impl Negotiated {
@@ -242,6 +246,7 @@ pub fn negotiate(offer: &[u8], supported: &[Codec]) -> Result<Negotiated, SdpErr
         audio_stream_index,
         direction,
         zero_address_hold,
+        origin: (session.origin.session_id, session.origin.session_version),
     })
 }
 
@@ -820,6 +825,7 @@ mod tests {
             audio_stream_index: 0,
             direction: Direction::SendRecv,
             zero_address_hold: false,
+            origin: (0, 0),
         };
         let parsed = parse_back(&answer(LOCAL, 20002, &neg, 1));
         assert_eq!(parsed.media_descriptions.len(), 1);
@@ -893,6 +899,7 @@ mod tests {
         assert!(neg.peer_sends() && !neg.peer_receives());
         assert_eq!(neg.codec, Codec::Pcmu);
         assert_eq!(neg.remote_telephone_event_pt, Some(100), "the 8 kHz one");
+        assert_eq!(neg.origin, (3056, 3057));
         let answer = answer(LOCAL, 20000, &neg, 5);
         assert_eq!(direction_line(&answer), ["a=recvonly"], "{answer}");
         assert_eq!(
