@@ -140,7 +140,7 @@ impl Switch {
                 return self.respond(now, &key, &request, 401, Some(&tag), headers, None);
             }
             Admission::Forbidden { reason } => {
-                metrics::counter!("hotline_trunk_refusals_total", "reason" => reason.as_str())
+                metrics::counter!(crate::metrics::TRUNK_REFUSALS_TOTAL, crate::metrics::REASON_LABEL => reason.as_str())
                     .increment(1);
                 info!(source = %source.ip(), reason = reason.as_str(), "INVITE from no allowed trunk refused");
                 return self.refuse(now, &key, &request, RejectReason::Forbidden, "");
