@@ -16,13 +16,6 @@ use super::message::{RequestSummary, make_header};
 /// Errors of the dialog layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DialogError {
-    /// An in-dialog request whose CSeq is not above the last one seen (§12.2.2): the
-    /// engine answers it 500.
-    #[error("in-dialog CSeq {received} is not above the last one, {last}")]
-    CSeqOutOfOrder { received: u32, last: u32 },
-    /// The dialog is over; it takes no more requests.
-    #[error("the dialog is terminated")]
-    Terminated,
     /// A message a dialog is made of lacks what the dialog needs (a tag, a parsable
     /// From/To/CSeq).
     #[error("cannot make a dialog: {0}")]
@@ -142,16 +135,6 @@ impl UasInvite {
             transport,
         })
     }
-}
-
-/// Where and how an in-dialog request leaves: our Via for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ViaParams<'a> {
-    pub host: &'a str,
-    pub port: u16,
-    pub transport: Transport,
-    /// A fresh `z9hG4bK…` branch; it becomes the client transaction's key.
-    pub branch: &'a str,
 }
 
 /// One dialog, from our side: the UAS that answered an INVITE ([`Dialog::new_uas`]) or
@@ -284,35 +267,6 @@ impl Dialog {
 
     pub fn terminate(&mut self) {
         self.state = DialogState::Terminated;
-    }
-
-    /// Accepts the CSeq of a new in-dialog request from the peer (§12.2.2). Not for ACK
-    /// or CANCEL, which reuse their INVITE's number.
-    pub fn check_remote_cseq(&mut self, cseq: u32) -> Result<(), DialogError> {
-        if self.state == DialogState::Terminated {
-            return Err(DialogError::Terminated);
-        }
-        if cseq <= self.remote_cseq {
-            return Err(DialogError::CSeqOutOfOrder {
-                received: cseq,
-                last: self.remote_cseq,
-            });
-        }
-        self.remote_cseq = cseq;
-        Ok(())
-    }
-
-    /// The BYE that ends this dialog; the dialog is terminated from then on (§15.1.1).
-    /// Kept for callers that describe their Via with [`ViaParams`]; new code uses
-    /// [`Dialog::bye`].
-    pub fn build_bye(&mut self, via: &ViaParams<'_>) -> Request {
-        let via_value = format!(
-            "SIP/2.0/{} {}:{};branch={};rport",
-            via.transport, via.host, via.port, via.branch
-        );
-        let bye = self.in_dialog(Method::Bye, via_value, None, None);
-        self.state = DialogState::Terminated;
-        bye
     }
 
     /// The BYE that ends this dialog, leaving by `local` on a fresh `branch`; the dialog
@@ -492,15 +446,6 @@ mod tests {
         transport: TransportKind::Tcp,
     };
 
-    fn our_via() -> ViaParams<'static> {
-        ViaParams {
-            host: "198.51.100.1",
-            port: 5060,
-            transport: Transport::Udp,
-            branch: "z9hG4bK-bye-1",
-        }
-    }
-
     fn reparse(request: &Request) -> Request {
         let bytes = bytes::Bytes::from(request.to_bytes());
         match SipMessage::try_from(bytes).expect("the BYE parses") {
@@ -513,7 +458,7 @@ mod tests {
     fn r29_bye_targets_the_remote_contact_with_tags_swapped() {
         let mut dialog = Dialog::new_uas(invite(&[]), "hotline-tag");
         dialog.confirm();
-        let bye = reparse(&dialog.build_bye(&our_via()));
+        let bye = reparse(&dialog.bye(&LOCAL_UDP, "z9hG4bK-bye-1"));
 
         assert_eq!(bye.method, Method::Bye);
         assert_eq!(bye.uri, uri("sip:13800138000@192.0.2.4:5070;transport=udp"));
@@ -562,7 +507,7 @@ mod tests {
             invite(&["sip:p1.example.com;lr", "sip:p2.example.com;lr"]),
             "hotline-tag",
         );
-        let bye = reparse(&dialog.build_bye(&our_via()));
+        let bye = reparse(&dialog.bye(&LOCAL_UDP, "z9hG4bK-bye-1"));
         assert_eq!(bye.uri, uri("sip:13800138000@192.0.2.4:5070;transport=udp"));
         let routes: Vec<String> = bye
             .headers
@@ -584,7 +529,7 @@ mod tests {
             invite(&["sip:strict.example.com", "sip:p2.example.com;lr"]),
             "t",
         );
-        let bye = dialog.build_bye(&our_via());
+        let bye = dialog.bye(&LOCAL_UDP, "z9hG4bK-bye-1");
         assert_eq!(bye.uri.to_string(), "sip:strict.example.com");
         let routes: Vec<&str> = bye
             .headers
@@ -612,7 +557,7 @@ mod tests {
         let reinvite =
             reparse(&dialog.build_request(Method::Invite, &LOCAL_UDP, "z9hG4bK-re", None));
         assert_eq!(cseq_of(&reinvite), (1, Method::Invite));
-        let bye = reparse(&dialog.build_bye(&our_via()));
+        let bye = reparse(&dialog.bye(&LOCAL_UDP, "z9hG4bK-bye-1"));
         assert_eq!(cseq_of(&bye), (2, Method::Bye));
         assert_eq!(dialog.local_cseq, 2);
         assert_eq!(
@@ -627,35 +572,9 @@ mod tests {
         parts.from_tag = None;
         let mut dialog = Dialog::new_uas(parts, "t");
         assert_eq!(dialog.id().remote_tag, None);
-        let bye = reparse(&dialog.build_bye(&our_via()));
+        let bye = reparse(&dialog.bye(&LOCAL_UDP, "z9hG4bK-bye-1"));
         let to = bye.to_header().expect("To").typed().expect("typed To");
         assert_eq!(to.tag(), None);
-    }
-
-    #[test]
-    fn r29_in_dialog_requests_need_increasing_cseq() {
-        let mut dialog = Dialog::new_uas(invite(&[]), "t");
-        assert_eq!(
-            dialog.check_remote_cseq(314159),
-            Err(DialogError::CSeqOutOfOrder {
-                received: 314159,
-                last: 314159
-            })
-        );
-        assert_eq!(dialog.check_remote_cseq(314160), Ok(()));
-        assert_eq!(
-            dialog.check_remote_cseq(314160),
-            Err(DialogError::CSeqOutOfOrder {
-                received: 314160,
-                last: 314160
-            })
-        );
-        assert_eq!(dialog.check_remote_cseq(400000), Ok(()), "gaps are allowed");
-        dialog.terminate();
-        assert_eq!(
-            dialog.check_remote_cseq(400001),
-            Err(DialogError::Terminated)
-        );
     }
 
     #[test]
