@@ -275,6 +275,7 @@ impl Switch {
             Method::Invite | Method::Bye | Method::Update | Method::Info => {
                 let Some(leg) = self.in_dialog_leg(&summary) else {
                     // RFC 3261 §12.2.2: a request for a dialog we do not have.
+                    tracing::debug!(method = %summary.method, call_id = %summary.call_id, "no such dialog: 481");
                     return self.respond(now, &key, &request, 481, None, vec![], None);
                 };
                 if let Err((status, reason)) = self.check_in_dialog(leg, &summary) {

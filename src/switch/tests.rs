@@ -308,7 +308,8 @@ Content-Length: 0
 
 /// An inbound call answered and ACKed; returns our tag.
 fn answered_call(rig: &mut Rig, call_id: &str) -> String {
-    rig.deliver(TRUNK, &invite(call_id, "caller", "z9hG4bK-inv-1", "", SDP));
+    let branch = format!("z9hG4bK-inv-{call_id}");
+    rig.deliver(TRUNK, &invite(call_id, "caller", &branch, "", SDP));
     rig.advance(Duration::from_secs(2));
     let ok = rig
         .take_sent()
@@ -1161,5 +1162,76 @@ fn session_timers_are_negotiated_and_a_peer_that_stops_refreshing_is_hung_up_rfc
     assert!(
         rig.take_sent().iter().any(|(_, t)| t.starts_with("BYE ")),
         "not refreshed: hung up"
+    );
+}
+
+/// The agent's BYE for a leg: From the phone's tag, To ours.
+fn agent_bye(invite: &str, cseq: u32) -> String {
+    format!(
+        "BYE sip:hotline@127.0.0.1:5060 SIP/2.0
+Via: SIP/2.0/UDP {PHONE};branch=z9hG4bK-agent-bye-{cseq}-{}
+Max-Forwards: 70
+From: <sip:1001@127.0.0.1>;tag=phone-leg
+To: {}
+Call-ID: {}
+CSeq: {cseq} BYE
+Content-Length: 0
+
+",
+        header(invite, "Call-ID").unwrap().len(),
+        header(invite, "From").unwrap(),
+        header(invite, "Call-ID").unwrap()
+    )
+}
+
+#[test]
+fn one_agent_takes_waiting_callers_one_after_the_other() {
+    let mut rig = Rig::new();
+    register_agent(&mut rig);
+    answered_call(&mut rig, "w1");
+    let first = rig.started_legs()[0];
+    rig.prompt_finished(first);
+    let invites: Vec<String> = rig
+        .take_sent()
+        .into_iter()
+        .filter(|(to, t)| *to == addr(PHONE) && t.starts_with("INVITE "))
+        .map(|(_, t)| t)
+        .collect();
+    answered_call(&mut rig, "w2");
+    let second = rig.started_legs()[1];
+    rig.prompt_finished(second);
+    assert!(
+        !rig.take_sent()
+            .iter()
+            .any(|(_, t)| t.starts_with("INVITE ")),
+        "one agent, one offer at a time"
+    );
+    assert_eq!(invites.len(), 1);
+    rig.deliver(PHONE, &phone_response(&invites[0], "200 OK", true));
+    assert!(rig.take_sent().iter().any(|(_, t)| t.starts_with("ACK ")));
+    rig.deliver(PHONE, &agent_bye(&invites[0], 2));
+    let sent = rig.take_sent();
+    assert!(
+        sent.iter()
+            .any(|(to, t)| *to == addr(PHONE) && status_of(t) == Some(200)),
+        "{sent:?}"
+    );
+    let next = sent
+        .iter()
+        .find(|(to, t)| *to == addr(PHONE) && t.starts_with("INVITE "))
+        .expect("the second caller is offered at once")
+        .1
+        .clone();
+    rig.deliver(PHONE, &phone_response(&next, "200 OK", true));
+    assert!(
+        rig.take_sent().iter().any(|(_, t)| t.starts_with("ACK ")),
+        "second 2xx ACKed"
+    );
+    rig.deliver(PHONE, &agent_bye(&next, 2));
+    let sent = rig.take_sent();
+    assert!(
+        sent.iter()
+            .any(|(to, t)| *to == addr(PHONE) && status_of(t) == Some(200)),
+        "second BYE answered: {sent:?}"
     );
 }

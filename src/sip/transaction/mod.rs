@@ -115,6 +115,13 @@ pub struct TransactionKey {
     pub method: KeyMethod,
     /// The top Via sent-by (host lower-cased), or for RFC 2543 peers the whole top Via.
     pub sent_by: String,
+    /// The Call-ID, in keys of requests we receive. RFC 3261 §17.2.3 matches on the
+    /// branch and sent-by alone, trusting peers to make branches unique; some reuse one
+    /// across calls (SIPp's out-of-call scenarios send every BYE with the same branch),
+    /// and a request of another call must then be a new transaction, not the
+    /// retransmission of an old one answered with that call's response. Empty in keys of
+    /// our own requests, whose branches are unique.
+    pub call_id: String,
 }
 
 impl TransactionKey {
@@ -128,6 +135,7 @@ impl TransactionKey {
             branch: branch.to_owned(),
             method,
             sent_by: sent_by.to_ascii_lowercase(),
+            call_id: String::new(),
         }
     }
 
@@ -146,6 +154,7 @@ impl TransactionKey {
             branch: format!("rfc2543 {call_id} {from_tag} {cseq_number}"),
             method,
             sent_by: top_via.trim().to_owned(),
+            call_id: String::new(),
         }
     }
 
@@ -161,9 +170,10 @@ impl TransactionKey {
         top_via: &str,
     ) -> Self {
         match branch {
-            Some(branch) if branch.starts_with(Self::MAGIC_COOKIE) => {
-                Self::rfc3261(branch, method, sent_by)
-            }
+            Some(branch) if branch.starts_with(Self::MAGIC_COOKIE) => TransactionKey {
+                call_id: call_id.to_owned(),
+                ..Self::rfc3261(branch, method, sent_by)
+            },
             _ => Self::rfc2543(call_id, from_tag, cseq_number, top_via, method),
         }
     }
@@ -178,6 +188,7 @@ impl TransactionKey {
             branch: self.branch.clone(),
             method,
             sent_by: self.sent_by.clone(),
+            call_id: self.call_id.clone(),
         }
     }
 }

@@ -775,6 +775,36 @@ fn r29_invite_client_passes_every_2xx_up_until_timer_m() {
 // ---- keys, errors, scale ----
 
 #[test]
+fn r29_a_branch_reused_by_another_call_is_a_new_transaction() {
+    let key_for = |call_id: &str| {
+        TransactionKey::for_request(
+            KeyMethod::from_name("BYE"),
+            Some("z9hG4bK-reused"),
+            "192.0.2.10:5060",
+            call_id,
+            "fromtag",
+            2,
+            "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-reused",
+        )
+    };
+    let mut sim = Sim::new();
+    assert_eq!(
+        sim.request(&key_for("call-1"), Reliability::Unreliable),
+        RequestDisposition::New
+    );
+    sim.respond(&key_for("call-1"), 200, "200 for call 1");
+    assert_eq!(
+        sim.request(&key_for("call-1"), Reliability::Unreliable),
+        RequestDisposition::Retransmission
+    );
+    assert_eq!(
+        sim.request(&key_for("call-2"), Reliability::Unreliable),
+        RequestDisposition::New,
+        "the same branch in another call is another transaction"
+    );
+}
+
+#[test]
 fn r29_rfc2543_keys_match_invite_ack_and_cancel() {
     let top_via = "SIP/2.0/UDP 192.0.2.10:5060";
     let key_for = |method: &str, branch: Option<&str>| {
