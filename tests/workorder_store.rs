@@ -408,15 +408,23 @@ async fn a_vanished_database_file_is_noticed_and_never_recreated_empty() {
 }
 
 /// Another process holding the file (`BEGIN EXCLUSIVE`): a write fails with
-/// `Unavailable` after the short busy timeout instead of waiting for the lock, health says
-/// down, and once the lock goes the same write succeeds.
+/// `Unavailable` after the short busy timeout instead of waiting for the lock, reads go
+/// on, health says down, and once the lock goes the same write succeeds.
 #[tokio::test]
 async fn a_locked_database_fails_fast_and_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(dir.path()).expect("open");
     let order = conformance::inbound_order(1, conformance::base_time());
+    let earlier = conformance::inbound_order(2, conformance::base_time());
+    store.create(&earlier).await.expect("create before the lock");
     let locker = rusqlite::Connection::open(dir.path().join(DB_FILE_NAME)).expect("open");
     locker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    // Reads take no write lock: they go on (so a reading process, such as the CLI,
+    // never holds up the engine's writes either).
+    assert_eq!(
+        store.get(&earlier.id).await.expect("read while locked"),
+        Some(earlier.clone())
+    );
 
     // The lock is still held when the answer comes: the write did not wait for it.
     match store.create(&order).await {

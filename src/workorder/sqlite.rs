@@ -383,10 +383,11 @@ impl Db for SqliteDb {
         }
     }
 
-    /// Takes the write lock at once, so a locked file fails within the busy timeout
-    /// before any job runs.
-    fn begin_statement(&self) -> &'static str {
-        "BEGIN IMMEDIATE"
+    /// A group that may write takes the write lock at once, so a locked file fails
+    /// within the busy timeout before any job runs. A group of reads does not: in WAL
+    /// mode it reads a snapshot beside any writer, and holds no writer up.
+    fn begin_statement(&self, writes: bool) -> &'static str {
+        if writes { "BEGIN IMMEDIATE" } else { "BEGIN" }
     }
 }
 

@@ -107,8 +107,10 @@ pub(crate) trait Db: Send {
     /// Called before each group of jobs: fails when the store is not the one opened
     /// (the SQLite file vanished) and reconnects a lost connection when it can.
     fn ensure_ready(&mut self) -> Result<(), DbError>;
-    /// The statement that starts a write transaction.
-    fn begin_statement(&self) -> &'static str {
+    /// The statement that starts a transaction for a group of jobs; `writes` when
+    /// any of them may write.
+    fn begin_statement(&self, writes: bool) -> &'static str {
+        let _ = writes;
         "BEGIN"
     }
 }
@@ -124,6 +126,8 @@ enum JobEnd {
 
 /// One request for the worker thread, type-erased so all requests share a queue.
 trait Job: Send {
+    /// Whether the job may write (a read-only group need not take the write lock).
+    fn writes(&self) -> bool;
     fn run(&mut self, db: &mut dyn Db) -> JobEnd;
     /// Replies to the caller: with the kept result, or with `failure` when the group
     /// did not commit.
@@ -132,6 +136,7 @@ trait Job: Send {
 
 struct TypedJob<T, F> {
     work: F,
+    writes: bool,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -141,6 +146,10 @@ where
     T: Send + 'static,
     F: FnMut(&mut dyn Db) -> Result<T, StoreError> + Send + 'static,
 {
+    fn writes(&self) -> bool {
+        self.writes
+    }
+
     fn run(&mut self, db: &mut dyn Db) -> JobEnd {
         let result = (self.work)(db);
         let end = match &result {
@@ -199,7 +208,8 @@ fn run_batch(db: &mut dyn Db, batch: Vec<Box<dyn Job>>) -> bool {
         fail_all(batch, e.into());
         return false;
     }
-    let begin = db.begin_statement();
+    let writes = batch.iter().any(|job| job.writes());
+    let begin = db.begin_statement(writes);
     if let Err(e) = db.batch(begin) {
         fail_all(batch, e.into());
         return false;
@@ -349,8 +359,27 @@ impl SqlStore {
         self.worker_stopped.await.map_err(|_| StoreError::Closed)
     }
 
-    /// Sends `work` to the worker thread and awaits its result.
+    /// Sends `work`, which may write, to the worker thread and awaits its result.
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.send(work, true).await
+    }
+
+    /// Sends `work`, which only reads, to the worker thread and awaits its result.
+    /// On SQLite a group of reads does not take the write lock, so a reading process
+    /// (the CLI) never holds up the engine's writes.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.send(work, false).await
+    }
+
+    async fn send<T, F>(&self, work: F, writes: bool) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&mut dyn Db) -> Result<T, StoreError> + Send + 'static,
@@ -358,6 +387,7 @@ impl SqlStore {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
             work,
+            writes,
             result: None,
             reply,
         });
@@ -423,16 +453,16 @@ impl WorkOrderStore for SqlStore {
 
     async fn get(&self, id: &WorkOrderId) -> Result<Option<WorkOrder>, StoreError> {
         let id = id.clone();
-        self.run(move |db| logic::get_order(db, &id)).await
+        self.read(move |db| logic::get_order(db, &id)).await
     }
 
     async fn list_recent(&self, limit: usize) -> Result<Vec<WorkOrder>, StoreError> {
-        self.run(move |db| logic::list_recent(db, limit)).await
+        self.read(move |db| logic::list_recent(db, limit)).await
     }
 
     async fn find_by_call_id(&self, call_id: &str) -> Result<Option<WorkOrder>, StoreError> {
         let call_id = call_id.to_owned();
-        self.run(move |db| logic::find_by_call_id(db, &call_id))
+        self.read(move |db| logic::find_by_call_id(db, &call_id))
             .await
     }
 
@@ -440,7 +470,7 @@ impl WorkOrderStore for SqlStore {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<CallCountBucket>, StoreError> {
-        self.run(move |db| logic::call_counts_since(db, since))
+        self.read(move |db| logic::call_counts_since(db, since))
             .await
     }
 
@@ -455,17 +485,17 @@ impl WorkOrderStore for SqlStore {
 
     async fn get_file(&self, id: &WorkOrderId) -> Result<Option<WorkOrderFile>, StoreError> {
         let id = id.clone();
-        self.run(move |db| logic::get_file(db, &id)).await
+        self.read(move |db| logic::get_file(db, &id)).await
     }
 
     async fn events(&self, id: &WorkOrderId) -> Result<Vec<WorkOrderEvent>, StoreError> {
         let id = id.clone();
-        self.run(move |db| logic::events(db, &id)).await
+        self.read(move |db| logic::events(db, &id)).await
     }
 
     async fn list_orders(&self, query: &ListQuery) -> Result<OrderPage, StoreError> {
         let query = query.clone();
-        self.run(move |db| logic::list_orders(db, &query)).await
+        self.read(move |db| logic::list_orders(db, &query)).await
     }
 
     async fn change_status(
@@ -622,7 +652,7 @@ impl WorkOrderStore for SqlStore {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<ReadAuditEntry>, StoreError> {
-        self.run(move |db| logic::read_audit_log(db, since, limit))
+        self.read(move |db| logic::read_audit_log(db, since, limit))
             .await
     }
 
@@ -638,7 +668,7 @@ impl WorkOrderStore for SqlStore {
         limit: usize,
     ) -> Result<Vec<KnowledgeEntry>, StoreError> {
         let query = query.to_owned();
-        self.run(move |db| logic::search_knowledge(db, &query, limit))
+        self.read(move |db| logic::search_knowledge(db, &query, limit))
             .await
     }
 
@@ -654,7 +684,7 @@ impl WorkOrderStore for SqlStore {
         limit: usize,
     ) -> Result<Vec<Provider>, StoreError> {
         let query = query.to_owned();
-        self.run(move |db| logic::search_providers(db, &query, limit))
+        self.read(move |db| logic::search_providers(db, &query, limit))
             .await
     }
 
@@ -684,10 +714,11 @@ impl WorkOrderStore for SqlStore {
     }
 
     async fn purge_log(&self) -> Result<Vec<PurgeReport>, StoreError> {
-        self.run(logic::purge_log).await
+        self.read(logic::purge_log).await
     }
 
     async fn health(&self) -> StoreHealth {
+        // A write job: on SQLite it takes the write lock, so a locked file shows.
         let probe = self.run(|db| {
             db.query("SELECT 1", &[])?;
             Ok(())

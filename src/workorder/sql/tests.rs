@@ -15,6 +15,7 @@ where
     let (reply, answer) = oneshot::channel();
     let job = Box::new(TypedJob {
         work,
+        writes: true,
         result: None,
         reply,
     });
