@@ -416,7 +416,10 @@ async fn a_locked_database_fails_fast_and_recovers() {
     let store = SqliteStore::open(dir.path()).expect("open");
     let order = conformance::inbound_order(1, conformance::base_time());
     let earlier = conformance::inbound_order(2, conformance::base_time());
-    store.create(&earlier).await.expect("create before the lock");
+    store
+        .create(&earlier)
+        .await
+        .expect("create before the lock");
     let locker = rusqlite::Connection::open(dir.path().join(DB_FILE_NAME)).expect("open");
     locker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     // Reads take no write lock: they go on (so a reading process, such as the CLI,

@@ -6,7 +6,7 @@
 //! ([`retention`]), the import formats ([`import`]) and the listing/export formatters.
 //! The [`WorkOrderStore`] trait is the seam every backend plugs into; both shipped
 //! backends, the embedded default [`sqlite`] and production [`postgres`], are one
-//! [`SqlStore`] doing blocking I/O on a thread of its own ([`sql`]). A work order is
+//! [`SqlStore`] doing blocking I/O on a thread of its own (`sql`). A work order is
 //! written when the INVITE arrives and updated on the trunk answer, on entering an
 //! ACD queue, on an agent's answer (who then owns it, R7) and on hang-up, so a crash
 //! loses nothing already known (R10); every later change is kept as an event (R21).

@@ -1,6 +1,6 @@
 //! The production work order store (R31): PostgreSQL, through the `postgres` client
 //! (the blocking face of `tokio-postgres`), on the store's worker thread
-//! ([`super::sql`]), with the same SQL, trait and conformance suite as SQLite.
+//! (`workorder::sql`), with the same SQL, trait and conformance suite as SQLite.
 //!
 //! # Connection
 //! Given a URL (`postgres://hotline@db.example:5432/hotline`), the password from an
@@ -40,7 +40,7 @@ use super::store::{ErrorSource, StoreError, message_source};
 /// The PostgreSQL store is the shared SQL store connected to a server.
 pub type PostgresStore = SqlStore;
 
-/// The schema version this build writes; steps are in [`MIGRATIONS`].
+/// The schema version this build writes; steps are in `MIGRATIONS`.
 pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long the first connection at start-up may take (TLS handshake to a remote

@@ -1,11 +1,11 @@
 //! The embedded default work order store (R31): one SQLite file,
 //! `work-orders.sqlite3`, in the data directory. Needs no setup. Does blocking file
-//! I/O, on the store's worker thread ([`super::sql`]).
+//! I/O, on the store's worker thread (`workorder::sql`).
 //!
 //! # Durability versus speed (R10)
 //! WAL journal with `synchronous=FULL`: every commit is fsynced to the WAL before the
 //! caller hears `Ok`, so a work order survives a power cut or kernel crash, not just an
-//! engine crash. Group commit ([`super::sql`]) keeps the fsync cost from limiting the
+//! engine crash. Group commit (`workorder::sql`) keeps the fsync cost from limiting the
 //! call rate.
 //!
 //! # Failing fast, and a file that vanishes
