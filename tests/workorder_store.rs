@@ -471,3 +471,22 @@ fn without_postgres_the_tests_fail_saying_how_to_start_one() {
         assert!(message.contains(needle), "{message}");
     }
 }
+
+/// R13 on PostgreSQL: the `pg_trgm` GIN index answers a Chinese keyword (the planner is
+/// told not to scan the table, which it would prefer on a few dozen rows).
+#[tokio::test]
+async fn postgres_keyword_search_can_use_the_trigram_index() {
+    let (db, store) = fresh_postgres();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/knowledge.json");
+    let entries = hotline::workorder::import::read_knowledge(&path).expect("knowledge");
+    store.import_knowledge(&entries).await.expect("import");
+    store.close().await.expect("close");
+    let plan = db.query_text(
+        "SET enable_seqscan = off",
+        "EXPLAIN SELECT id FROM knowledge WHERE search_text ILIKE '%社保卡%'",
+    );
+    assert!(
+        plan.iter().any(|line| line.contains("knowledge_search")),
+        "{plan:#?}"
+    );
+}

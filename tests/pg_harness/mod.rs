@@ -61,6 +61,26 @@ impl TestDatabase {
         );
     }
 
+    /// Runs `setup`, then `query`, in this database on one connection; the first column
+    /// of every row, as text.
+    pub fn query_text(&self, setup: &str, query: &str) -> Vec<String> {
+        let config = format!(
+            "host=127.0.0.1 port=5432 user=postgres dbname={} connect_timeout=5",
+            self.name
+        );
+        let (setup, query) = (setup.to_owned(), query.to_owned());
+        let (sender, receiver) = std::sync::mpsc::channel();
+        off_runtime(move || {
+            let mut client = postgres::Client::connect(&config, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("{}", unreachable_message(&e)));
+            client.batch_execute(&setup).expect("setup SQL");
+            let rows = client.query(query.as_str(), &[]).expect("query");
+            let texts = rows.iter().map(|row| row.get::<_, String>(0)).collect();
+            let _ = sender.send(texts);
+        });
+        receiver.recv().expect("query result")
+    }
+
     /// Runs SQL in this database.
     pub fn execute(&self, sql: &str) {
         let config = format!(
