@@ -232,7 +232,9 @@ pub trait WorkOrderStore: Send + Sync + 'static {
     ) -> Result<WorkOrderFile, StoreError>;
 
     /// Sets the fields in `update` that are `Some` (matter text, answer, handling
-    /// unit, category, urgent flag); one event per field that really changed.
+    /// unit, category, urgent flag); one event per field that really changed. Every
+    /// field is checked before any is written: one bad field stores nothing. A closed
+    /// order is refused ([`StoreError::Invalid`]).
     async fn update_details(
         &self,
         id: &WorkOrderId,
@@ -307,8 +309,9 @@ pub trait WorkOrderStore: Send + Sync + 'static {
         actor: &str,
     ) -> Result<(), StoreError>;
 
-    /// Stores forbidden-phrase hits found in what an agent wrote (R28). The text
-    /// itself is never altered.
+    /// Stores forbidden-phrase hits found in what an agent wrote (R28) and flags the
+    /// order for QA (reason `forbidden phrase`) unless it is already selected. The
+    /// text itself is never altered.
     async fn record_forbidden_phrases(
         &self,
         id: &WorkOrderId,
