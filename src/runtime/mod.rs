@@ -33,14 +33,13 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::api::{SwitchClient, SwitchRequest};
-use crate::config::{Config, StoreConfig};
+use crate::config::Config;
 use crate::media::prompt::Prompt;
 use crate::recording::RecordingConfig;
 use crate::sip::Inbound;
 use crate::switch::{
     Command, CommandId, MediaReport, Prompts, Reply, Switch, SwitchEvent, SwitchSettings,
 };
-use crate::workorder::sqlite::SqliteStore;
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
 use media::MediaRuntime;
 use ports::RtpPorts;
@@ -141,9 +140,7 @@ pub fn load_prompts(
 
 /// Opens the configured work order store.
 pub fn open_store(config: &Config) -> Result<Arc<dyn WorkOrderStore>, EngineError> {
-    match &config.store {
-        StoreConfig::Sqlite { data_dir } => Ok(Arc::new(SqliteStore::open(data_dir)?)),
-    }
+    Ok(crate::workorder::open_shared(&config.store)?)
 }
 
 /// `hotline work-orders list`: the newest work orders, caller numbers masked (R12).

@@ -99,13 +99,12 @@ async fn run(
     }
 }
 
-/// Whether trying again can help: the store was busy or unavailable. A duplicate of a
-/// create (an earlier attempt did commit) is success, handled in [`apply`].
+/// Whether trying again can help: the store was busy, unreachable or closed for a
+/// moment. A duplicate of a create (an earlier attempt did commit) is success, handled
+/// in [`apply`]; anything else (a refused value, a corrupt row) would fail again and
+/// hold up every write behind it.
 fn retryable(error: &StoreError) -> bool {
-    !matches!(
-        error,
-        StoreError::NotFound(_) | StoreError::Corrupt { .. } | StoreError::UnsupportedSchema { .. }
-    )
+    error.is_transient()
 }
 
 async fn apply(store: &dyn WorkOrderStore, write: &StoreWrite) -> Result<(), StoreError> {
