@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`config`] | the TOML config and the agents file, validated with file:line errors before any port is bound | pure (reads files) |
 //! | [`privacy`] | masking caller numbers for logs, metrics and listings (R12) | pure |
+//! | [`qa`] | forbidden phrases in agents' texts (R28) and the daily QA sample of each agent's calls (R23) | pure |
 //! | [`sip`] | SIP messages, TCP framing, transactions (RFC 3261 timers), dialogs, SDP, registrar, digest auth | pure cores + UDP/TCP transport tasks |
 //! | [`media`] | G.711, RTP, RFC 4733 DTMF, prompts, the per-call RTP task and its bridge to an agent | pure codecs + one task per call |
 //! | [`recording`] | stereo WAV recordings that survive a crash (R22) | one writer task per call |
@@ -24,6 +25,7 @@ pub mod config;
 pub mod media;
 pub mod metrics;
 pub mod privacy;
+pub mod qa;
 pub mod recording;
 pub mod runtime;
 pub mod sip;

@@ -5,7 +5,9 @@
 //! Pure apart from reading the one file. Relative paths in the file (prompts,
 //! recordings, data) resolve against the process's working directory, as the README says.
 
+pub mod access;
 pub mod agents;
+pub mod qa;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +63,8 @@ pub struct Config {
     pub acd: AcdSettings,
     pub api: ApiConfig,
     pub registrar: RegistrarConfig,
+    pub access: access::AccessConfig,
+    pub qa: qa::QaConfig,
 }
 
 /// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
@@ -83,7 +87,8 @@ pub struct AcdSettings {
 /// `[api]`: the HTTP API for agents and supervisors.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
-    /// Bearer token every API request (not `/metrics`, not `/health`) must carry (R12).
+    /// The original single bearer token: a supervisor credential, kept so existing
+    /// scripts and curl examples go on working. Other tokens are in `[access]`.
     pub token: String,
 }
 
@@ -245,6 +250,10 @@ struct RawConfig {
     acd: RawAcd,
     api: RawApi,
     registrar: RawRegistrar,
+    #[serde(default)]
+    access: access::RawAccess,
+    #[serde(default)]
+    qa: qa::RawQa,
 }
 
 #[derive(Deserialize)]
@@ -656,7 +665,12 @@ impl Validator<'_> {
             ));
         }
 
+        let access = access::validate(self, &raw.access)?;
+        let qa = qa::validate(self, &raw.qa)?;
+
         Ok(Config {
+            access,
+            qa,
             acd: AcdSettings {
                 agents_file,
                 default_queue: acd.default_queue.get_ref().trim().to_owned(),
