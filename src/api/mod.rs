@@ -8,15 +8,27 @@
 //! | `POST /reload` | re-read the agents file (as SIGHUP does) |
 //!
 //! Answers name agents by number only, never by name, and never carry a caller number.
+//! The agent routes need a supervisor token ([`auth`]). The desk API (work orders,
+//! recordings, knowledge base, read-audit log, `/openapi.json`) is [`desk`].
+
+pub mod audit;
+pub mod auth;
+pub mod desk;
+pub mod error;
+pub mod knowledge;
+pub mod openapi;
+pub mod range;
+pub mod recordings;
+pub mod workorders;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -34,17 +46,23 @@ struct ApiState {
 
 /// The routes, separate from serving so tests can drive them without a socket.
 pub fn router(metrics: PrometheusHandle, shared: Arc<Shared>) -> Router {
+    let authenticator = Arc::new(auth::Authenticator::from_config(&shared.config));
+    let desk = desk::router(&shared.config, shared.store.clone(), authenticator.clone());
     let state = ApiState { metrics, shared };
     let protected = Router::new()
         .route("/agents", get(list_agents))
         .route("/agents/{id}/{action}", post(change_agent))
         .route("/reload", post(reload))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            authenticator,
+            auth::require_supervisor,
+        ));
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/health", get(|| async { "ok\n" }))
         .merge(protected)
         .with_state(state)
+        .merge(desk)
 }
 
 async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
@@ -57,32 +75,6 @@ async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
-}
-
-/// R12: every API that reads or changes agents needs the configured bearer token.
-async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let expected = &state.shared.config.api.token;
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-            next.run(request).await
-        }
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer realm=\"hotline\"")],
-            "a bearer token is required\n",
-        )
-            .into_response(),
-    }
-}
-
-/// Compares without leaking, through timing, how much of the token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn list_agents(State(state): State<ApiState>) -> Response {
@@ -148,16 +140,4 @@ pub async fn serve(
 /// Binds the HTTP listener (before anything is spawned, so a busy port stops start-up).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison_needs_every_byte() {
-        assert!(constant_time_eq(b"secret-token", b"secret-token"));
-        assert!(!constant_time_eq(b"secret-tokem", b"secret-token"));
-        assert!(!constant_time_eq(b"secret", b"secret-token"));
-    }
 }
