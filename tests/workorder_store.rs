@@ -186,8 +186,8 @@ CREATE INDEX work_orders_unfinished ON work_orders (id) WHERE ended_at IS NULL;
 PRAGMA user_version = 1;
 ";
 
-/// R4: a store written by version 1 (before the ACD) opens, migrates to version 2 in
-/// place, keeps every order, and its old orders take the new queue fields.
+/// R4: a store written by version 1 (before the ACD) opens, migrates to the current
+/// version in place, keeps every order, and its old orders take the new queue fields.
 #[tokio::test]
 async fn a_version_1_store_opens_and_migrates_r4() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -249,7 +249,9 @@ async fn a_version_1_store_opens_and_migrates_r4() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .expect("user_version");
-    assert_eq!(version, 2);
+    // Migrated forward through every step (v2: the ACD; v3: the matter, issue 8).
+    assert_eq!(version, hotline::workorder::sqlite::SCHEMA_VERSION);
+    assert_eq!(version, 3);
     // Opening again finds nothing left to migrate.
     drop(conn);
     let reopened = SqliteStore::open(dir.path()).expect("reopen");

@@ -58,6 +58,7 @@ pub fn router(
             }),
         )
         .fallback(error::no_such_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
 }
 
 /// Every desk route with its OpenAPI description: the one list both the router and

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// for another agent's order, so ids cannot be probed.
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not with this method (405 `method_not_allowed`).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The body is not JSON (400 `malformed_json`).
     #[error("{0}")]
     MalformedJson(String),
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::MalformedJson(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidBody(_) | ApiError::InvalidInput(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -85,6 +89,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -112,7 +117,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable: `unauthorized`, `forbidden`, `not_found`, `malformed_json`,
+    /// Stable: `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
+    /// `malformed_json`,
     /// `invalid_body`, `unsupported_media_type`, `payload_too_large`, `invalid_query`,
     /// `invalid_transition`, `invalid_input`, `range_not_satisfiable`,
     /// `store_unavailable`, `internal`.
@@ -213,6 +219,11 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
 /// The answer for a path no route matches: JSON like every other refusal.
 pub async fn no_such_route() -> ApiError {
     ApiError::NotFound("no such route; see /openapi.json".into())
+}
+
+/// The answer for a route that exists, asked with a method it does not take.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("this route does not take that method; see /openapi.json".into())
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@
 pub mod access;
 pub mod agents;
 pub mod qa;
+pub mod store;
+
+pub use store::{StoreBackend, StoreConfig, StoreTls};
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -162,12 +165,6 @@ pub struct RecordingsConfig {
 }
 
 #[derive(Clone, Debug)]
-pub enum StoreConfig {
-    /// The embedded default: a SQLite file under `data_dir`, created on first start.
-    Sqlite { data_dir: PathBuf },
-}
-
-#[derive(Clone, Debug)]
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `hotline=debug`; `RUST_LOG` overrides it.
     pub filter: String,
@@ -244,7 +241,7 @@ struct RawConfig {
     calls: RawCalls,
     prompts: RawPrompts,
     recordings: RawRecordings,
-    store: RawStore,
+    store: store::RawStore,
     #[serde(default)]
     log: RawLog,
     acd: RawAcd,
@@ -357,13 +354,6 @@ struct RawPrompts {
 struct RawRecordings {
     dir: Spanned<String>,
     header_interval_ms: Spanned<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    kind: Spanned<String>,
-    data_dir: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -571,18 +561,7 @@ impl Validator<'_> {
             100..=2_000,
         )?;
 
-        let store = match raw.store.kind.get_ref().as_str() {
-            "sqlite" => StoreConfig::Sqlite {
-                data_dir: self.non_empty_path(&raw.store.data_dir, "store.data_dir")?,
-            },
-            other => {
-                return Err(self.invalid(
-                    raw.store.kind.span(),
-                    "store.kind",
-                    format!("unknown store {other:?}; this build knows \"sqlite\""),
-                ));
-            }
-        };
+        let store = self.store(&raw.store)?;
 
         let acd = &raw.acd;
         let agents_file = self.non_empty_path(&acd.agents_file, "acd.agents_file")?;
@@ -750,7 +729,7 @@ mod tests {
         // R6: three rings of 1 s on / 4 s off is the default budget.
         assert_eq!(cfg.calls.ring_budget, Duration::from_secs(10));
         assert_eq!(cfg.calls.ring_before_answer, Duration::from_secs(2));
-        assert!(matches!(cfg.store, StoreConfig::Sqlite { .. }));
+        assert!(matches!(cfg.store.backend, StoreBackend::Sqlite { .. }));
     }
 
     #[test]

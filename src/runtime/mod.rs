@@ -19,12 +19,11 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{info, warn};
 
-use crate::config::{Config, StoreConfig};
+use crate::config::Config;
 use crate::media::prompt::Prompt;
 use crate::metrics::ConnectionRateWindow;
 use crate::recording::RecordingConfig;
 use crate::sip::TransportKind;
-use crate::workorder::sqlite::SqliteStore;
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
 use transport::Transports;
 
@@ -172,9 +171,7 @@ impl Shared {
 
 /// Opens the configured work order store.
 pub fn open_store(config: &Config) -> Result<Arc<dyn WorkOrderStore>, EngineError> {
-    match &config.store {
-        StoreConfig::Sqlite { data_dir } => Ok(Arc::new(SqliteStore::open(data_dir)?)),
-    }
+    Ok(crate::workorder::open_shared(&config.store)?)
 }
 
 /// `hotline work-orders list`: the newest work orders, caller numbers masked (R12).

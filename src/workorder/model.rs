@@ -52,6 +52,19 @@ impl fmt::Display for WorkOrderId {
     }
 }
 
+impl serde::Serialize for WorkOrderId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WorkOrderId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A string that is not a well-formed [`WorkOrderId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid work order id {0:?}: expected YYYYMMDD-HHMMSS-<6 to 32 lowercase hex digits>")]
@@ -127,6 +140,19 @@ macro_rules! text_enum {
                     $($text => Ok($name::$variant),)+
                     _ => Err(ParseEnumError { kind: $kind, value: s.to_owned() }),
                 }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
             }
         }
     };
@@ -222,6 +248,105 @@ text_enum! {
     }
 }
 
+impl Category {
+    /// Whether the hotline handles the matter itself (R1); out-of-scope matters (R2),
+    /// silent and nuisance calls get a closing script and promise no result (R3).
+    pub fn is_in_scope(self) -> bool {
+        matches!(
+            self,
+            Category::Consultation
+                | Category::Complaint
+                | Category::Report
+                | Category::Help
+                | Category::Suggestion
+        )
+    }
+}
+
+text_enum! {
+    /// Which call of a matter this is (R22: all are recorded): the call that opened
+    /// the order or another inbound call about it, a callback to the caller (R17–R19),
+    /// or a call to the referred enterprise (R16).
+    pub enum CallKind as "call kind" {
+        Inbound => "inbound",
+        Callback => "callback",
+        Enterprise => "enterprise",
+    }
+}
+
+text_enum! {
+    /// A caller's keypad evaluation (R24–R26): 1 satisfied, 2 basically satisfied,
+    /// 3 dissatisfied.
+    pub enum Satisfaction as "satisfaction" {
+        Satisfied => "satisfied",
+        BasicallySatisfied => "basically_satisfied",
+        Dissatisfied => "dissatisfied",
+    }
+}
+
+impl Satisfaction {
+    /// The keypad digit the survey asks for; any other key is no answer.
+    pub fn from_keypad(digit: char) -> Option<Self> {
+        match digit {
+            '1' => Some(Satisfaction::Satisfied),
+            '2' => Some(Satisfaction::BasicallySatisfied),
+            '3' => Some(Satisfaction::Dissatisfied),
+            _ => None,
+        }
+    }
+}
+
+text_enum! {
+    /// What a caller's rating is about: the hotline's service (R24) or the handling
+    /// unit the matter went to (R26).
+    pub enum RatingTarget as "rating target" {
+        Service => "service",
+        HandlingUnit => "handling_unit",
+    }
+}
+
+text_enum! {
+    /// Why a follow-up call is due (R17–R19); the callbacks feature schedules them.
+    pub enum FollowUpKind as "follow-up kind" {
+        /// 20–30 min after a referral: did the enterprise get in touch (R17)?
+        ConfirmContact => "confirm_contact",
+        /// 1–2 days later: the caller's evaluation (R18).
+        AskEvaluation => "ask_evaluation",
+        /// A complaint's immediate callback by its owner (R19).
+        ComplaintCallback => "complaint_callback",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// What kind of change an audit-trail event records (R21).
+    pub enum EventKind as "event kind" {
+        Created => "created",
+        OwnerAssigned => "owner_assigned",
+        CallEnded => "call_ended",
+        CallAttached => "call_attached",
+        StatusChanged => "status_changed",
+        FieldUpdated => "field_updated",
+        Note => "note",
+        EnterpriseReferred => "enterprise_referred",
+        EnterpriseEvaluated => "enterprise_evaluated",
+        Rated => "rated",
+        FollowUpAdded => "follow_up_added",
+        FollowUpDone => "follow_up_done",
+        QaSelected => "qa_selected",
+        ForbiddenPhrases => "forbidden_phrases",
+        ProviderAdded => "provider_added",
+    }
+}
+
+text_enum! {
+    /// What a read-audit entry says was read in full (R12).
+    pub enum AuditedRead as "audited read" {
+        FullNumber => "full_number",
+        Recording => "recording",
+    }
+}
+
 impl RejectReason {
     /// The SIP status code the engine answers with.
     pub fn status_code(self) -> u16 {
@@ -280,6 +405,13 @@ impl CallOutcome {
     }
 }
 
+/// Serialised as its display text, e.g. `abandoned/caller_cancelled`.
+impl serde::Serialize for CallOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Display for CallOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.reason() {
@@ -293,7 +425,7 @@ impl fmt::Display for CallOutcome {
 ///
 /// `caller` is the full number: it must only ever reach the store. Do not log it or
 /// put it in an API answer without masking (R12).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WorkOrder {
     pub id: WorkOrderId,
     /// The SIP Call-ID of the trunk leg, to find the order again from signalling.

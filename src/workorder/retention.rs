@@ -1,0 +1,104 @@
+//! Retention: work orders and their recordings are kept for a configured period, then
+//! purged (the purge itself goes into the store's purge log). [`RetentionPolicy`]
+//! decides what is due and is pure; [`delete_recordings`] does the file I/O after the
+//! store's [`purge_older_than`](super::WorkOrderStore::purge_older_than). The lead's
+//! runtime schedules the job.
+//!
+//! Age is the first call's `offered_at`, whatever the status: the period is a legal
+//! keeping period, and an order nobody closed must not be kept for ever because of it.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::model::WorkOrderId;
+
+/// How long work orders and recordings are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub keep_for: Duration,
+}
+
+impl RetentionPolicy {
+    /// Orders offered before this instant are due at `now`.
+    pub fn cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - self.keep_for
+    }
+
+    /// Whether an order whose first call was offered at `offered_at` is due at `now`.
+    pub fn is_due(&self, now: DateTime<Utc>, offered_at: DateTime<Utc>) -> bool {
+        offered_at < self.cutoff(now)
+    }
+
+    /// The ids among `orders` (id, first call offered at) that are due at `now`.
+    pub fn due<'a>(
+        &self,
+        now: DateTime<Utc>,
+        orders: impl IntoIterator<Item = (&'a WorkOrderId, DateTime<Utc>)>,
+    ) -> Vec<WorkOrderId> {
+        orders
+            .into_iter()
+            .filter(|(_, offered_at)| self.is_due(now, *offered_at))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// What [`delete_recordings`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeletedRecordings {
+    pub deleted: usize,
+    /// Already gone (deleted earlier, or never written).
+    pub missing: usize,
+    /// Could not be deleted: path and reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Deletes the recordings a purge reported. Relative paths resolve against `base`
+/// (the engine's working directory, where `recordings.dir` is relative to).
+pub fn delete_recordings(base: &Path, paths: &[String]) -> DeletedRecordings {
+    let mut report = DeletedRecordings::default();
+    for path in paths {
+        match std::fs::remove_file(base.join(path)) {
+            Ok(()) => report.deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.missing += 1,
+            Err(e) => report.failed.push((path.clone(), e.to_string())),
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workorder::conformance::base_time;
+
+    #[test]
+    fn orders_older_than_the_period_are_due_and_no_others() {
+        let policy = RetentionPolicy {
+            keep_for: Duration::days(365),
+        };
+        let now = base_time();
+        let old = WorkOrderId::from_parts(now - Duration::days(366), 1);
+        let edge = WorkOrderId::from_parts(now - Duration::days(365), 2);
+        let young = WorkOrderId::from_parts(now - Duration::days(10), 3);
+        let orders = [
+            (&old, now - Duration::days(366)),
+            (&edge, now - Duration::days(365)),
+            (&young, now - Duration::days(10)),
+        ];
+        assert_eq!(policy.due(now, orders), vec![old]);
+        assert_eq!(policy.cutoff(now), now - Duration::days(365));
+    }
+
+    #[test]
+    fn deleting_recordings_counts_what_was_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.wav"), b"RIFF").expect("write");
+        let report = delete_recordings(dir.path(), &["a.wav".into(), "gone.wav".into()]);
+        assert_eq!(report.deleted, 1);
+        assert_eq!(report.missing, 1);
+        assert!(report.failed.is_empty());
+        assert!(!dir.path().join("a.wav").exists());
+    }
+}
