@@ -25,6 +25,9 @@ pub struct EngineOptions {
     pub position_announcement_seconds: u64,
     /// The agents file; [`DEMO_AGENTS`] unless a test needs other agents or queues.
     pub agents_toml: String,
+    /// Appended to the config as written: sections the defaults leave out (e.g.
+    /// `[[access.tokens]]`).
+    pub extra_config: String,
 }
 
 /// Three agents (1001–1003, password `pw<id>`) in one queue with no wrap-up, so tests
@@ -65,6 +68,7 @@ impl Default for EngineOptions {
             agent_ring_timeout_ms: 10_000,
             position_announcement_seconds: 20,
             agents_toml: DEMO_AGENTS.to_owned(),
+            extra_config: String::new(),
         }
     }
 }
@@ -175,6 +179,7 @@ digest_algorithms = ["MD5", "SHA-256"]
             grace = options.shutdown_grace_seconds,
             prompts = prompts.display(),
         );
+        let config = format!("{config}\n{}", options.extra_config);
         let config_path = dir.path().join("hotline.toml");
         std::fs::write(&config_path, config).expect("write config");
         std::fs::write(dir.path().join("agents.toml"), &options.agents_toml).expect("write agents");
