@@ -60,3 +60,53 @@ if [ "$bench" = 1 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "install-test-deps: installing cargo-fuzz"
   cargo install --locked cargo-fuzz
 fi
+
+# ---- PostgreSQL for the work order store's conformance tests (issue 8) ---------------
+# The tests create a fresh database per test on 127.0.0.1:5432 as user postgres with
+# trust auth, and fail (saying how to start one) when none answers. On a fresh CI
+# machine this installs Debian's postgresql, lets user postgres in from 127.0.0.1
+# without a password (test machines only: never do this on a server that matters),
+# and starts the cluster. Left alone when a server already answers that way.
+pg_answers() {
+  command -v psql >/dev/null 2>&1 &&
+    psql "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3" \
+      -Atqc 'SELECT 1' >/dev/null 2>&1
+}
+if pg_answers; then
+  echo "install-test-deps: PostgreSQL answers on 127.0.0.1:5432"
+else
+  pg_sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    pg_sudo="sudo"
+  fi
+  if ! command -v pg_lsclusters >/dev/null 2>&1; then
+    echo "install-test-deps: installing postgresql"
+    $pg_sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $pg_sudo apt-get install -y -qq --no-install-recommends postgresql
+  fi
+  pg_version=$(pg_lsclusters -h | awk 'NR == 1 { print $1 }')
+  pg_cluster=$(pg_lsclusters -h | awk 'NR == 1 { print $2 }')
+  if [ -z "$pg_version" ]; then
+    pg_version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+    pg_cluster=main
+    $pg_sudo pg_createcluster "$pg_version" "$pg_cluster"
+  fi
+  pg_hba="/etc/postgresql/$pg_version/$pg_cluster/pg_hba.conf"
+  trust_line="host all postgres 127.0.0.1/32 trust"
+  if ! $pg_sudo grep -qxF "$trust_line" "$pg_hba"; then
+    echo "install-test-deps: trust auth for user postgres from 127.0.0.1 (test machines only)"
+    $pg_sudo sed -i "1i $trust_line" "$pg_hba"
+  fi
+  $pg_sudo pg_ctlcluster "$pg_version" "$pg_cluster" start 2>/dev/null ||
+    $pg_sudo pg_ctlcluster "$pg_version" "$pg_cluster" reload
+  for _ in $(seq 1 30); do
+    pg_answers && break
+    sleep 1
+  done
+  if pg_answers; then
+    echo "install-test-deps: PostgreSQL $pg_version answers on 127.0.0.1:5432"
+  else
+    echo "install-test-deps: PostgreSQL $pg_version did not come up on 127.0.0.1:5432" >&2
+    exit 1
+  fi
+fi

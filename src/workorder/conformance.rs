@@ -6,6 +6,8 @@
 //! difference. Not part of the engine's API; public only so integration tests and
 //! other backends' test crates can call it.
 
+pub mod matter;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
