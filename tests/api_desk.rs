@@ -2,7 +2,10 @@
 //! WAV): credentials and roles (401/403 for every route and role), masking in every
 //! answer (R12), the read-audit log, Range downloads, forbidden phrases (R28), the
 //! lifecycle through the API (R21), knowledge search (R13, R14), bad input, and
-//! `/openapi.json` listing every route.
+//! `/openapi.json` listing every route. Every test runs on both stores: SQLite, and a
+//! fresh PostgreSQL database on 127.0.0.1:5432 (see `scripts/install-test-deps.sh`).
+
+mod pg_harness;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +22,49 @@ use hotline::workorder::{
     CallOutcome, HangupSide, KnowledgeEntry, Provider, QaSelection, SqlStore, WorkOrder,
     WorkOrderId, WorkOrderStore,
 };
+use pg_harness::TestDatabase;
 use serde_json::Value;
 use tower::ServiceExt;
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Each listed test, once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    every_route_refuses_a_missing_or_unknown_token_with_401_json_r12,
+    every_route_answers_each_role_as_its_rights_say_r12,
+    lists_show_each_role_its_own_orders,
+    caller_numbers_are_masked_in_every_answer_r12,
+    full_numbers_only_for_a_supervisor_who_asks_and_every_read_audited_r12,
+    the_audit_log_is_for_supervisors_and_cannot_be_changed,
+    recordings_download_whole_and_by_range_with_an_audit_entry_each_r12_r22,
+    agents_texts_are_checked_for_forbidden_phrases_and_kept_as_written_r28,
+    lifecycle_through_the_api_closing_rules_r21,
+    bad_input_gets_a_4xx_json_error_and_nothing_is_stored,
+    list_filters_and_cursor_pagination,
+    knowledge_and_directory_search_in_chinese_and_a_provider_from_a_work_order_r13_r14,
+    openapi_json_parses_and_lists_every_route,
+);
 
 const SUPERVISOR: &str = "demo-token-change-me-0123456789";
 const AGENT_1001: &str = "demo-agent-1001-token-change-me";
@@ -43,6 +87,8 @@ struct Desk {
     c: WorkOrderId,
     wav: PathBuf,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database, dropped after the store.
+    _database: Option<TestDatabase>,
 }
 
 fn config() -> Config {
@@ -124,10 +170,20 @@ async fn seed_order(
     id
 }
 
-async fn desk() -> Desk {
+async fn desk(backend: Backend) -> Desk {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store: Arc<dyn WorkOrderStore> =
-        Arc::new(SqlStore::open(&dir.path().join("data")).expect("open store"));
+    let (store, database): (Arc<dyn WorkOrderStore>, _) = match backend {
+        Backend::Sqlite => (
+            Arc::new(SqlStore::open(&dir.path().join("data")).expect("open SQLite store")),
+            None,
+        ),
+        Backend::Postgres => {
+            let database = TestDatabase::create();
+            let store = SqlStore::connect(&database.settings())
+                .unwrap_or_else(|e| panic!("{}", pg_harness::unreachable_message(&e)));
+            (Arc::new(store), Some(database))
+        }
+    };
     let wav = dir.path().join("recording.wav");
     write_wav(&wav);
     let a = seed_order(store.as_ref(), 1, CALLER_A, "1001", Some(&wav)).await;
@@ -188,6 +244,7 @@ async fn desk() -> Desk {
         c,
         wav,
         _dir: dir,
+        _database: database,
     }
 }
 
@@ -348,9 +405,8 @@ fn uri(path: &str) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn every_route_refuses_a_missing_or_unknown_token_with_401_json_r12() {
-    let desk = desk().await;
+async fn every_route_refuses_a_missing_or_unknown_token_with_401_json_r12(backend: Backend) {
+    let desk = desk(backend).await;
     let before = desk.events(&desk.a).await;
     for (method, path, body) in routes(&desk.a) {
         for token in [None, Some("not-a-token"), Some(&*hash_token(SUPERVISOR))] {
@@ -370,8 +426,7 @@ async fn every_route_refuses_a_missing_or_unknown_token_with_401_json_r12() {
 }
 
 /// Which role may do what: 403 (JSON, `forbidden`) for every route a role may not use.
-#[tokio::test]
-async fn every_route_answers_each_role_as_its_rights_say_r12() {
+async fn every_route_answers_each_role_as_its_rights_say_r12(backend: Backend) {
     // A fresh desk per role, so one role's writes do not change what the next sees.
     for (token, role) in [
         (AGENT_1001, "agent 1001"),
@@ -379,7 +434,7 @@ async fn every_route_answers_each_role_as_its_rights_say_r12() {
         (QA, "qa"),
         (SUPERVISOR, "supervisor"),
     ] {
-        let desk = desk().await;
+        let desk = desk(backend).await;
         // Order A belongs to 1001 and is not sampled; C belongs to 1001 and is.
         for (target, id) in [("A", &desk.a), ("C", &desk.c)] {
             for (method, path, body) in routes(id) {
@@ -417,9 +472,8 @@ async fn every_route_answers_each_role_as_its_rights_say_r12() {
     }
 }
 
-#[tokio::test]
-async fn lists_show_each_role_its_own_orders() {
-    let desk = desk().await;
+async fn lists_show_each_role_its_own_orders(backend: Backend) {
+    let desk = desk(backend).await;
     let ids = |answer: Answer| -> Vec<String> {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
         answer.json()["orders"]
@@ -449,9 +503,8 @@ async fn lists_show_each_role_its_own_orders() {
     );
 }
 
-#[tokio::test]
-async fn caller_numbers_are_masked_in_every_answer_r12() {
-    let desk = desk().await;
+async fn caller_numbers_are_masked_in_every_answer_r12(backend: Backend) {
+    let desk = desk(backend).await;
     for token in [SUPERVISOR, AGENT_1001, QA] {
         for id in [&desk.a, &desk.c] {
             for (method, path, body) in routes(id) {
@@ -486,9 +539,8 @@ async fn caller_numbers_are_masked_in_every_answer_r12() {
     assert!(desk.audit_entries().await.is_empty());
 }
 
-#[tokio::test]
-async fn full_numbers_only_for_a_supervisor_who_asks_and_every_read_audited_r12() {
-    let desk = desk().await;
+async fn full_numbers_only_for_a_supervisor_who_asks_and_every_read_audited_r12(backend: Backend) {
+    let desk = desk(backend).await;
     for token in [AGENT_1001, QA] {
         let answer = desk
             .get(&format!("/work-orders/{}?unmasked=true", desk.c), token)
@@ -528,9 +580,8 @@ async fn full_numbers_only_for_a_supervisor_who_asks_and_every_read_audited_r12(
     assert_eq!(entries.len(), 4, "one more per order shown in full");
 }
 
-#[tokio::test]
-async fn the_audit_log_is_for_supervisors_and_cannot_be_changed() {
-    let desk = desk().await;
+async fn the_audit_log_is_for_supervisors_and_cannot_be_changed(backend: Backend) {
+    let desk = desk(backend).await;
     desk.get(&format!("/work-orders/{}/recording", desk.a), AGENT_1001)
         .await;
     for token in [AGENT_1001, QA] {
@@ -558,9 +609,8 @@ async fn the_audit_log_is_for_supervisors_and_cannot_be_changed() {
     assert_eq!(desk.audit_entries().await.len(), 1);
 }
 
-#[tokio::test]
-async fn recordings_download_whole_and_by_range_with_an_audit_entry_each_r12_r22() {
-    let desk = desk().await;
+async fn recordings_download_whole_and_by_range_with_an_audit_entry_each_r12_r22(backend: Backend) {
+    let desk = desk(backend).await;
     let file = std::fs::read(&desk.wav).expect("WAV");
     let size = file.len();
     let url = format!("/work-orders/{}/recording", desk.a);
@@ -654,9 +704,8 @@ async fn recordings_download_whole_and_by_range_with_an_audit_entry_each_r12_r22
     assert_eq!(entries[7]["work_order"], desk.c.to_string());
 }
 
-#[tokio::test]
-async fn agents_texts_are_checked_for_forbidden_phrases_and_kept_as_written_r28() {
-    let desk = desk().await;
+async fn agents_texts_are_checked_for_forbidden_phrases_and_kept_as_written_r28(backend: Backend) {
+    let desk = desk(backend).await;
     let answer_text = "这个不行，我也不知道。";
     let changed = desk
         .patch(
@@ -741,9 +790,8 @@ async fn agents_texts_are_checked_for_forbidden_phrases_and_kept_as_written_r28(
     assert!(quoted.json()["work_order"]["qa"].is_null());
 }
 
-#[tokio::test]
-async fn lifecycle_through_the_api_closing_rules_r21() {
-    let desk = desk().await;
+async fn lifecycle_through_the_api_closing_rules_r21(backend: Backend) {
+    let desk = desk(backend).await;
     let order = format!("/work-orders/{}", desk.a);
     // A consultation answered at once closes on the spot.
     let answer = desk
@@ -831,9 +879,8 @@ async fn lifecycle_through_the_api_closing_rules_r21() {
     );
 }
 
-#[tokio::test]
-async fn bad_input_gets_a_4xx_json_error_and_nothing_is_stored() {
-    let desk = desk().await;
+async fn bad_input_gets_a_4xx_json_error_and_nothing_is_stored(backend: Backend) {
+    let desk = desk(backend).await;
     let order = format!("/work-orders/{}", desk.a);
     let before = desk.events(&desk.a).await;
     let oversize = format!(r#"{{"matter":"{}"}}"#, "长".repeat(40_000));
@@ -964,9 +1011,8 @@ async fn bad_input_gets_a_4xx_json_error_and_nothing_is_stored() {
     assert_eq!(detail["order"]["status"], "accepted");
 }
 
-#[tokio::test]
-async fn list_filters_and_cursor_pagination() {
-    let desk = desk().await;
+async fn list_filters_and_cursor_pagination(backend: Backend) {
+    let desk = desk(backend).await;
     for n in 10..17 {
         seed_order(desk.store.as_ref(), n, "13600000000", "1002", None).await;
     }
@@ -1034,9 +1080,8 @@ async fn list_filters_and_cursor_pagination() {
     assert!(overdue.json()["orders"].as_array().unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn knowledge_and_directory_search_in_chinese_and_a_provider_from_a_work_order_r13_r14() {
-    let desk = desk().await;
+async fn knowledge_and_directory_search_in_chinese_and_a_provider_from_a_work_order_r13_r14(backend: Backend) {
+    let desk = desk(backend).await;
     for token in [AGENT_1001, QA, SUPERVISOR] {
         let hits = desk.get(&uri("/knowledge?q=供暖"), token).await;
         assert_eq!(hits.status, StatusCode::OK, "{}", hits.text());
@@ -1071,9 +1116,8 @@ async fn knowledge_and_directory_search_in_chinese_and_a_provider_from_a_work_or
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn openapi_json_parses_and_lists_every_route() {
-    let desk = desk().await;
+async fn openapi_json_parses_and_lists_every_route(backend: Backend) {
+    let desk = desk(backend).await;
     let answer = desk
         .send(Method::GET, "/openapi.json", None, None, &[])
         .await;
