@@ -19,8 +19,8 @@ use hotline::api::desk;
 use hotline::config::Config;
 use hotline::privacy::mask_number;
 use hotline::workorder::{
-    CallOutcome, HangupSide, KnowledgeEntry, Provider, QaSelection, SqlStore, WorkOrder,
-    WorkOrderId, WorkOrderStore,
+    CallOutcome, FollowUpKind, FollowUpTask, HangupSide, KnowledgeEntry, Provider, QaSelection,
+    SqlStore, WorkOrder, WorkOrderId, WorkOrderStore,
 };
 use pg_harness::TestDatabase;
 use serde_json::Value;
@@ -1078,9 +1078,43 @@ async fn list_filters_and_cursor_pagination(backend: Backend) {
     let overdue = desk.get("/work-orders?overdue=true", SUPERVISOR).await;
     assert_eq!(overdue.status, StatusCode::OK);
     assert!(overdue.json()["orders"].as_array().unwrap().is_empty());
+    // A callback due within an hour of the call, never made: B is overdue (R20).
+    desk.store
+        .add_follow_up(
+            &desk.b,
+            &FollowUpTask {
+                kind: FollowUpKind::ConfirmContact,
+                due_from: t0() + Duration::minutes(20),
+                due_until: t0() + Duration::minutes(30),
+                note: String::new(),
+            },
+            "1002",
+            t0() + Duration::minutes(5),
+        )
+        .await
+        .expect("follow-up");
+    let overdue = desk
+        .get("/work-orders?overdue=true", SUPERVISOR)
+        .await
+        .json();
+    let ids: Vec<&str> = overdue["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [desk.b.as_str()]);
+    let detail = desk
+        .get(&format!("/work-orders/{}", desk.b), AGENT_1002)
+        .await
+        .json();
+    assert_eq!(detail["overdue"], true);
+    assert_eq!(detail["follow_ups"][0]["kind"], "confirm_contact");
 }
 
-async fn knowledge_and_directory_search_in_chinese_and_a_provider_from_a_work_order_r13_r14(backend: Backend) {
+async fn knowledge_and_directory_search_in_chinese_and_a_provider_from_a_work_order_r13_r14(
+    backend: Backend,
+) {
     let desk = desk(backend).await;
     for token in [AGENT_1001, QA, SUPERVISOR] {
         let hits = desk.get(&uri("/knowledge?q=供暖"), token).await;
