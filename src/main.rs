@@ -49,6 +49,45 @@ enum WorkOrdersCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Print one work order in full: fields, calls, follow-ups, history. The caller
+    /// number is masked unless --unmasked, which is written to the read-audit log.
+    Show {
+        /// The work order id, e.g. 20261128-153012-7f3a9c2b41d0.
+        id: String,
+        #[arg(long, default_value = "config/hotline.toml")]
+        config: PathBuf,
+        /// Show the full caller number (R12: the read is audited).
+        #[arg(long)]
+        unmasked: bool,
+    },
+    /// Export the work orders offered since a date, oldest first, as CSV or JSON,
+    /// caller numbers masked unless --unmasked (audited, one entry per order).
+    Export {
+        /// A date (2026-11-28, midnight UTC) or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        /// Up to (not including) this date or time; default: now.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[arg(long, default_value = "config/hotline.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        unmasked: bool,
+    },
+    /// Add or replace knowledge-base entries from a .json or .csv file (R13).
+    ImportKnowledge {
+        file: PathBuf,
+        #[arg(long, default_value = "config/hotline.toml")]
+        config: PathBuf,
+    },
+    /// Add or replace service-directory providers from a .json or .csv file (R13).
+    ImportProviders {
+        file: PathBuf,
+        #[arg(long, default_value = "config/hotline.toml")]
+        config: PathBuf,
+    },
 }
 
 /// Loads the config and the agents file it names: both must be valid before anything
@@ -96,32 +135,113 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::WorkOrders {
-            command: WorkOrdersCommand::List { config, limit },
-        } => {
-            let config = match load_config(&config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("hotline: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(hotline::runtime::list_work_orders(&config, limit)) {
-                Ok(listing) => {
-                    print!("{listing}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("hotline: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::WorkOrders { command } => work_order_command(command),
+    }
+}
+
+/// Every `work-orders` command: open the configured store, run, close it.
+fn work_order_command(command: WorkOrdersCommand) -> ExitCode {
+    use hotline::workorder::cli;
+    use hotline::workorder::export::{ExportFormat, Numbers};
+
+    let usage = |message: String| {
+        eprintln!("hotline: {message}");
+        ExitCode::from(EXIT_BAD_CONFIG)
+    };
+    let numbers = |unmasked: bool| {
+        if unmasked {
+            Numbers::Full
+        } else {
+            Numbers::Masked
+        }
+    };
+    let config_path = match &command {
+        WorkOrdersCommand::List { config, .. }
+        | WorkOrdersCommand::Show { config, .. }
+        | WorkOrdersCommand::Export { config, .. }
+        | WorkOrdersCommand::ImportKnowledge { config, .. }
+        | WorkOrdersCommand::ImportProviders { config, .. } => config.clone(),
+    };
+    let config = match load_config(&config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hotline: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let actor = cli::cli_actor();
+    let now = chrono::Utc::now();
+    runtime.block_on(async move {
+        use hotline::workorder::WorkOrderStore;
+        let store = match hotline::workorder::open_configured(&config.store) {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!("hotline: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result = match command {
+            WorkOrdersCommand::List { limit, .. } => store
+                .list_recent(limit)
+                .await
+                .map(|orders| hotline::workorder::format_listing(&orders))
+                .map_err(cli::CommandError::from),
+            WorkOrdersCommand::Show { id, unmasked, .. } => {
+                let id = match id.parse() {
+                    Ok(id) => id,
+                    Err(e) => return usage(format!("{e}")),
+                };
+                cli::show(&store, &id, numbers(unmasked), &actor, now).await
+            }
+            WorkOrdersCommand::Export {
+                since,
+                until,
+                format,
+                unmasked,
+                ..
+            } => {
+                let since = match cli::parse_instant(&since) {
+                    Ok(at) => at,
+                    Err(e) => return usage(format!("--since: {e}")),
+                };
+                let until = match until.as_deref().map(cli::parse_instant).transpose() {
+                    Ok(at) => at,
+                    Err(e) => return usage(format!("--until: {e}")),
+                };
+                let format: ExportFormat = match format.parse() {
+                    Ok(f) => f,
+                    Err(e) => return usage(format!("--format: {e}")),
+                };
+                cli::export_orders(&store, since, until, format, numbers(unmasked), &actor, now)
+                    .await
+            }
+            WorkOrdersCommand::ImportKnowledge { file, .. } => cli::import_knowledge(&store, &file)
+                .await
+                .map(|n| format!("{n} knowledge-base entries imported\n")),
+            WorkOrdersCommand::ImportProviders { file, .. } => cli::import_providers(&store, &file)
+                .await
+                .map(|n| format!("{n} providers imported\n")),
+        };
+        let closed = store.close().await;
+        match (result, closed) {
+            (Ok(text), Ok(())) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            (Err(e), _) => {
+                eprintln!("hotline: {e}");
+                ExitCode::FAILURE
+            }
+            (Ok(_), Err(e)) => {
+                eprintln!("hotline: {e}");
+                ExitCode::FAILURE
             }
         }
-    }
+    })
 }
 
 /// Shortest token `hash-token` accepts: 128 bits of base64 is 22 characters, so 32

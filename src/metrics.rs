@@ -332,6 +332,12 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Some(Unit::Count),
         "Queue position announcements played to waiting callers, by queue.",
     ),
+    (
+        crate::workorder::STORE_UP_METRIC,
+        Kind::Gauge,
+        None,
+        "1 while the work order store works, 0 while it is unreachable, locked, or its database file vanished.",
+    ),
 ];
 
 /// Describes every metric to the current recorder, so `/metrics` documents itself.

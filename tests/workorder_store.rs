@@ -435,3 +435,28 @@ async fn a_locked_database_fails_fast_and_recovers() {
     assert!(store.health().await.up);
     assert_eq!(store.get(&order.id).await.expect("get"), Some(order));
 }
+
+/// Where no PostgreSQL answers, the PostgreSQL tests fail (never pass quietly) with a
+/// message saying how to get one.
+#[test]
+fn without_postgres_the_tests_fail_saying_how_to_start_one() {
+    // Port 1 on loopback: nothing listens there.
+    let nowhere = "host=127.0.0.1 port=1 user=postgres dbname=postgres connect_timeout=2";
+    let failed = std::panic::catch_unwind(|| TestDatabase::create_on(nowhere));
+    let panic = match failed {
+        Err(panic) => panic,
+        Ok(_) => panic!("created a database on a port where nothing listens"),
+    };
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    for needle in [
+        "scripts/install-test-deps.sh",
+        "apt-get install postgresql",
+        "pg_ctlcluster 15 main start",
+    ] {
+        assert!(message.contains(needle), "{message}");
+    }
+}

@@ -285,6 +285,36 @@ mod tests {
         }
     }
 
+    /// Every (from, to) pair on an order that meets every precondition (category,
+    /// answer, handling unit, evaluated referral): exactly the lifecycle's arrows pass.
+    #[test]
+    fn the_whole_transition_matrix_r21() {
+        use Status::*;
+        let allowed = [
+            (Accepted, Transferred),
+            (Accepted, FollowUp),
+            (Accepted, Closed),
+            (Transferred, FollowUp),
+            (Transferred, Closed),
+            (FollowUp, Transferred),
+            (FollowUp, Closed),
+        ];
+        for from in Status::ALL {
+            for to in Status::ALL {
+                let mut f = file(*from, Some(Category::Consultation));
+                f.matter.answer = Some("已答复".into());
+                f.matter.handling_unit = Some("市民政局".into());
+                refer(&mut f, true);
+                let result = check_transition(&f, *to);
+                assert_eq!(
+                    result.is_ok(),
+                    allowed.contains(&(*from, *to)),
+                    "{from} -> {to}: {result:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn refusals_give_their_reason() {
         let text = TransitionRefused::EnterpriseNotEvaluated.to_string();

@@ -281,3 +281,48 @@ pub struct StoreHealth {
     /// Why it is down (no secrets in it).
     pub problem: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_refuse_unknown_fields_and_bad_enum_values() {
+        let ok: DetailsUpdate =
+            serde_json::from_str(r#"{"answer":"已答复","category":"consultation","urgent":true}"#)
+                .expect("valid update");
+        assert_eq!(ok.category, Some(Category::Consultation));
+        for bad in [
+            r#"{"answer":"x","colour":"red"}"#,
+            r#"{"category":"gossip"}"#,
+            r#"{"urgent":"yes"}"#,
+        ] {
+            assert!(serde_json::from_str::<DetailsUpdate>(bad).is_err(), "{bad}");
+        }
+        assert!(
+            serde_json::from_str::<EnterpriseEvaluation>(
+                r#"{"attitude":"satisfied","efficiency":"satisfied","quality":"great"}"#
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<FollowUpTask>(
+                r#"{"kind":"other","due_from":"2026-11-28T00:00:00Z","due_until":"2026-11-28T01:00:00Z","extra":1}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn keypad_digits_map_to_satisfaction_r24() {
+        assert_eq!(
+            Satisfaction::from_keypad('1'),
+            Some(Satisfaction::Satisfied)
+        );
+        assert_eq!(
+            Satisfaction::from_keypad('3'),
+            Some(Satisfaction::Dissatisfied)
+        );
+        assert_eq!(Satisfaction::from_keypad('9'), None);
+    }
+}

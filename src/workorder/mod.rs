@@ -14,6 +14,7 @@
 //! The full caller number lives only in the store; everything printed goes through
 //! [`crate::privacy::mask_number`] (R12).
 
+pub mod cli;
 pub mod export;
 pub mod import;
 pub mod lifecycle;

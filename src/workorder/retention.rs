@@ -68,6 +68,31 @@ pub fn delete_recordings(base: &Path, paths: &[String]) -> DeletedRecordings {
     report
 }
 
+/// The whole retention job, for the runtime to schedule (e.g. daily): purge the
+/// orders due at `now` under `policy` (audited in the store's purge log as `actor`),
+/// then delete their recordings off the async workers. Recordings that could not be
+/// deleted are reported, not retried: the next run finds no order for them, so the
+/// caller should log [`DeletedRecordings::failed`].
+pub async fn run_purge(
+    store: &dyn super::WorkOrderStore,
+    policy: RetentionPolicy,
+    now: DateTime<Utc>,
+    actor: &str,
+    recordings_base: std::path::PathBuf,
+) -> Result<(super::PurgeReport, DeletedRecordings), super::StoreError> {
+    let report = store
+        .purge_older_than(policy.cutoff(now), actor, now)
+        .await?;
+    let paths = report.recordings.clone();
+    let deleted = tokio::task::spawn_blocking(move || delete_recordings(&recordings_base, &paths))
+        .await
+        .unwrap_or_else(|e| DeletedRecordings {
+            failed: vec![("(all)".into(), e.to_string())],
+            ..DeletedRecordings::default()
+        });
+    Ok((report, deleted))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +114,36 @@ mod tests {
         ];
         assert_eq!(policy.due(now, orders), vec![old]);
         assert_eq!(policy.cutoff(now), now - Duration::days(365));
+    }
+
+    #[tokio::test]
+    async fn the_retention_job_purges_due_orders_and_their_recordings() {
+        use crate::workorder::WorkOrderStore;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::workorder::SqlStore::open(&dir.path().join("data")).expect("open");
+        let now = base_time();
+        let old = crate::workorder::conformance::inbound_order(1, now - Duration::days(40));
+        let young = crate::workorder::conformance::inbound_order(2, now - Duration::days(2));
+        for order in [&old, &young] {
+            store.create(order).await.expect("create");
+        }
+        std::fs::create_dir_all(dir.path().join("recordings")).expect("dir");
+        std::fs::write(dir.path().join("recordings/old.wav"), b"RIFF").expect("wav");
+        store
+            .mark_answered(&old.id, now, Some("recordings/old.wav"))
+            .await
+            .expect("answer");
+        let policy = RetentionPolicy {
+            keep_for: Duration::days(30),
+        };
+        let (report, deleted) = run_purge(&store, policy, now, "retention", dir.path().into())
+            .await
+            .expect("purge");
+        assert_eq!(report.orders, vec![old.id.clone()]);
+        assert_eq!(deleted.deleted, 1);
+        assert!(!dir.path().join("recordings/old.wav").exists());
+        assert!(store.get(&young.id).await.expect("get").is_some());
+        assert_eq!(store.purge_log().await.expect("log"), vec![report]);
     }
 
     #[test]

@@ -531,6 +531,29 @@ mod tests {
         );
     }
 
+    /// R13: keyword search hands the LIKE to the FTS5 trigram index (`:L` in the
+    /// plan), Chinese keywords included, instead of scanning the entries.
+    #[test]
+    fn keyword_search_goes_through_the_trigram_index() {
+        let db = SqliteDb::memory();
+        let plan: Vec<String> = db
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM knowledge WHERE id IN \
+                 (SELECT id FROM knowledge_search WHERE text LIKE ?1)",
+            )
+            .expect("explain")
+            .query_map(["%社保卡%"], |row| row.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("knowledge_search VIRTUAL TABLE INDEX 0:L")),
+            "{plan:?}"
+        );
+    }
+
     #[test]
     fn the_read_audit_log_refuses_updates_and_deletes_r12() {
         let db = SqliteDb::memory();

@@ -15,8 +15,13 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Creates `hotline_test_<pid>_<n>_<nanos>`.
+    /// Creates `hotline_test_<pid>_<n>_<nanos>` on the test server.
     pub fn create() -> TestDatabase {
+        Self::create_on(SERVER)
+    }
+
+    /// Creates a test database on `server` (libpq key=value settings).
+    pub fn create_on(server: &str) -> TestDatabase {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -27,7 +32,7 @@ impl TestDatabase {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        admin(&format!("CREATE DATABASE {name}"));
+        admin(server, &format!("CREATE DATABASE {name}"));
         TestDatabase { name }
     }
 
@@ -46,11 +51,14 @@ impl TestDatabase {
 
     /// Cuts every connection to this database, as a server restart would.
     pub fn terminate_connections(&self) {
-        admin(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' \
+        admin(
+            SERVER,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' \
              AND pid <> pg_backend_pid()",
-            self.name
-        ));
+                self.name
+            ),
+        );
     }
 
     /// Runs SQL in this database.
@@ -96,10 +104,11 @@ pub fn unreachable_message(e: &dyn std::fmt::Display) -> String {
 
 /// Runs `sql` on the server's `postgres` database. The blocking client makes its own
 /// runtime, so it runs on a thread outside the test's.
-fn admin(sql: &str) {
+fn admin(server: &str, sql: &str) {
     let sql = sql.to_owned();
+    let server = server.to_owned();
     off_runtime(move || {
-        let mut client = postgres::Client::connect(SERVER, postgres::NoTls)
+        let mut client = postgres::Client::connect(&server, postgres::NoTls)
             .unwrap_or_else(|e| panic!("{}", unreachable_message(&e)));
         client
             .batch_execute(&sql)

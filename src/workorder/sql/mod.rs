@@ -337,11 +337,7 @@ impl SqlStore {
         &self.location
     }
 
-    /// The SQLite database file, or `None` for PostgreSQL.
-    ///
-    /// # Panics
-    /// Never; kept infallible for the SQLite store's callers by returning an empty
-    /// path for PostgreSQL.
+    /// The SQLite database file; an empty path for PostgreSQL.
     pub fn path(&self) -> &std::path::Path {
         self.path.as_deref().unwrap_or(std::path::Path::new(""))
     }
