@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`config`] | the TOML config and the agents file, validated with file:line errors before any port is bound | pure (reads files) |
 //! | [`privacy`] | masking caller numbers for logs, metrics and listings (R12) | pure |
+//! | [`qa`] | forbidden phrases in agents' texts (R28) and the daily QA sample of each agent's calls (R23) | pure |
 //! | [`sip`] | SIP messages, reading what a transport delivers, TCP framing, transactions (RFC 3261 timers), dialogs, SDP, registrar, digest auth | pure |
 //! | [`switch`] | every call decision: transactions, dialogs, calls as sets of legs (inbound UAS, outbound UAC), registrar and digest, driving the ACD; work-order writes as calls happen (R10); the 24 h connection rate (R5) | pure |
 //! | [`acd`] | queues, agents, routing strategies, ring timeout and overflow (R6, R7, R15) | pure, driven by the switch |
@@ -29,6 +30,7 @@ pub mod config;
 pub mod media;
 pub mod metrics;
 pub mod privacy;
+pub mod qa;
 pub mod recording;
 pub mod runtime;
 pub mod sip;

@@ -29,6 +29,10 @@ enum Command {
     },
     /// Validate a config file and exit (0 valid, 64 invalid).
     CheckConfig { file: PathBuf },
+    /// Print the SHA-256 of a bearer token read from stdin, for `[[access.tokens]]`
+    /// in the config. The token is read from stdin so it stays out of shell history
+    /// and the process list.
+    HashToken,
     /// Work orders in the configured store.
     WorkOrders {
         #[command(subcommand)]
@@ -101,6 +105,7 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::HashToken => hash_token(),
         Command::CheckConfig { file } => match load_config(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -237,6 +242,28 @@ fn work_order_command(command: WorkOrdersCommand) -> ExitCode {
             }
         }
     })
+}
+
+/// Shortest token `hash-token` accepts: 128 bits of base64 is 22 characters, so 32
+/// leaves room and still refuses a word someone could guess.
+const MIN_TOKEN_CHARS: usize = 32;
+
+fn hash_token() -> ExitCode {
+    let mut token = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut token) {
+        eprintln!("hotline: cannot read the token from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let token = token.trim();
+    if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(char::is_whitespace) {
+        eprintln!(
+            "hotline: a token must be at least {MIN_TOKEN_CHARS} characters without spaces; \
+             make one with: head -c 32 /dev/urandom | base64"
+        );
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    println!("{}", hotline::api::auth::hash_token(token));
+    ExitCode::SUCCESS
 }
 
 fn init_logging(filter: &str) {

@@ -10,15 +10,28 @@
 //!
 //! Answers name agents by number only, never by name, and never carry a caller number.
 //! Handlers reach the switch only through [`SwitchClient`]: a command and its reply.
+//!
+//! The agent routes need a supervisor token ([`auth`]). The desk API (work orders,
+//! recordings, knowledge base, read-audit log, `/openapi.json`) is [`desk`].
+
+pub mod audit;
+pub mod auth;
+pub mod desk;
+pub mod error;
+pub mod knowledge;
+pub mod openapi;
+pub mod range;
+pub mod recordings;
+pub mod workorders;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -27,6 +40,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::switch::{AgentAction, Command, CommandError, Reply};
+use crate::workorder::WorkOrderStore;
 
 /// A command for the switch and where its reply goes.
 pub struct SwitchRequest {
@@ -75,26 +89,55 @@ struct ApiState {
     metrics: PrometheusHandle,
     config: Arc<Config>,
     switch: SwitchClient,
+    store: Arc<dyn WorkOrderStore>,
 }
 
 /// The routes, separate from serving so tests can drive them without a socket.
-pub fn router(metrics: PrometheusHandle, config: Arc<Config>, switch: SwitchClient) -> Router {
+pub fn router(
+    metrics: PrometheusHandle,
+    config: Arc<Config>,
+    switch: SwitchClient,
+    store: Arc<dyn WorkOrderStore>,
+) -> Router {
+    let authenticator = Arc::new(auth::Authenticator::from_config(&config));
+    let desk = desk::router(&config, store.clone(), authenticator.clone());
     let state = ApiState {
         metrics,
         config,
         switch,
+        store,
     };
     let protected = Router::new()
         .route("/agents", get(list_agents))
         .route("/agents/{id}/{action}", post(change_agent))
         .route("/calls", post(originate))
         .route("/reload", post(reload))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            authenticator,
+            auth::require_supervisor,
+        ));
     Router::new()
         .route("/metrics", get(render_metrics))
-        .route("/health", get(|| async { "ok\n" }))
+        .route("/health", get(health))
         .merge(protected)
         .with_state(state)
+        .merge(desk)
+}
+
+/// Probes: `ok` while the engine and its work-order store work; `503` with the store's
+/// problem when it does not (a locked, unreachable or vanished store).
+async fn health(State(state): State<ApiState>) -> Response {
+    let store = state.store.health().await;
+    if store.up {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        let problem = store.problem.unwrap_or_else(|| "unavailable".to_owned());
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("work order store ({}) failing: {problem}\n", store.backend),
+        )
+            .into_response()
+    }
 }
 
 async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
@@ -107,32 +150,6 @@ async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
-}
-
-/// R12: every API that reads or changes agents needs the configured bearer token.
-async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let expected = &state.config.api.token;
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-            next.run(request).await
-        }
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer realm=\"hotline\"")],
-            "a bearer token is required\n",
-        )
-            .into_response(),
-    }
-}
-
-/// Compares without leaking, through timing, how much of the token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn stopping() -> Response {
@@ -217,9 +234,10 @@ pub async fn serve(
     metrics: PrometheusHandle,
     config: Arc<Config>,
     switch: SwitchClient,
+    store: Arc<dyn WorkOrderStore>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(metrics, config, switch))
+    axum::serve(listener, router(metrics, config, switch, store))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
@@ -229,16 +247,4 @@ pub async fn serve(
 /// Binds the HTTP listener (before anything is spawned, so a busy port stops start-up).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison_needs_every_byte() {
-        assert!(constant_time_eq(b"secret-token", b"secret-token"));
-        assert!(!constant_time_eq(b"secret-tokem", b"secret-token"));
-        assert!(!constant_time_eq(b"secret", b"secret-token"));
-    }
 }

@@ -5,7 +5,9 @@
 //! Pure apart from reading the one file. Relative paths in the file (prompts,
 //! recordings, data) resolve against the process's working directory, as the README says.
 
+pub mod access;
 pub mod agents;
+pub mod qa;
 pub mod session_timers;
 pub mod store;
 pub mod trunks;
@@ -70,6 +72,8 @@ pub struct Config {
     pub trunks: Vec<crate::sip::trunk::Trunk>,
     /// `[session_timers]`: RFC 4028 Min-SE and interval; the RFC's values when absent.
     pub session_timers: crate::sip::session_timer::SessionTimerConfig,
+    pub access: access::AccessConfig,
+    pub qa: qa::QaConfig,
 }
 
 /// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
@@ -92,7 +96,8 @@ pub struct AcdSettings {
 /// `[api]`: the HTTP API for agents and supervisors.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
-    /// Bearer token every API request (not `/metrics`, not `/health`) must carry (R12).
+    /// The original single bearer token: a supervisor credential, kept so existing
+    /// scripts and curl examples go on working. Other tokens are in `[access]`.
     pub token: String,
 }
 
@@ -253,6 +258,10 @@ struct RawConfig {
     registrar: RawRegistrar,
     trunks: Option<Vec<trunks::RawTrunk>>,
     session_timers: Option<session_timers::RawSessionTimers>,
+    #[serde(default)]
+    access: access::RawAccess,
+    #[serde(default)]
+    qa: qa::RawQa,
 }
 
 #[derive(Deserialize)]
@@ -659,9 +668,14 @@ impl Validator<'_> {
             ));
         }
 
+        let access = access::validate(self, &raw.access)?;
+        let qa = qa::validate(self, &raw.qa)?;
+
         Ok(Config {
             trunks,
             session_timers,
+            access,
+            qa,
             acd: AcdSettings {
                 agents_file,
                 default_queue: acd.default_queue.get_ref().trim().to_owned(),

@@ -263,9 +263,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (client, requests) = SwitchClient::channel(COMMAND_QUEUE);
     io_tasks.push(tokio::spawn({
         let stopped = transports_stopped.clone();
-        let (config, client) = (config.clone(), client.clone());
+        let (config, client, store) = (config.clone(), client.clone(), store.clone());
         async move {
-            if let Err(e) = crate::api::serve(http, metrics, config, client, stopped).await {
+            if let Err(e) = crate::api::serve(http, metrics, config, client, store, stopped).await {
                 warn!(error = %e, "HTTP server stopped");
             }
         }
