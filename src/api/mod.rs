@@ -26,6 +26,8 @@ use tokio::sync::watch;
 use crate::runtime::Shared;
 use crate::runtime::agents::{AgentRequest, AgentsError};
 
+pub mod wallboard;
+
 #[derive(Clone)]
 struct ApiState {
     metrics: PrometheusHandle,
@@ -34,6 +36,7 @@ struct ApiState {
 
 /// The routes, separate from serving so tests can drive them without a socket.
 pub fn router(metrics: PrometheusHandle, shared: Arc<Shared>) -> Router {
+    let wallboard_routes = wallboard::routes_for(shared.clone());
     let state = ApiState { metrics, shared };
     let protected = Router::new()
         .route("/agents", get(list_agents))
@@ -44,6 +47,7 @@ pub fn router(metrics: PrometheusHandle, shared: Arc<Shared>) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/health", get(|| async { "ok\n" }))
         .merge(protected)
+        .merge(wallboard_routes)
         .with_state(state)
 }
 
@@ -81,7 +85,7 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
 }
 
 /// Compares without leaking, through timing, how much of the token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

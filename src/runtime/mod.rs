@@ -326,6 +326,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         endpoint_rx,
     );
     let endpoint_task = tokio::spawn(endpoint.run(inbound_rx, control_rx));
+    io_tasks.push(tokio::spawn(crate::service::publish_process_metrics(
+        transports_stopped.clone(),
+    )));
+    crate::service::notify_ready();
 
     shutdown.await;
     info!("shutting down: new calls get 503, calls in progress have the grace period");
