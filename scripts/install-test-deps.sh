@@ -3,7 +3,8 @@
 #
 #   scripts/install-test-deps.sh            the test suite: sip-tester (SIPp 3.6, the
 #                                           black-box tests' SIP peer, with its RTP pcaps
-#                                           under /usr/share/sip-tester/)
+#                                           under /usr/share/sip-tester/), and
+#                                           prometheus (promtool, for the rules tests)
 #   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
 #                                           checks WAV lengths), curl, jq, time, and
 #                                           cargo-fuzz
@@ -30,6 +31,13 @@ want() { # want COMMAND PACKAGE
 }
 want sipp sip-tester
 [ -f /usr/share/sip-tester/g711a.pcap ] || need+=(sip-tester)
+
+# --- supervisors (deploy/) ---------------------------------------------------------
+# promtool (Debian package prometheus) checks and unit-tests deploy/prometheus/ rules
+# in tests/deploy_rules.rs. The package also ships the Prometheus server; its service
+# is not needed by the tests.
+want promtool prometheus
+# --- end supervisors ---------------------------------------------------------------
 if [ "$bench" = 1 ]; then
   want soxi sox
   want curl curl
