@@ -4,7 +4,9 @@
 #   scripts/install-test-deps.sh            the test suite: sip-tester (SIPp 3.6, the
 #                                           black-box tests' SIP peer, with its RTP pcaps
 #                                           under /usr/share/sip-tester/), and
-#                                           prometheus (promtool, for the rules tests)
+#                                           prometheus (promtool, for the rules tests),
+#                                           chromium, node and playwright-core (the
+#                                           wallboard page test)
 #   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
 #                                           checks WAV lengths), curl, jq, time, and
 #                                           cargo-fuzz
@@ -37,6 +39,13 @@ want sipp sip-tester
 # in tests/deploy_rules.rs. The package also ships the Prometheus server; its service
 # is not needed by the tests.
 want promtool prometheus
+# tests/wallboard_browser.rs renders the wallboard in headless Chromium, driven by node
+# and playwright-core (installed into tests/browser/node_modules below); a CJK font so
+# its screenshot shows the Chinese labels.
+want chromium chromium
+want node nodejs
+want npm npm
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)
 # --- end supervisors ---------------------------------------------------------------
 if [ "$bench" = 1 ]; then
   want soxi sox
@@ -63,6 +72,14 @@ if [ ${#need[@]} -gt 0 ]; then
 else
   echo "install-test-deps: every package is installed"
 fi
+
+# --- supervisors: playwright-core for tests/wallboard_browser.rs --------------------
+browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+  echo "install-test-deps: installing playwright-core into tests/browser"
+  npm ci --prefix "$browser_dir" --no-audit --no-fund
+fi
+# --- end supervisors ---------------------------------------------------------------
 
 if [ "$bench" = 1 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "install-test-deps: installing cargo-fuzz"

@@ -7,10 +7,10 @@
 //! `PrometheusHandle::run_upkeep()` every few seconds (or before each render) so
 //! histogram samples are folded in and do not pile up.
 //!
-//! Names follow Prometheus conventions: `hotline_` prefix (`process_` for the process's own health), base units in the name,
-//! counters end in `_total`, labels low-cardinality (a reason, a transport, a queue
-//! name from the config, an agent state), never a call id, a number or an agent
-//! number (R12).
+//! Names follow Prometheus conventions: `hotline_` prefix (`process_` for the
+//! process's own health), base units in the name, counters end in `_total`, labels
+//! low-cardinality (a reason, a transport, a queue name from the config, an agent
+//! state), never a call id, a number or an agent number (R12).
 //!
 //! # Two answers, two numbers
 //! The trunk answer (the IVR picks up within the ring budget, R6) is counted by
@@ -684,6 +684,25 @@ impl ConnectionRateWindow {
             })
     }
 
+    /// `(offered, answered)` of the calls offered from `since` (rounded down to its
+    /// minute) up to `now`, within the window: "today" for the wallboard, with `since`
+    /// the local midnight. A `since` more than 24 h back counts the whole window.
+    pub fn counts_since(&self, now: DateTime<Utc>, since: DateTime<Utc>) -> (u64, u64) {
+        let newest = unix_minute(now);
+        let oldest = newest
+            .saturating_sub(WINDOW_MINUTES - 1)
+            .max(unix_minute(since));
+        self.slots
+            .iter()
+            .filter(|slot| (oldest..=newest).contains(&slot.minute))
+            .fold((0u64, 0u64), |(offered, answered), slot| {
+                (
+                    offered.saturating_add(slot.offered),
+                    answered.saturating_add(slot.answered),
+                )
+            })
+    }
+
     /// The bucket for `minute`, reset if it still holds a minute 24 h or more older;
     /// `None` if it already holds a minute 24 h or more newer.
     fn slot_for(&mut self, minute: i64) -> Option<&mut MinuteCount> {
@@ -729,6 +748,20 @@ mod tests {
         if answer {
             window.record_answered(at);
         }
+    }
+
+    #[test]
+    fn counts_since_midnight_take_only_the_calls_of_today() {
+        let mut window = ConnectionRateWindow::new();
+        let midnight = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap();
+        offer_and_maybe_answer(&mut window, midnight - Duration::minutes(1), true);
+        offer_and_maybe_answer(&mut window, midnight, true);
+        offer_and_maybe_answer(&mut window, t0(), false);
+        assert_eq!(window.counts_since(t0(), midnight), (2, 1));
+        assert_eq!(window.counts(t0()), (3, 2));
+        // More than a day back counts the whole window, no more.
+        let long_ago = midnight - Duration::days(3);
+        assert_eq!(window.counts_since(t0(), long_ago), window.counts(t0()));
     }
 
     #[test]

@@ -59,8 +59,6 @@ pub const CONNECTION_RATE_TARGET: f64 = 0.95;
 pub const CONNECTION_RATE_WARNING: f64 = 0.96;
 /// How often the feed publishes: the board's "at most once a second".
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the store is asked for today's counts (a query, not a cheap read).
-const TODAY_REFRESH: Duration = Duration::from_secs(10);
 /// A day's state changes kept per agent; older ones of the same day are dropped first.
 const HISTORY_PER_AGENT: usize = 500;
 const COOKIE: &str = "hotline_wallboard";
@@ -516,8 +514,6 @@ async fn feed(
         config: None,
         modified: None,
     };
-    let mut today = (0, 0);
-    let mut today_read: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -527,22 +523,12 @@ async fn feed(
             return;
         };
         let now = Local::now();
-        if today_read.is_none_or(|at| at.elapsed() >= TODAY_REFRESH) {
-            match shared.store.call_counts_since(local_midnight(now)).await {
-                Ok(buckets) => {
-                    today = buckets
-                        .iter()
-                        .fold((0, 0), |(o, a), b| (o + b.offered, a + b.answered));
-                }
-                Err(e) => warn!(error = %e, "wallboard: today's counts not read"),
-            }
-            today_read = Some(tokio::time::Instant::now());
-        }
-        let rolling_24h = shared
+        let utc = now.with_timezone(&Utc);
+        let (today, rolling_24h) = shared
             .connection_rate
             .lock()
-            .map(|w| w.counts(now.with_timezone(&Utc)))
-            .unwrap_or((0, 0));
+            .map(|w| (w.counts_since(utc, local_midnight(now)), w.counts(utc)))
+            .unwrap_or_default();
         agents_file.refresh(&shared);
         let input = FeedInput {
             agents,
