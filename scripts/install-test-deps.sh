@@ -39,6 +39,8 @@ want sipp sip-tester
 # in tests/deploy_rules.rs. The package also ships the Prometheus server; its service
 # is not needed by the tests.
 want promtool prometheus
+# systemd-analyze verifies the unit and rates its sandbox (tests/deploy_service.rs).
+want systemd-analyze systemd
 # tests/wallboard_browser.rs renders the wallboard in headless Chromium, driven by node
 # and playwright-core (installed into tests/browser/node_modules below); a CJK font so
 # its screenshot shows the Chinese labels.
