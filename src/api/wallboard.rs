@@ -468,8 +468,10 @@ pub fn start(shared: Arc<Shared>) -> Board {
     }
 }
 
-/// The agents file, re-read when it changes on disk (a reload applies it to the ACD; a
-/// file the ACD refused is refused here too, and the last good one stays).
+/// The agents file, for each queue's maximum wait and who serves which queue: re-read
+/// when it changes on disk. A file that does not load is skipped and the last good one
+/// stays. An edit shows here within a second, possibly before SIGHUP applies it to the
+/// ACD: the switch core, which owns the applied file, is the better source.
 struct AgentsFileCache {
     config: Option<Arc<AgentsConfig>>,
     modified: Option<SystemTime>,
@@ -546,7 +548,7 @@ async fn feed(
     }
 }
 
-/// The routes, given a board (tests build one over their own source).
+/// The routes, given a board (another source of snapshots builds its own [`Board`]).
 pub fn routes<S: Clone + Send + Sync + 'static>(board: Board) -> Router<S> {
     Router::new()
         .route("/wallboard", get(page))
