@@ -24,7 +24,7 @@ check() { # check DESCRIPTION COMMAND...
 
 # 1. The archive itself: paths and modes as shipped.
 listing="$(dpkg-deb -c "$deb")"
-has() { grep -Eq "^$1 +root/root .* \./$2$" <<<"$listing"; }
+has() { grep -Eq "^$1 +(root/root|0/0) .* \./$2$" <<<"$listing"; }
 check "binary /usr/bin/hotline 0755" has '-rwxr-xr-x' 'usr/bin/hotline'
 check "unit hotline.service" grep -Eq '\./(usr/)?lib/systemd/system/hotline\.service$' <<<"$listing"
 check "config /etc/hotline/hotline.toml 0640" has '-rw-r-----' 'etc/hotline/hotline.toml'
@@ -64,7 +64,7 @@ in_root dpkg -i /tmp/hotline.deb >"$scratch/dpkg.log" 2>&1 || { cat "$scratch/dp
 echo "  ok    dpkg -i in the scratch root"
 sed 's/^/        | /' "$scratch/dpkg.log" | grep -i 'hotline:' || true
 check "user hotline (system, no login shell)" bash -c "chroot '$root' getent passwd hotline | grep -q ':/var/lib/hotline:/usr/sbin/nologin$'"
-check "group hotline" in_root getent group hotline
+check "group hotline" bash -c "chroot '$root' getent group hotline >/dev/null"
 check "/usr/bin/hotline 755 root" mode_owner /usr/bin/hotline 755 root root
 check "/etc/hotline 750 root:hotline" mode_owner /etc/hotline 750 root hotline
 check "/etc/hotline/hotline.toml 640 root:hotline" mode_owner /etc/hotline/hotline.toml 640 root hotline
@@ -77,7 +77,7 @@ check "dpkg knows the conffiles" bash -c "chroot '$root' dpkg-query -W -f='\${Co
 unit="$(in_root sh -c 'ls /lib/systemd/system/hotline.service /usr/lib/systemd/system/hotline.service 2>/dev/null | head -1')"
 check "the unit is installed ($unit)" test -n "$unit"
 check "systemd-analyze verify on the installed unit" in_root systemd-analyze verify "$unit"
-check "the hotline user reads its config (check-config)" in_root runuser -u hotline -- /usr/bin/hotline check-config /etc/hotline/hotline.toml
+check "the hotline user reads its config (check-config)" bash -c "chroot '$root' runuser -u hotline -- /usr/bin/hotline check-config /etc/hotline/hotline.toml >/dev/null"
 check "nobody else reads it" bash -c "! chroot '$root' runuser -u nobody -- cat /etc/hotline/hotline.toml 2>/dev/null"
 check "prompts the config names are installed" in_root test -f /usr/share/hotline/prompts/hold-music.wav
 
@@ -90,4 +90,5 @@ check "purge removes the config" bash -c "! chroot '$root' test -e /etc/hotline/
 exit "$fail"
 INNER
 
+check "the host is untouched (no hotline user here)" bash -c '! getent passwd hotline >/dev/null'
 if [ "$fail" = 0 ]; then echo "check-package: all checks passed"; else echo "check-package: FAILED" >&2; exit 1; fi
