@@ -3,7 +3,10 @@
 #
 #   scripts/install-test-deps.sh            the test suite: sip-tester (SIPp 3.6, the
 #                                           black-box tests' SIP peer, with its RTP pcaps
-#                                           under /usr/share/sip-tester/)
+#                                           under /usr/share/sip-tester/), and
+#                                           prometheus (promtool, for the rules tests),
+#                                           chromium, node and playwright-core (the
+#                                           wallboard page test)
 #   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
 #                                           checks WAV lengths), curl, jq, time, and
 #                                           cargo-fuzz
@@ -30,6 +33,22 @@ want() { # want COMMAND PACKAGE
 }
 want sipp sip-tester
 [ -f /usr/share/sip-tester/g711a.pcap ] || need+=(sip-tester)
+
+# --- supervisors (deploy/) ---------------------------------------------------------
+# promtool (Debian package prometheus) checks and unit-tests deploy/prometheus/ rules
+# in tests/deploy_rules.rs. The package also ships the Prometheus server; its service
+# is not needed by the tests.
+want promtool prometheus
+# systemd-analyze verifies the unit and rates its sandbox (tests/deploy_service.rs).
+want systemd-analyze systemd
+# tests/wallboard_browser.rs renders the wallboard in headless Chromium, driven by node
+# and playwright-core (installed into tests/browser/node_modules below); a CJK font so
+# its screenshot shows the Chinese labels.
+want chromium chromium
+want node nodejs
+want npm npm
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)
+# --- end supervisors ---------------------------------------------------------------
 if [ "$bench" = 1 ]; then
   want soxi sox
   want curl curl
@@ -55,6 +74,14 @@ if [ ${#need[@]} -gt 0 ]; then
 else
   echo "install-test-deps: every package is installed"
 fi
+
+# --- supervisors: playwright-core for tests/wallboard_browser.rs --------------------
+browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+  echo "install-test-deps: installing playwright-core into tests/browser"
+  npm ci --prefix "$browser_dir" --no-audit --no-fund
+fi
+# --- end supervisors ---------------------------------------------------------------
 
 if [ "$bench" = 1 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "install-test-deps: installing cargo-fuzz"

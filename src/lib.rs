@@ -18,6 +18,7 @@
 //! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
 //! | [`metrics`] | metric names and the rolling 24 h connection rate (R5, R30) | pure window + `metrics` facade |
 //! | [`runtime`] | the tokio tasks: UDP/TCP transports, the one switch task, media streams, the store writer; start-up checks, reload, shutdown | I/O |
+//! | [`service`] | systemd readiness (`Type=notify`) and the process's own health metrics | I/O |
 //! | [`api`] | the HTTP server: `/metrics`, `/health`, and the agent API behind a bearer token; reaches the switch by commands | I/O |
 //!
 //! Imports go one way: `runtime` → `api`, `switch` → `sip`, `acd`, `media`, `workorder`,
@@ -33,6 +34,7 @@ pub mod privacy;
 pub mod qa;
 pub mod recording;
 pub mod runtime;
+pub mod service;
 pub mod sip;
 pub mod switch;
 pub mod workorder;

@@ -7,10 +7,10 @@
 //! `PrometheusHandle::run_upkeep()` every few seconds (or before each render) so
 //! histogram samples are folded in and do not pile up.
 //!
-//! Names follow Prometheus conventions: `hotline_` prefix, base units in the name,
-//! counters end in `_total`, labels low-cardinality (a reason, a transport, a queue
-//! name from the config, an agent state), never a call id, a number or an agent
-//! number (R12).
+//! Names follow Prometheus conventions: `hotline_` prefix (`process_` for the
+//! process's own health), base units in the name, counters end in `_total`, labels
+//! low-cardinality (a reason, a transport, a queue name from the config, an agent
+//! state), never a call id, a number or an agent number (R12).
 //!
 //! # Two answers, two numbers
 //! The trunk answer (the IVR picks up within the ring budget, R6) is counted by
@@ -63,6 +63,9 @@ pub const STORE_ERRORS_TOTAL: &str = "hotline_store_errors_total";
 pub const QUEUE_DEPTH: &str = "hotline_queue_depth";
 /// Labelled with [`QUEUE_LABEL`].
 pub const QUEUE_OLDEST_WAIT_SECONDS: &str = "hotline_queue_oldest_wait_seconds";
+/// Labelled with [`QUEUE_LABEL`]: the queue's `max_wait_seconds` from the agents file,
+/// so an alert can compare [`QUEUE_OLDEST_WAIT_SECONDS`] with it.
+pub const QUEUE_MAX_WAIT_SECONDS: &str = "hotline_queue_max_wait_seconds";
 /// Labelled with [`QUEUE_LABEL`] and [`OUTCOME_LABEL`] (a [`QueueWaitEnd`]).
 pub const QUEUE_WAIT_SECONDS: &str = "hotline_queue_wait_seconds";
 /// Labelled with [`QUEUE_LABEL`].
@@ -81,6 +84,12 @@ pub const QUEUE_ANNOUNCEMENTS_TOTAL: &str = "hotline_queue_announcements_total";
 pub const TRUNK_REFUSALS_TOTAL: &str = "hotline_trunk_refusals_total";
 pub const STORE_BACKLOG: &str = "hotline_store_backlog";
 pub const STORE_WRITES_DROPPED_TOTAL: &str = "hotline_store_writes_dropped_total";
+/// The process's own health, under the names every Prometheus client library uses, so
+/// stock dashboards and `process_*` queries work (published by `crate::service`).
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
 
 pub const REASON_LABEL: &str = "reason";
 pub const TRANSPORT_LABEL: &str = "transport";
@@ -295,6 +304,12 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         "How long the longest-waiting call in the queue has waited so far, by queue; 0 when the queue is empty.",
     ),
     (
+        QUEUE_MAX_WAIT_SECONDS,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "The longest a call may wait in the queue before it overflows (max_wait_seconds in the agents file), by queue.",
+    ),
+    (
         QUEUE_WAIT_SECONDS,
         Kind::Histogram,
         Some(Unit::Seconds),
@@ -359,6 +374,30 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Gauge,
         None,
         "1 while the work order store works, 0 while it is unreachable, locked, or its database file vanished.",
+    ),
+    (
+        PROCESS_CPU_SECONDS_TOTAL,
+        Kind::Counter,
+        Some(Unit::Seconds),
+        "CPU time the engine used, user plus system, in whole seconds.",
+    ),
+    (
+        PROCESS_RESIDENT_MEMORY_BYTES,
+        Kind::Gauge,
+        Some(Unit::Bytes),
+        "The engine's resident memory.",
+    ),
+    (
+        PROCESS_OPEN_FDS,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "File descriptors the engine holds open (sockets, recordings, the store).",
+    ),
+    (
+        PROCESS_START_TIME_SECONDS,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "When the engine started, in seconds since the Unix epoch.",
     ),
 ];
 
@@ -483,6 +522,25 @@ pub fn set_queue_gauges(queue: &str, depth: usize, oldest_wait: Option<Duration>
     gauge!(QUEUE_DEPTH, QUEUE_LABEL => queue.to_owned()).set(depth as f64);
     gauge!(QUEUE_OLDEST_WAIT_SECONDS, QUEUE_LABEL => queue.to_owned())
         .set(oldest_wait.map_or(0.0, |wait| wait.as_secs_f64()));
+}
+
+/// Sets `queue`'s maximum wait ([`QUEUE_MAX_WAIT_SECONDS`]); publish it with the
+/// queue gauges, so a queue added or changed by a reload is compared with its new limit.
+pub fn set_queue_max_wait(queue: &str, max_wait: Duration) {
+    gauge!(QUEUE_MAX_WAIT_SECONDS, QUEUE_LABEL => queue.to_owned()).set(max_wait.as_secs_f64());
+}
+
+/// The process's own health ([`PROCESS_CPU_SECONDS_TOTAL`] and the rest), as read from
+/// the operating system by the caller.
+pub fn set_process_metrics(cpu_seconds: u64, resident_bytes: u64, open_fds: u64) {
+    counter!(PROCESS_CPU_SECONDS_TOTAL).absolute(cpu_seconds);
+    gauge!(PROCESS_RESIDENT_MEMORY_BYTES).set(resident_bytes as f64);
+    gauge!(PROCESS_OPEN_FDS).set(open_fds as f64);
+}
+
+/// When the process started ([`PROCESS_START_TIME_SECONDS`]).
+pub fn set_process_start_time(started: DateTime<Utc>) {
+    gauge!(PROCESS_START_TIME_SECONDS).set(started.timestamp_millis() as f64 / 1000.0);
 }
 
 /// Sets the agent gauge for every state: the counts given (summed when a state is
@@ -655,6 +713,25 @@ impl ConnectionRateWindow {
             })
     }
 
+    /// `(offered, answered)` of the calls offered from `since` (rounded down to its
+    /// minute) up to `now`, within the window: "today" for the wallboard, with `since`
+    /// the local midnight. A `since` more than 24 h back counts the whole window.
+    pub fn counts_since(&self, now: DateTime<Utc>, since: DateTime<Utc>) -> (u64, u64) {
+        let newest = unix_minute(now);
+        let oldest = newest
+            .saturating_sub(WINDOW_MINUTES - 1)
+            .max(unix_minute(since));
+        self.slots
+            .iter()
+            .filter(|slot| (oldest..=newest).contains(&slot.minute))
+            .fold((0u64, 0u64), |(offered, answered), slot| {
+                (
+                    offered.saturating_add(slot.offered),
+                    answered.saturating_add(slot.answered),
+                )
+            })
+    }
+
     /// The bucket for `minute`, reset if it still holds a minute 24 h or more older;
     /// `None` if it already holds a minute 24 h or more newer.
     fn slot_for(&mut self, minute: i64) -> Option<&mut MinuteCount> {
@@ -700,6 +777,20 @@ mod tests {
         if answer {
             window.record_answered(at);
         }
+    }
+
+    #[test]
+    fn counts_since_midnight_take_only_the_calls_of_today() {
+        let mut window = ConnectionRateWindow::new();
+        let midnight = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap();
+        offer_and_maybe_answer(&mut window, midnight - Duration::minutes(1), true);
+        offer_and_maybe_answer(&mut window, midnight, true);
+        offer_and_maybe_answer(&mut window, t0(), false);
+        assert_eq!(window.counts_since(t0(), midnight), (2, 1));
+        assert_eq!(window.counts(t0()), (3, 2));
+        // More than a day back counts the whole window, no more.
+        let long_ago = midnight - Duration::days(3);
+        assert_eq!(window.counts_since(t0(), long_ago), window.counts(t0()));
     }
 
     #[test]
@@ -939,7 +1030,11 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions_r30() {
         for &(name, kind, unit, _) in METRICS {
-            assert!(name.starts_with("hotline_"), "{name}");
+            // process_* are the standard names of a process's own health.
+            assert!(
+                name.starts_with("hotline_") || name.starts_with("process_"),
+                "{name}"
+            );
             assert!(
                 name.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
@@ -947,7 +1042,10 @@ mod tests {
             );
             assert_eq!(kind == Kind::Counter, name.ends_with("_total"), "{name}");
             if unit == Some(Unit::Seconds) {
-                assert!(name.ends_with("_seconds"), "{name}");
+                assert!(
+                    name.ends_with("_seconds") || name.ends_with("_seconds_total"),
+                    "{name}"
+                );
             }
         }
     }

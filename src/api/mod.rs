@@ -84,6 +84,8 @@ impl SwitchClient {
     }
 }
 
+pub mod wallboard;
+
 #[derive(Clone)]
 struct ApiState {
     metrics: PrometheusHandle,
@@ -101,6 +103,7 @@ pub fn router(
 ) -> Router {
     let authenticator = Arc::new(auth::Authenticator::from_config(&config));
     let desk = desk::router(&config, store.clone(), authenticator.clone());
+    let wallboard_routes = wallboard::routes(wallboard::start(config.clone(), switch.clone()));
     let state = ApiState {
         metrics,
         config,
@@ -120,6 +123,7 @@ pub fn router(
         .route("/metrics", get(render_metrics))
         .route("/health", get(health))
         .merge(protected)
+        .merge(wallboard_routes)
         .with_state(state)
         .merge(desk)
 }
@@ -154,6 +158,11 @@ async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
 
 fn stopping() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+}
+
+/// Compares without leaking, through timing, how much of the token was right.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn list_agents(State(state): State<ApiState>) -> Response {

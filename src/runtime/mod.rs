@@ -298,6 +298,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         next_command: 1,
     };
     let switch_task = tokio::spawn(driver.run(inbound_rx, reports_rx, requests));
+    io_tasks.push(tokio::spawn(crate::service::publish_process_metrics(
+        transports_stopped.clone(),
+    )));
+    crate::service::notify_ready();
 
     shutdown.await;
     info!("shutting down: new calls get 503, calls in progress have the grace period");

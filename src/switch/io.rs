@@ -214,6 +214,11 @@ pub enum Command {
     },
     /// Every agent and queue.
     Status,
+    /// What the wallboard shows: every agent and queue, and the connection rate's
+    /// counts since `today_since` (local midnight) and over the rolling 24 h (R5).
+    Board {
+        today_since: DateTime<Utc>,
+    },
     /// Apply a re-read agents file (R4: calls and agents' states are kept).
     Reload(Box<AgentsConfig>),
     /// Call `destination` for `agent`: the agent's phone first, then the destination,
@@ -285,6 +290,14 @@ pub enum Reply {
     Status {
         agents: Vec<AgentStatus>,
         queues: Vec<QueueStatus>,
+    },
+    Board {
+        agents: Vec<AgentStatus>,
+        queues: Vec<QueueStatus>,
+        /// (offered, answered) since local midnight.
+        today: (u64, u64),
+        /// (offered, answered) over the rolling 24 h.
+        rolling_24h: (u64, u64),
     },
     Reload(Result<(), CommandError>),
     /// The work order of the call placed.

@@ -632,6 +632,16 @@ impl Switch {
                 let (agents, queues) = self.agents_status(now);
                 Reply::Status { agents, queues }
             }
+            Command::Board { today_since } => {
+                let (agents, queues) = self.agents_status(now);
+                let wall = self.wall(now);
+                Reply::Board {
+                    agents,
+                    queues,
+                    today: self.window.counts_since(wall, today_since),
+                    rolling_24h: self.window.counts(wall),
+                }
+            }
             Command::Reload(config) => Reply::Reload(self.reload(now, &config)),
             Command::Originate {
                 agent,

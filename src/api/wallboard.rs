@@ -1,0 +1,975 @@
+//! The supervisors' wallboard (R5, R11, R15, R20, R30): `/wallboard` on the engine's
+//! HTTP listener, pushed live over Server-Sent Events.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /wallboard` | the page (Chinese labels, large type, red/amber states) |
+//! | `GET /wallboard/events` | `text/event-stream`: one `snapshot` event a second |
+//! | `GET /wallboard/agents/{id}/history` | the agent's state changes today |
+//! | `POST /wallboard/agents/{id}/pause`, `…/logout` | a supervisor action, audited |
+//!
+//! # One producer
+//! A single feed task builds a [`WallboardSnapshot`] once a second, serialises it once
+//! and publishes it on a `watch` channel; every open board only forwards the latest
+//! text. However many boards are open, the engine is asked once a second.
+//!
+//! # Where the numbers come from
+//! The board depends only on [`WallboardSnapshot`] (what it shows) and
+//! [`SupervisorActions`] (what a supervisor may do). [`start`] feeds both from what
+//! the engine has today: the agents actor's status, the rolling 24 h window, the store's
+//! counts since local midnight and the agents file; a different source only needs
+//! to build a [`Board`] with its own `watch` sender and actions.
+//!
+//! # Credential
+//! The API token (`[api] token`) as `Authorization: Bearer`, or — because a browser's
+//! `EventSource` cannot set headers — as `?token=` (the page is opened once as
+//! `/wallboard?token=…`, which sets an `HttpOnly`, `SameSite=Strict` cookie scoped to
+//! `/wallboard`, so the token leaves the address bar and the stream and actions use the
+//! cookie). Caller numbers never reach the board unmasked (R12).
+//!
+//! Pure parts ([`BoardCore`], [`assess`]) decide; the feed task and handlers do I/O.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Local, TimeZone, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::SwitchClient;
+use crate::config::Config;
+use crate::config::agents::AgentsConfig;
+use crate::switch::{AgentAction, AgentStatus, Command, QueueStatus, Reply};
+
+/// The page, embedded so the binary is the whole installation.
+const PAGE: &str = include_str!("wallboard.html");
+/// The target the hotline promises (R5).
+pub const CONNECTION_RATE_TARGET: f64 = 0.95;
+/// Amber before red: the warning line of the alert rules.
+pub const CONNECTION_RATE_WARNING: f64 = 0.96;
+/// How often the feed publishes: the board's "at most once a second".
+pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+/// A day's state changes kept per agent; older ones of the same day are dropped first.
+const HISTORY_PER_AGENT: usize = 500;
+const COOKIE: &str = "hotline_wallboard";
+
+/// Times go to the page as RFC 3339 text, which JavaScript's `Date` reads.
+fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// How a figure stands against its threshold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    #[default]
+    Ok,
+    Amber,
+    Red,
+}
+
+/// Everything one board shows at one moment.
+#[derive(Clone, Debug, Serialize)]
+pub struct WallboardSnapshot {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub ring_budget_seconds: f64,
+    pub queues: Vec<QueueBoard>,
+    pub agents: Vec<AgentBoard>,
+    pub connection_rate: ConnectionRateBoard,
+    /// `None` while the engine has no callbacks (R20): shown as "not configured".
+    pub callbacks: Option<CallbacksBoard>,
+    /// Urgent calls (R11), newest first; empty until the calls carry the mark.
+    pub urgent: Vec<LiveItem>,
+    /// Complaints about the hotline (R15), newest first; empty until they are routed.
+    pub complaints: Vec<LiveItem>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueBoard {
+    pub name: String,
+    /// Calls not yet answered (waiting plus ringing an agent).
+    pub depth: usize,
+    pub ringing: usize,
+    pub oldest_wait_seconds: Option<f64>,
+    /// The queue's `max_wait_seconds`, when the agents file could be read.
+    pub max_wait_seconds: Option<f64>,
+    pub over_ring_budget: OverRingBudget,
+    pub agents_available: usize,
+    pub agents_busy: usize,
+    pub agents_paused: usize,
+    pub level: Level,
+}
+
+/// Calls of a queue that have waited longer than the ring budget. A source that knows
+/// only the oldest wait gives a lower bound (`exact: false`), shown as "≥ n".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct OverRingBudget {
+    pub count: usize,
+    pub exact: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentBoard {
+    /// The agent number, never a name (R12).
+    pub id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub seconds_in_state: Option<u64>,
+    pub registered: bool,
+    pub calls_taken: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionRateBoard {
+    pub target: f64,
+    pub today: RateFigure,
+    pub rolling_24h: RateFigure,
+}
+
+/// Offered and answered calls and their ratio (`None` when nothing was offered).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RateFigure {
+    pub offered: u64,
+    pub answered: u64,
+    pub rate: Option<f64>,
+    pub level: Level,
+}
+
+impl RateFigure {
+    pub fn new(offered: u64, answered: u64) -> RateFigure {
+        let rate = (offered > 0).then(|| answered as f64 / offered as f64);
+        let level = match rate {
+            Some(r) if r < CONNECTION_RATE_TARGET => Level::Red,
+            Some(r) if r < CONNECTION_RATE_WARNING => Level::Amber,
+            _ => Level::Ok,
+        };
+        RateFigure {
+            offered,
+            answered,
+            rate,
+            level,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CallbacksBoard {
+    pub due: u64,
+    pub overdue: u64,
+    pub level: Level,
+}
+
+/// An urgent call or a complaint as it happens. `caller` must already be masked with
+/// [`crate::privacy::mask_number`] (R12).
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveItem {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub queue: String,
+    pub caller: String,
+    pub agent: Option<String>,
+}
+
+/// One change of an agent's state, as the board saw it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StateChange {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub state: String,
+    pub reason: Option<String>,
+    /// `Some("supervisor")` when a supervisor's action on the board caused it.
+    pub by: Option<String>,
+}
+
+/// What the feed reads from the engine for one snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct FeedInput {
+    pub agents: Vec<AgentStatus>,
+    pub queues: Vec<QueueStatus>,
+    pub ring_budget: Duration,
+    pub today: (u64, u64),
+    pub rolling_24h: (u64, u64),
+    /// Queue → max wait, and agent → the queues it serves, from the agents file.
+    pub agents_file: Option<Arc<AgentsConfig>>,
+}
+
+/// The pure part of the feed: turns each second's reading into a snapshot and keeps
+/// every agent's state changes of the current local day.
+#[derive(Debug, Default)]
+pub struct BoardCore {
+    history: HashMap<String, Vec<StateChange>>,
+    day: Option<chrono::NaiveDate>,
+}
+
+impl BoardCore {
+    pub fn new() -> BoardCore {
+        BoardCore::default()
+    }
+
+    /// One reading at `now`: records state changes and returns the snapshot.
+    pub fn observe<Tz: TimeZone>(
+        &mut self,
+        now: DateTime<Tz>,
+        input: &FeedInput,
+    ) -> WallboardSnapshot {
+        let utc = now.with_timezone(&Utc);
+        let today = now.date_naive();
+        if self.day != Some(today) {
+            self.history.clear();
+            self.day = Some(today);
+        }
+        for agent in &input.agents {
+            let reason = agent.reason.map(str::to_owned);
+            self.note(&agent.id, utc, agent.state, reason, None);
+        }
+        snapshot(utc, input)
+    }
+
+    /// Records a change a supervisor made, at once (the next reading would see it a
+    /// second later, without knowing who caused it).
+    pub fn note_action(&mut self, at: DateTime<Utc>, agent: &AgentStatus) {
+        let reason = agent.reason.map(str::to_owned);
+        self.note(
+            &agent.id,
+            at,
+            agent.state,
+            reason,
+            Some("supervisor".to_owned()),
+        );
+    }
+
+    fn note(
+        &mut self,
+        agent: &str,
+        at: DateTime<Utc>,
+        state: &str,
+        reason: Option<String>,
+        by: Option<String>,
+    ) {
+        let changes = self.history.entry(agent.to_owned()).or_default();
+        let same = changes
+            .last()
+            .is_some_and(|last| last.state == state && last.reason == reason);
+        if same {
+            return;
+        }
+        if changes.len() == HISTORY_PER_AGENT {
+            changes.remove(0);
+        }
+        changes.push(StateChange {
+            at,
+            state: state.to_owned(),
+            reason,
+            by,
+        });
+    }
+
+    /// The agent's state changes today, oldest first.
+    pub fn history(&self, agent: &str) -> Vec<StateChange> {
+        self.history.get(agent).cloned().unwrap_or_default()
+    }
+}
+
+fn is_busy(state: &str) -> bool {
+    matches!(state, "ringing" | "on_call" | "wrap_up")
+}
+
+/// Builds the snapshot: per-queue agent counts from who serves which queue, and the
+/// red/amber levels.
+fn snapshot(at: DateTime<Utc>, input: &FeedInput) -> WallboardSnapshot {
+    let ring_budget = input.ring_budget.as_secs_f64();
+    let file = input.agents_file.as_deref();
+    let queues = input
+        .queues
+        .iter()
+        .map(|q| {
+            let spec = file.and_then(|f| f.queues.iter().find(|s| s.name == q.name));
+            let serving: Vec<&AgentStatus> = input
+                .agents
+                .iter()
+                .filter(|a| {
+                    file.and_then(|f| f.agents.iter().find(|s| s.id == a.id))
+                        .is_some_and(|agent| {
+                            agent.queues.contains(&q.name)
+                                && spec.is_none_or(|spec| {
+                                    spec.required_skills.iter().all(|(skill, min)| {
+                                        agent.skills.get(skill).is_some_and(|l| l >= min)
+                                    })
+                                })
+                        })
+                })
+                .collect();
+            let oldest = q.oldest_wait_seconds;
+            let max_wait = spec.map(|s| s.max_wait.as_secs_f64());
+            let over = usize::from(oldest.is_some_and(|w| w > ring_budget));
+            let mut board = QueueBoard {
+                name: q.name.clone(),
+                depth: q.depth,
+                ringing: q.ringing,
+                oldest_wait_seconds: oldest,
+                max_wait_seconds: max_wait,
+                over_ring_budget: OverRingBudget {
+                    count: over,
+                    exact: over == 0,
+                },
+                agents_available: q.agents_available,
+                agents_busy: serving.iter().filter(|a| is_busy(a.state)).count(),
+                agents_paused: serving.iter().filter(|a| a.state == "paused").count(),
+                level: Level::Ok,
+            };
+            board.level = assess(&board, ring_budget);
+            board
+        })
+        .collect();
+    WallboardSnapshot {
+        at,
+        ring_budget_seconds: ring_budget,
+        queues,
+        agents: input
+            .agents
+            .iter()
+            .map(|a| AgentBoard {
+                id: a.id.clone(),
+                state: a.state.to_owned(),
+                reason: a.reason.map(str::to_owned),
+                seconds_in_state: a.seconds_in_state,
+                registered: a.registered,
+                calls_taken: a.calls_taken,
+            })
+            .collect(),
+        connection_rate: ConnectionRateBoard {
+            target: CONNECTION_RATE_TARGET,
+            today: RateFigure::new(input.today.0, input.today.1),
+            rolling_24h: RateFigure::new(input.rolling_24h.0, input.rolling_24h.1),
+        },
+        callbacks: None,
+        urgent: Vec::new(),
+        complaints: Vec::new(),
+    }
+}
+
+/// A queue's state: red when its oldest call reached the queue's maximum wait or calls
+/// wait with no agent to take them; amber when a call has waited past the ring budget.
+pub fn assess(queue: &QueueBoard, ring_budget_seconds: f64) -> Level {
+    let oldest = queue.oldest_wait_seconds.unwrap_or(0.0);
+    let waiting = queue.depth > queue.ringing;
+    if queue.max_wait_seconds.is_some_and(|max| oldest >= max)
+        || (waiting && queue.agents_available == 0)
+    {
+        Level::Red
+    } else if oldest > ring_budget_seconds {
+        Level::Amber
+    } else {
+        Level::Ok
+    }
+}
+
+/// What a supervisor may do from the board. The engine's agents service implements
+/// it today; a switch core's command handle can take its place.
+#[async_trait::async_trait]
+pub trait SupervisorActions: Send + Sync {
+    /// Pauses the agent; the agent's new status.
+    async fn pause(&self, agent: &str) -> Result<AgentStatus, ActionError>;
+    /// Logs the agent out; the agent's new status.
+    async fn logout(&self, agent: &str) -> Result<AgentStatus, ActionError>;
+}
+
+/// Why a supervisor action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// Not possible in the agent's state, or no such agent.
+    #[error("{0}")]
+    Refused(String),
+    /// The engine is stopping.
+    #[error("the engine is stopping")]
+    Stopped,
+}
+
+#[async_trait::async_trait]
+impl SupervisorActions for SwitchClient {
+    async fn pause(&self, agent: &str) -> Result<AgentStatus, ActionError> {
+        agent_action(self, agent, AgentAction::Pause).await
+    }
+
+    async fn logout(&self, agent: &str) -> Result<AgentStatus, ActionError> {
+        agent_action(self, agent, AgentAction::Logout).await
+    }
+}
+
+async fn agent_action(
+    switch: &SwitchClient,
+    agent: &str,
+    action: AgentAction,
+) -> Result<AgentStatus, ActionError> {
+    let command = Command::Agent {
+        agent: agent.to_owned(),
+        action,
+    };
+    match switch.ask(command).await {
+        Some(Reply::Agent(Ok(status))) => Ok(status),
+        Some(Reply::Agent(Err(e))) => Err(ActionError::Refused(e.to_string())),
+        _ => Err(ActionError::Stopped),
+    }
+}
+
+/// A snapshot as published: the value and its JSON, serialised once for every board.
+#[derive(Debug)]
+pub struct Published {
+    pub snapshot: WallboardSnapshot,
+    pub json: String,
+}
+
+impl Published {
+    pub fn new(snapshot: WallboardSnapshot) -> Arc<Published> {
+        let json = serde_json::to_string(&snapshot).unwrap_or_else(|e| {
+            warn!(error = %e, "wallboard snapshot not serialisable");
+            "{}".to_owned()
+        });
+        Arc::new(Published { snapshot, json })
+    }
+}
+
+/// What the wallboard routes need.
+#[derive(Clone)]
+pub struct Board {
+    /// The latest snapshot; `None` until the first one is published.
+    pub snapshots: watch::Receiver<Option<Arc<Published>>>,
+    pub core: Arc<Mutex<BoardCore>>,
+    pub actions: Arc<dyn SupervisorActions>,
+    /// The supervisor credential (the API token until roles land).
+    pub token: Arc<str>,
+}
+
+/// Starts the one feed task over the switch (when called inside a tokio runtime) and
+/// returns what the routes need; the feed stops when the switch stops or no board route
+/// is left.
+pub fn start(config: Arc<Config>, switch: SwitchClient) -> Board {
+    let (sender, snapshots) = watch::channel(None);
+    let core = Arc::new(Mutex::new(BoardCore::new()));
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(feed(config.clone(), switch.clone(), core.clone(), sender));
+    }
+    Board {
+        snapshots,
+        core,
+        actions: Arc::new(switch),
+        token: Arc::from(config.api.token.as_str()),
+    }
+}
+
+/// The agents file, for each queue's maximum wait and who serves which queue: re-read
+/// when it changes on disk. A file that does not load is skipped and the last good one
+/// stays. An edit shows here within a second, possibly before SIGHUP applies it to the
+/// ACD: the switch core, which owns the applied file, is the better source.
+struct AgentsFileCache {
+    config: Option<Arc<AgentsConfig>>,
+    modified: Option<SystemTime>,
+}
+
+impl AgentsFileCache {
+    fn refresh(&mut self, config: &Config) {
+        let modified = std::fs::metadata(&config.acd.agents_file)
+            .and_then(|m| m.modified())
+            .ok();
+        if self.config.is_some() && modified == self.modified {
+            return;
+        }
+        self.modified = modified;
+        match config.load_agents() {
+            Ok(config) => {
+                for queue in &config.queues {
+                    crate::metrics::set_queue_max_wait(&queue.name, queue.max_wait);
+                }
+                self.config = Some(Arc::new(config));
+            }
+            Err(e) => warn!(error = %e, "wallboard keeps the last good agents file"),
+        }
+    }
+}
+
+fn local_midnight(now: DateTime<Local>) -> DateTime<Utc> {
+    now.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|m| m.and_local_timezone(Local).earliest())
+        .map_or(now.with_timezone(&Utc), |m| m.with_timezone(&Utc))
+}
+
+async fn feed(
+    config: Arc<Config>,
+    switch: SwitchClient,
+    core: Arc<Mutex<BoardCore>>,
+    sender: watch::Sender<Option<Arc<Published>>>,
+) {
+    let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut agents_file = AgentsFileCache {
+        config: None,
+        modified: None,
+    };
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = sender.closed() => return,
+        }
+        let now = Local::now();
+        let command = Command::Board {
+            today_since: local_midnight(now),
+        };
+        let Some(Reply::Board {
+            agents,
+            queues,
+            today,
+            rolling_24h,
+        }) = switch.ask(command).await
+        else {
+            return;
+        };
+        agents_file.refresh(&config);
+        let input = FeedInput {
+            agents,
+            queues,
+            ring_budget: config.calls.ring_budget,
+            today,
+            rolling_24h,
+            agents_file: agents_file.config.clone(),
+        };
+        let snapshot = match core.lock() {
+            Ok(mut core) => core.observe(now, &input),
+            Err(_) => return,
+        };
+        sender.send_replace(Some(Published::new(snapshot)));
+    }
+}
+
+/// The routes, given a board (another source of snapshots builds its own [`Board`]).
+pub fn routes<S: Clone + Send + Sync + 'static>(board: Board) -> Router<S> {
+    Router::new()
+        .route("/wallboard", get(page))
+        .route("/wallboard/events", get(events))
+        .route("/wallboard/agents/{id}/history", get(history))
+        .route("/wallboard/agents/{id}/{action}", post(act))
+        .route_layer(middleware::from_fn_with_state(
+            board.clone(),
+            require_supervisor,
+        ))
+        .with_state(board)
+}
+
+/// Where a request's credential came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Credential {
+    Header,
+    Query,
+    Cookie,
+}
+
+fn credential_of(request: &Request, expected: &str) -> Option<Credential> {
+    let matches = |given: &str| crate::api::constant_time_eq(given.as_bytes(), expected.as_bytes());
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if header.is_some_and(matches) {
+        return Some(Credential::Header);
+    }
+    let query = request.uri().query().unwrap_or("");
+    let from_query = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| percent_decode(v));
+    if from_query.as_deref().is_some_and(matches) {
+        return Some(Credential::Query);
+    }
+    let from_cookie = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| percent_decode(v));
+    from_cookie
+        .as_deref()
+        .is_some_and(matches)
+        .then_some(Credential::Cookie)
+}
+
+/// Every byte but ASCII letters and digits as `%XX`: safe in a cookie and a query.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// R12: the board and its actions need the supervisor credential.
+async fn require_supervisor(State(board): State<Board>, request: Request, next: Next) -> Response {
+    match credential_of(&request, &board.token) {
+        Some(Credential::Query) => {
+            // Trade the token in the address for a cookie the stream and actions send.
+            let mut response = next.run(request).await;
+            let cookie = format!(
+                "{COOKIE}={}; Path=/wallboard; HttpOnly; SameSite=Strict",
+                percent_encode(&board.token)
+            );
+            if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Some(_) => next.run(request).await,
+        None if request.uri().path() == "/wallboard" => {
+            (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response()
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"hotline\"")],
+            "a supervisor credential is required\n",
+        )
+            .into_response(),
+    }
+}
+
+const LOGIN_PAGE: &str = r#"<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>大屏 · 登录</title>
+<body style="font:28px sans-serif;background:#111;color:#eee;padding:2em">
+<form method="get" action="/wallboard"><label>管理人员口令 <input name="token" type="password" autofocus style="font-size:28px"></label>
+<button style="font-size:28px">进入</button></form></body></html>"#;
+
+async fn page() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE))
+}
+
+async fn events(State(board): State<Board>) -> impl IntoResponse {
+    let mut snapshots = board.snapshots.clone();
+    snapshots.mark_changed();
+    let stream = futures_util::stream::unfold(snapshots, |mut snapshots| async move {
+        loop {
+            snapshots.changed().await.ok()?;
+            let latest = snapshots.borrow_and_update().clone();
+            if let Some(published) = latest {
+                let event = Event::default()
+                    .event("snapshot")
+                    .data(published.json.as_str());
+                return Some((Ok::<Event, Infallible>(event), snapshots));
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn history(State(board): State<Board>, Path(id): Path<String>) -> Response {
+    let changes = match board.core.lock() {
+        Ok(core) => core.history(&id),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    Json(HistoryAnswer { agent: id, changes }).into_response()
+}
+
+#[derive(Serialize)]
+struct HistoryAnswer {
+    agent: String,
+    changes: Vec<StateChange>,
+}
+
+/// Every supervisor action leaves an audit line (target `hotline::audit`); the work
+/// order store's audit trail takes the same fields when it lands.
+fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) {
+    match outcome {
+        Ok(status) => info!(
+            target: "hotline::audit",
+            by = "supervisor (api token)",
+            action,
+            agent,
+            state = status.state,
+            "wallboard action done"
+        ),
+        Err(e) => info!(
+            target: "hotline::audit",
+            by = "supervisor (api token)",
+            action,
+            agent,
+            error = %e,
+            "wallboard action refused"
+        ),
+    }
+}
+
+async fn act(State(board): State<Board>, Path((id, action)): Path<(String, String)>) -> Response {
+    let outcome = match action.as_str() {
+        "pause" => board.actions.pause(&id).await,
+        "logout" => board.actions.logout(&id).await,
+        _ => return (StatusCode::NOT_FOUND, "actions: pause, logout\n").into_response(),
+    };
+    audit(&action, &id, &outcome);
+    match outcome {
+        Ok(status) => {
+            if let Ok(mut core) = board.core.lock() {
+                core.note_action(Utc::now(), &status);
+            }
+            Json(status).into_response()
+        }
+        Err(ActionError::Stopped) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+        }
+        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::agents::AgentsConfig;
+
+    const AGENTS: &str = r#"
+[[queues]]
+name = "general"
+strategy = "longest_idle"
+max_wait_seconds = 120
+wrap_up_seconds = 0
+
+[[queues]]
+name = "complaints"
+strategy = "longest_idle"
+max_wait_seconds = 60
+wrap_up_seconds = 0
+required_skills = { complaints = 5 }
+
+[[agents]]
+id = "1001"
+password = "pw1001"
+queues = ["general", "complaints"]
+skills = { complaints = 7 }
+
+[[agents]]
+id = "1002"
+password = "pw1002"
+queues = ["general", "complaints"]
+skills = { complaints = 2 }
+"#;
+
+    fn agent(id: &str, state: &'static str, reason: Option<&'static str>) -> AgentStatus {
+        AgentStatus {
+            id: id.to_owned(),
+            state,
+            reason,
+            seconds_in_state: Some(3),
+            registered: true,
+            calls_taken: 0,
+        }
+    }
+
+    fn queue(name: &str, depth: usize, oldest: Option<f64>, available: usize) -> QueueStatus {
+        QueueStatus {
+            name: name.to_owned(),
+            depth,
+            ringing: 0,
+            oldest_wait_seconds: oldest,
+            agents_available: available,
+        }
+    }
+
+    fn input(agents: Vec<AgentStatus>, queues: Vec<QueueStatus>) -> FeedInput {
+        let file = AgentsConfig::parse(std::path::Path::new("agents.toml"), AGENTS).unwrap();
+        FeedInput {
+            agents,
+            queues,
+            ring_budget: Duration::from_secs(10),
+            today: (100, 96),
+            rolling_24h: (1000, 940),
+            agents_file: Some(Arc::new(file)),
+        }
+    }
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn queues_count_only_the_agents_skilled_for_them() {
+        let mut core = BoardCore::new();
+        let snap = core.observe(
+            at(9, 0, 0),
+            &input(
+                vec![
+                    agent("1001", "on_call", None),
+                    agent("1002", "paused", Some("break")),
+                ],
+                vec![
+                    queue("general", 0, None, 0),
+                    queue("complaints", 0, None, 0),
+                ],
+            ),
+        );
+        let general = &snap.queues[0];
+        assert_eq!((general.agents_busy, general.agents_paused), (1, 1));
+        let complaints = &snap.queues[1];
+        assert_eq!((complaints.agents_busy, complaints.agents_paused), (1, 0));
+        assert_eq!(general.max_wait_seconds, Some(120.0));
+    }
+
+    #[test]
+    fn waits_past_the_ring_budget_are_amber_and_past_the_maximum_red() {
+        let mut core = BoardCore::new();
+        let snap = core.observe(
+            at(9, 0, 0),
+            &input(
+                vec![],
+                vec![
+                    queue("general", 2, Some(11.0), 1),
+                    queue("complaints", 1, Some(61.0), 1),
+                ],
+            ),
+        );
+        assert_eq!(snap.queues[0].level, Level::Amber);
+        assert_eq!(
+            snap.queues[0].over_ring_budget,
+            OverRingBudget {
+                count: 1,
+                exact: false
+            }
+        );
+        assert_eq!(snap.queues[1].level, Level::Red);
+        let quiet = core.observe(
+            at(9, 0, 1),
+            &input(vec![], vec![queue("general", 1, Some(3.0), 1)]),
+        );
+        assert_eq!(quiet.queues[0].level, Level::Ok);
+        assert!(quiet.queues[0].over_ring_budget.exact);
+    }
+
+    #[test]
+    fn calls_waiting_with_no_agent_free_are_red() {
+        let mut core = BoardCore::new();
+        let snap = core.observe(
+            at(9, 0, 0),
+            &input(vec![], vec![queue("general", 1, Some(1.0), 0)]),
+        );
+        assert_eq!(snap.queues[0].level, Level::Red);
+    }
+
+    #[test]
+    fn connection_rate_is_red_under_95_and_amber_under_96_r5() {
+        assert_eq!(RateFigure::new(100, 94).level, Level::Red);
+        assert_eq!(RateFigure::new(1000, 955).level, Level::Amber);
+        assert_eq!(RateFigure::new(100, 96).level, Level::Ok);
+        let idle = RateFigure::new(0, 0);
+        assert_eq!((idle.rate, idle.level), (None, Level::Ok));
+        let snap = BoardCore::new().observe(at(9, 0, 0), &input(vec![], vec![]));
+        assert_eq!(snap.connection_rate.rolling_24h.level, Level::Red);
+        assert_eq!(snap.connection_rate.today.rate, Some(0.96));
+    }
+
+    #[test]
+    fn callbacks_are_not_configured_and_nothing_is_made_up() {
+        let snap = BoardCore::new().observe(at(9, 0, 0), &input(vec![], vec![]));
+        assert!(snap.callbacks.is_none());
+        assert!(snap.urgent.is_empty() && snap.complaints.is_empty());
+        let json = serde_json::to_string(&snap).unwrap();
+        assert!(json.contains("\"callbacks\":null"), "{json}");
+    }
+
+    #[test]
+    fn history_keeps_each_change_once_marks_supervisor_actions_and_resets_at_midnight() {
+        let mut core = BoardCore::new();
+        let agents = |state| input(vec![agent("1001", state, None)], vec![]);
+        core.observe(at(9, 0, 0), &agents("available"));
+        core.observe(at(9, 0, 1), &agents("available"));
+        core.note_action(at(9, 0, 2), &agent("1001", "paused", Some("break")));
+        core.observe(
+            at(9, 0, 3),
+            &input(vec![agent("1001", "paused", Some("break"))], vec![]),
+        );
+        let history = core.history("1001");
+        assert_eq!(history.len(), 2, "{history:?}");
+        assert_eq!(history[1].by.as_deref(), Some("supervisor"));
+        assert_eq!(history[1].reason.as_deref(), Some("break"));
+        core.observe(
+            at(9, 0, 0) + chrono::Duration::days(1),
+            &agents("available"),
+        );
+        assert_eq!(core.history("1001").len(), 1);
+    }
+
+    #[test]
+    fn the_token_is_accepted_from_header_query_or_cookie() {
+        let request = |uri: &str, header: Option<(&str, &str)>| {
+            let mut builder = axum::http::Request::builder().uri(uri);
+            if let Some((k, v)) = header {
+                builder = builder.header(k, v);
+            }
+            builder.body(axum::body::Body::empty()).unwrap()
+        };
+        let token = "s3cret+token";
+        assert_eq!(
+            credential_of(
+                &request("/wallboard", Some(("authorization", "Bearer s3cret+token"))),
+                token
+            ),
+            Some(Credential::Header)
+        );
+        assert_eq!(
+            credential_of(&request("/wallboard?x=1&token=s3cret%2Btoken", None), token),
+            Some(Credential::Query)
+        );
+        assert_eq!(
+            credential_of(
+                &request(
+                    "/wallboard/events",
+                    Some(("cookie", "a=b; hotline_wallboard=s3cret%2Btoken"))
+                ),
+                token
+            ),
+            Some(Credential::Cookie)
+        );
+        assert_eq!(
+            credential_of(&request("/wallboard?token=wrong", None), token),
+            None
+        );
+        assert_eq!(credential_of(&request("/wallboard", None), token), None);
+    }
+}
