@@ -6,6 +6,7 @@
 //! recordings, data) resolve against the process's working directory, as the README says.
 
 pub mod agents;
+pub mod callbacks;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +62,7 @@ pub struct Config {
     pub acd: AcdSettings,
     pub api: ApiConfig,
     pub registrar: RegistrarConfig,
+    pub callbacks: callbacks::CallbacksConfig,
 }
 
 /// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
@@ -245,6 +247,8 @@ struct RawConfig {
     acd: RawAcd,
     api: RawApi,
     registrar: RawRegistrar,
+    #[serde(default)]
+    callbacks: callbacks::RawCallbacks,
 }
 
 #[derive(Deserialize)]
@@ -656,7 +660,10 @@ impl Validator<'_> {
             ));
         }
 
+        let callbacks = self.callbacks(&raw.callbacks)?;
+
         Ok(Config {
+            callbacks,
             acd: AcdSettings {
                 agents_file,
                 default_queue: acd.default_queue.get_ref().trim().to_owned(),
