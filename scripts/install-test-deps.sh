@@ -3,7 +3,9 @@
 #
 #   scripts/install-test-deps.sh            the test suite: sip-tester (SIPp 3.6, the
 #                                           black-box tests' SIP peer, with its RTP pcaps
-#                                           under /usr/share/sip-tester/)
+#                                           under /usr/share/sip-tester/), and a
+#                                           PostgreSQL server on 127.0.0.1:5432 trusting
+#                                           user postgres (the PostgreSQL store tests)
 #   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
 #                                           checks WAV lengths), curl, jq, time, and
 #                                           cargo-fuzz
@@ -30,6 +32,10 @@ want() { # want COMMAND PACKAGE
 }
 want sipp sip-tester
 [ -f /usr/share/sip-tester/g711a.pcap ] || need+=(sip-tester)
+# --- callbacks: PostgreSQL for tests/callbacks_postgres.rs ---------------------------
+want pg_ctlcluster postgresql
+want psql postgresql-client
+# --- end callbacks -------------------------------------------------------------------
 if [ "$bench" = 1 ]; then
   want soxi sox
   want curl curl
@@ -55,6 +61,29 @@ if [ ${#need[@]} -gt 0 ]; then
 else
   echo "install-test-deps: every package is installed"
 fi
+
+# --- callbacks: a PostgreSQL server on 127.0.0.1:5432 that trusts user postgres -------
+# The tests create a uniquely named database each and drop it afterwards. Trust for
+# local TCP connections of user postgres only, on a test machine.
+if ! psql -h 127.0.0.1 -p 5432 -U postgres -Atqc 'SELECT 1' >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  hba="/etc/postgresql/$version/main/pg_hba.conf"
+  if ! $sudo grep -q '# hotline tests' "$hba"; then
+    # pg_hba.conf is read top down: the first matching line decides.
+    $sudo sed -i '1i host all postgres 127.0.0.1/32 trust # hotline tests' "$hba"
+  fi
+  echo "install-test-deps: starting PostgreSQL $version on 127.0.0.1:5432"
+  $sudo pg_ctlcluster "$version" main start 2>/dev/null || $sudo pg_ctlcluster "$version" main reload
+  for _ in $(seq 1 30); do
+    psql -h 127.0.0.1 -p 5432 -U postgres -Atqc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
+# --- end callbacks -------------------------------------------------------------------
 
 if [ "$bench" = 1 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "install-test-deps: installing cargo-fuzz"

@@ -2,12 +2,10 @@
 //! engine died is pending again and dialled once, the tables live beside the work
 //! orders in their file without disturbing them, and listings filter as the API asks.
 
-use chrono::{DateTime, Duration as Span, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
+use hotline::callbacks::conformance::{self, drain};
 use hotline::callbacks::sqlite::{DB_FILE_NAME, SqliteCallbackStore};
-use hotline::callbacks::{
-    AgentPool, CallbackStore, CallbackStoreError, CallbackTask, DialOutcome, ListFilter, NewTask,
-    Output, Reason, Scheduler, TaskId, TaskState, Window,
-};
+use hotline::callbacks::{CallbackStore, CallbackStoreError, NewTask, Reason, Scheduler};
 use hotline::config::callbacks::CallbacksConfig;
 use hotline::workorder::WorkOrderId;
 
@@ -26,132 +24,28 @@ fn new_task(reason: Reason, owner: Option<&str>, number: &str) -> NewTask {
     }
 }
 
-fn pool() -> AgentPool {
-    let mut pool = AgentPool::new();
-    pool.add_agent("1001", &["general".into()], true);
-    pool.add_agent("1002", &["general".into()], true);
-    pool
-}
-
-/// Carries out the scheduler's saves, as the runtime's store writer does; returns the
-/// dial orders' task ids.
-async fn drain(s: &mut Scheduler, store: &SqliteCallbackStore) -> Vec<TaskId> {
-    let mut dials = Vec::new();
-    while let Some(output) = s.poll_output() {
-        match output {
-            Output::Save(task) => store.save(&task).await.expect("save"),
-            Output::Dial(order) => dials.push(order.task),
-            Output::Preempt { .. } | Output::CancelDial { .. } => {}
-        }
-    }
-    dials
-}
-
 #[tokio::test]
 async fn a_task_round_trips_every_field() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteCallbackStore::open(dir.path()).unwrap();
-    let task = CallbackTask {
-        id: TaskId(42),
-        work_order: WorkOrderId::from_parts(t0(), 0xfeed),
-        number: "+8613812345678".parse().unwrap(),
-        reason: Reason::Evaluation,
-        window: Window::new(t0(), t0() + Span::days(1)).unwrap(),
-        owner: None,
-        queue: "billing".into(),
-        attempts: 2,
-        max_attempts: 4,
-        not_before: t0() + Span::nanoseconds(123_456_789),
-        state: TaskState::Dialing {
-            agent: "1002".into(),
-        },
-        last_outcome: Some(DialOutcome::Failed(503)),
-        preemptions: 3,
-        created_at: t0(),
-        updated_at: t0() + Span::seconds(5),
-    };
-    store.save(&task).await.unwrap();
-    assert_eq!(store.get(TaskId(42)).await.unwrap(), Some(task.clone()));
-    assert_eq!(store.get(TaskId(7)).await.unwrap(), None);
-    let mut done = task.clone();
-    done.state = TaskState::Done;
-    done.last_outcome = Some(DialOutcome::Connected);
-    store.save(&done).await.unwrap();
-    assert_eq!(store.get(TaskId(42)).await.unwrap(), Some(done));
-    assert!(store.open_tasks().await.unwrap().is_empty());
-    assert_eq!(store.highest_id().await.unwrap(), Some(TaskId(42)));
+    conformance::a_task_round_trips_every_field(&store).await;
 }
 
 #[tokio::test]
 async fn a_restart_loses_no_task_and_dials_a_dialing_one_once_again_r20() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteCallbackStore::open(dir.path()).unwrap();
-    let mut s = Scheduler::new(CallbacksConfig::default());
-    let complaint = s
-        .create(
-            t0(),
-            new_task(Reason::Complaint, Some("1001"), "13812345678"),
-        )
-        .unwrap();
-    let referral = s
-        .create(
-            t0(),
-            new_task(Reason::ReferralCheck, Some("1001"), "13900000000"),
-        )
-        .unwrap();
-    let finished = s
-        .create(t0(), new_task(Reason::Manual, None, "13700000000"))
-        .unwrap();
-    s.cancel(t0(), finished).unwrap();
-    s.handle_agents(t0(), &pool());
-    assert_eq!(drain(&mut s, &store).await, [complaint]);
-    assert!(matches!(
-        store.get(complaint).await.unwrap().unwrap().state,
-        TaskState::Dialing { .. }
-    ));
-    // The engine dies: the scheduler and the store's connection are gone.
-    drop(s);
-    drop(store);
+    let before = SqliteCallbackStore::open(dir.path()).unwrap();
+    // The engine dies after the first part: the second handle is a fresh open of the
+    // same file, as after a restart.
+    let after = SqliteCallbackStore::open(dir.path()).unwrap();
+    conformance::a_restart_loses_no_task_and_dials_a_dialing_one_once(&before, &after).await;
+}
 
+#[tokio::test]
+async fn listings_filter_by_due_overdue_and_owner() {
+    let dir = tempfile::tempdir().unwrap();
     let store = SqliteCallbackStore::open(dir.path()).unwrap();
-    let open = store.open_tasks().await.unwrap();
-    assert_eq!(
-        open.iter().map(|t| t.id).collect::<Vec<_>>(),
-        [complaint, referral]
-    );
-    let later = t0() + Span::minutes(1);
-    let mut s = Scheduler::restore(
-        CallbacksConfig::default(),
-        later,
-        open,
-        store.highest_id().await.unwrap(),
-    );
-    assert!(drain(&mut s, &store).await.is_empty());
-    assert_eq!(
-        store.get(complaint).await.unwrap().unwrap().state,
-        TaskState::Pending,
-        "dialing when the engine died: pending again, and so stored"
-    );
-    s.handle_agents(later, &pool());
-    assert_eq!(drain(&mut s, &store).await, [complaint]);
-    s.handle_agents(later, &pool());
-    assert!(
-        drain(&mut s, &store).await.is_empty(),
-        "not dialled twice at once"
-    );
-    let next = s
-        .create(later, new_task(Reason::Manual, None, "13600000000"))
-        .unwrap();
-    assert_eq!(
-        next,
-        TaskId(finished.0 + 1),
-        "ids never repeat a stored one"
-    );
-    assert_eq!(
-        store.get(finished).await.unwrap().unwrap().state,
-        TaskState::Cancelled,
-        "finished tasks stay in the store"
-    );
+    conformance::listings_filter_by_due_overdue_and_owner(&store).await;
 }
 
 #[tokio::test]
@@ -235,71 +129,4 @@ async fn a_corrupt_row_is_reported_not_guessed() {
         ),
         "{err}"
     );
-}
-
-#[tokio::test]
-async fn listings_filter_by_due_overdue_and_owner() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteCallbackStore::open(dir.path()).unwrap();
-    let mut s = Scheduler::new(CallbacksConfig::default());
-    // Due at once, overdue after 10 min.
-    let complaint = s
-        .create(
-            t0(),
-            new_task(Reason::Complaint, Some("1001"), "13812345678"),
-        )
-        .unwrap();
-    // Due after 20 min, overdue after 30.
-    let referral = s
-        .create(
-            t0(),
-            new_task(Reason::ReferralCheck, Some("1002"), "13900000000"),
-        )
-        .unwrap();
-    // Due tomorrow.
-    let evaluation = s
-        .create(
-            t0(),
-            new_task(Reason::Evaluation, Some("1001"), "13700000000"),
-        )
-        .unwrap();
-    drain(&mut s, &store).await;
-
-    let ids = |tasks: Vec<CallbackTask>| tasks.into_iter().map(|t| t.id).collect::<Vec<_>>();
-    let filter = |due, overdue, owner: Option<&str>| ListFilter {
-        due,
-        overdue,
-        owner: owner.map(str::to_owned),
-        limit: 10,
-    };
-    let now = t0() + Span::minutes(25);
-    assert_eq!(
-        ids(store.list(&filter(true, false, None), now).await.unwrap()),
-        [complaint, referral],
-        "due: the most urgent first"
-    );
-    assert_eq!(
-        ids(store.list(&filter(false, true, None), now).await.unwrap()),
-        [complaint]
-    );
-    assert_eq!(
-        ids(store
-            .list(&filter(false, false, Some("1001")), now)
-            .await
-            .unwrap()),
-        [evaluation, complaint],
-        "unfiltered: the newest first"
-    );
-    assert_eq!(
-        ids(store
-            .list(&filter(true, false, Some("1002")), now)
-            .await
-            .unwrap()),
-        [referral]
-    );
-    let one = ListFilter {
-        limit: 1,
-        ..ListFilter::default()
-    };
-    assert_eq!(store.list(&one, now).await.unwrap().len(), 1);
 }

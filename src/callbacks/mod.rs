@@ -6,7 +6,8 @@
 //!   UTC times, not `Instant`s), it decides which task to dial with which agent, and
 //!   when; its outputs are drained with [`Scheduler::poll_output`].
 //! - [`store`]: the persistence seam ([`CallbackStore`]); [`sqlite`] its embedded
-//!   backend beside the work orders, doing blocking file I/O off the async workers.
+//!   backend beside the work orders, doing blocking file I/O off the async workers;
+//!   [`postgres`] the PostgreSQL backend (network I/O, tokio).
 //! - [`api`]: the HTTP layer's request and response types and their validation (pure).
 //! - [`metrics`]: the callback metrics (R30), through the `metrics` facade.
 //!
@@ -16,8 +17,12 @@
 pub mod api;
 pub mod core;
 pub mod metrics;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
+
+#[doc(hidden)]
+pub mod conformance;
 
 #[cfg(test)]
 mod proptests;

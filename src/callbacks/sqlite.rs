@@ -14,8 +14,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::store::{CallbackStore, CallbackStoreError, ListFilter};
-use super::{CallbackTask, DialOutcome, PhoneNumber, Reason, TaskId, TaskState, Window};
+use super::store::{
+    CallbackStore, CallbackStoreError, ListFilter, outcome_from_parts, outcome_parts,
+    state_from_parts, state_parts,
+};
+use super::{CallbackTask, PhoneNumber, Reason, TaskId, Window};
 use crate::workorder::WorkOrderId;
 
 /// The work orders' database file in the data directory, which these tables share
@@ -125,12 +128,7 @@ impl CallbackStore for SqliteCallbackStore {
         let task = task.clone();
         self.run(move |conn| {
             let (outcome, status) = outcome_parts(task.last_outcome);
-            let agent = match &task.state {
-                TaskState::Dialing { agent } | TaskState::Connected { agent } => {
-                    Some(agent.clone())
-                }
-                _ => None,
-            };
+            let (state, agent) = state_parts(&task.state);
             conn.execute(
                 &format!(
                     "INSERT OR REPLACE INTO callback_tasks ({COLUMNS}) VALUES \
@@ -148,7 +146,7 @@ impl CallbackStore for SqliteCallbackStore {
                     i64::from(task.attempts),
                     i64::from(task.max_attempts),
                     time_text(task.not_before),
-                    task.state.as_str(),
+                    state,
                     agent,
                     outcome,
                     status,
@@ -259,14 +257,6 @@ fn select(
     Ok(tasks)
 }
 
-fn outcome_parts(outcome: Option<DialOutcome>) -> (Option<&'static str>, Option<i64>) {
-    match outcome {
-        None => (None, None),
-        Some(DialOutcome::Failed(status)) => (Some("failed"), Some(i64::from(status))),
-        Some(other) => (Some(other.as_str()), None),
-    }
-}
-
 fn read_row(row: &Row<'_>) -> Result<CallbackTask, CallbackStoreError> {
     let id: i64 = row.get(0).map_err(query)?;
     let text = |idx: usize| -> Result<String, CallbackStoreError> { row.get(idx).map_err(query) };
@@ -300,28 +290,9 @@ fn read_row(row: &Row<'_>) -> Result<CallbackTask, CallbackStoreError> {
         earliest: time(4, "earliest")?,
         latest: time(5, "latest")?,
     };
-    let agent = opt_text(12)?;
-    let state = text(11)?;
-    let state = match (state.as_str(), agent) {
-        ("pending", _) => TaskState::Pending,
-        ("dialing", Some(agent)) => TaskState::Dialing { agent },
-        ("connected", Some(agent)) => TaskState::Connected { agent },
-        ("done", _) => TaskState::Done,
-        ("failed", _) => TaskState::Failed,
-        ("cancelled", _) => TaskState::Cancelled,
-        _ => return Err(corrupt("state", state)),
-    };
+    let state = state_from_parts(id, &text(11)?, opt_text(12)?)?;
     let status: Option<i64> = row.get(14).map_err(query)?;
-    let last_outcome = match (opt_text(13)?.as_deref(), status) {
-        (None, _) => None,
-        (Some("connected"), _) => Some(DialOutcome::Connected),
-        (Some("no_answer"), _) => Some(DialOutcome::NoAnswer),
-        (Some("busy"), _) => Some(DialOutcome::Busy),
-        (Some("failed"), Some(status)) => Some(DialOutcome::Failed(
-            u16::try_from(status).map_err(|_| corrupt("last_status", status.to_string()))?,
-        )),
-        (Some(other), _) => return Err(corrupt("last_outcome", other.to_owned())),
-    };
+    let last_outcome = outcome_from_parts(id, opt_text(13)?.as_deref(), status)?;
     Ok(CallbackTask {
         id: TaskId(u64::try_from(id).map_err(|_| corrupt("id", id.to_string()))?),
         work_order,

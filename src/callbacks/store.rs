@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{CallbackTask, TaskId};
+use super::{CallbackTask, DialOutcome, TaskId, TaskState};
 
 /// Everything a callback store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,9 @@ pub enum CallbackStoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The database server could not be reached or refused the login.
+    #[error("cannot connect to the callback store: {0}")]
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The callback tables were written by a newer engine; they are left untouched.
     #[error("callback store schema version {found} is newer than supported version {supported}")]
     UnsupportedSchema { found: i64, supported: i64 },
@@ -95,4 +98,67 @@ pub trait CallbackStore: Send + Sync + 'static {
         filter: &ListFilter,
         now: DateTime<Utc>,
     ) -> Result<Vec<CallbackTask>, CallbackStoreError>;
+}
+
+/// How a backend stores a task's state: its name, and the agent while dialing or
+/// connected.
+pub(crate) fn state_parts(state: &TaskState) -> (&'static str, Option<&str>) {
+    match state {
+        TaskState::Dialing { agent } | TaskState::Connected { agent } => {
+            (state.as_str(), Some(agent.as_str()))
+        }
+        other => (other.as_str(), None),
+    }
+}
+
+/// Reads back what [`state_parts`] stored; `id` names a corrupt row.
+pub(crate) fn state_from_parts(
+    id: i64,
+    state: &str,
+    agent: Option<String>,
+) -> Result<TaskState, CallbackStoreError> {
+    Ok(match (state, agent) {
+        ("pending", _) => TaskState::Pending,
+        ("dialing", Some(agent)) => TaskState::Dialing { agent },
+        ("connected", Some(agent)) => TaskState::Connected { agent },
+        ("done", _) => TaskState::Done,
+        ("failed", _) => TaskState::Failed,
+        ("cancelled", _) => TaskState::Cancelled,
+        _ => {
+            return Err(CallbackStoreError::Corrupt {
+                id,
+                column: "state",
+                value: state.to_owned(),
+            });
+        }
+    })
+}
+
+/// How a backend stores the last outcome: its name, and the SIP status of a failure.
+pub(crate) fn outcome_parts(outcome: Option<DialOutcome>) -> (Option<&'static str>, Option<i32>) {
+    match outcome {
+        None => (None, None),
+        Some(DialOutcome::Failed(status)) => (Some("failed"), Some(i32::from(status))),
+        Some(other) => (Some(other.as_str()), None),
+    }
+}
+
+/// Reads back what [`outcome_parts`] stored; `id` names a corrupt row.
+pub(crate) fn outcome_from_parts(
+    id: i64,
+    outcome: Option<&str>,
+    status: Option<i64>,
+) -> Result<Option<DialOutcome>, CallbackStoreError> {
+    let corrupt =
+        |column: &'static str, value: String| CallbackStoreError::Corrupt { id, column, value };
+    Ok(match (outcome, status) {
+        (None, _) => None,
+        (Some("connected"), _) => Some(DialOutcome::Connected),
+        (Some("no_answer"), _) => Some(DialOutcome::NoAnswer),
+        (Some("busy"), _) => Some(DialOutcome::Busy),
+        (Some("failed"), Some(status)) => Some(DialOutcome::Failed(
+            u16::try_from(status).map_err(|_| corrupt("last_status", status.to_string()))?,
+        )),
+        (Some(other), _) => return Err(corrupt("last_outcome", other.to_owned())),
+    })
 }
