@@ -13,7 +13,7 @@
 //! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
 //! | [`metrics`] | metric names and the rolling 24 h connection rate (R5, R30) | pure window + `metrics` facade |
 //! | [`acd`] | queues, agents, routing strategies, ring timeout and overflow (R6, R7, R15) | pure core |
-//! | [`callbacks`] | follow-up calls: due windows, owner grace, retries, overdue, inbound-first preemption and their store (R7, R9, R16–R20) | pure scheduler + SQLite store |
+//! | [`callbacks`] | follow-up calls: due windows, owner grace, retries, overdue, inbound-first preemption and their store (R7, R9, R16–R20) | pure scheduler + SQLite and PostgreSQL stores |
 //! | [`call`] | the per-call state machine, the leg to the agent's phone (B2BUA), feature codes, and the driver task | pure cores + one task per call |
 //! | [`engine`] | wires transports, the SIP endpoint, the agents actor (ACD + registrar), calls, store and metrics; admission, reload and shutdown | I/O |
 //! | [`api`] | the HTTP server: `/metrics`, `/health`, and the agent API behind a bearer token | I/O |

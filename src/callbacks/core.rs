@@ -148,6 +148,15 @@ pub struct DialOrder {
     pub via_reserve: bool,
 }
 
+impl DialOrder {
+    /// The display name on the INVITE to the agent's phone: why, and whom (masked,
+    /// R12), e.g. `转办回访 138******78`. The work order goes in
+    /// [`super::WORK_ORDER_HEADER`].
+    pub fn agent_display_name(&self) -> String {
+        format!("{} {}", self.reason.label(), self.number.masked())
+    }
+}
+
 /// What the driver must do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {

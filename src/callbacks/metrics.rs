@@ -90,3 +90,78 @@ pub fn publish(scheduler: &Scheduler, now: DateTime<Utc>) {
     }
     counter!(CALLBACK_PREEMPTIONS_TOTAL).absolute(counters.preemptions);
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration as Span, TimeZone, Utc};
+
+    use super::*;
+    use crate::callbacks::{AgentPool, NewTask, Reason, TaskId};
+    use crate::config::callbacks::CallbacksConfig;
+    use crate::workorder::WorkOrderId;
+
+    #[test]
+    fn the_scheduler_figures_render_with_help_and_masked_nothing_r30() {
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
+        let mut s = Scheduler::new(CallbacksConfig::default());
+        let task = |reason, number: &str, queue: &str| NewTask {
+            work_order: WorkOrderId::from_parts(t0, 1),
+            number: number.parse().unwrap(),
+            reason,
+            window: None,
+            owner: Some("1001".into()),
+            queue: queue.into(),
+        };
+        // Overdue by 20 min at the scrape: a complaint (latest 10 min) no agent here serves.
+        s.create(t0, task(Reason::Complaint, "13812345678", "billing"))
+            .unwrap();
+        // Pending, not yet due.
+        s.create(t0, task(Reason::Evaluation, "13900000000", "general"))
+            .unwrap();
+        // Dialing, after a no-answer and a preemption.
+        let mut pool = AgentPool::new();
+        pool.add_agent("1002", &["general".into()], true);
+        let dialled = s
+            .create(t0, task(Reason::Manual, "13700000000", "general"))
+            .unwrap();
+        let at = t0 + Span::minutes(6);
+        s.handle_agents(at, &pool);
+        assert!(
+            s.task(dialled)
+                .is_some_and(|t| t.state.as_str() == "dialing")
+        );
+        s.dial_result(at, dialled, DialOutcome::NoAnswer).unwrap();
+        let retry = at + Span::minutes(2);
+        s.handle_agents(retry, &pool);
+        let mut waiting = pool.clone();
+        waiting.set_inbound_waiting("general");
+        s.handle_agents(retry, &waiting);
+        s.handle_agents(retry, &pool);
+        assert_eq!(s.task(TaskId(3)).unwrap().preemptions, 1);
+
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            publish(&s, t0 + Span::minutes(30));
+        });
+        let rendered = handle.render();
+        for line in [
+            "# HELP hotline_callbacks_overdue Callback tasks past their latest time",
+            "# TYPE hotline_callback_attempts_total counter",
+            "hotline_callbacks_pending 2",
+            "hotline_callbacks_due 1",
+            "hotline_callbacks_overdue 1",
+            "hotline_callbacks_dialing 1",
+            "hotline_callback_oldest_overdue_seconds 1200",
+            "hotline_callback_attempts_total{outcome=\"no_answer\"} 1",
+            "hotline_callback_attempts_total{outcome=\"connected\"} 0",
+            "hotline_callback_preemptions_total 1",
+        ] {
+            assert!(rendered.contains(line), "no {line:?} in\n{rendered}");
+        }
+        for number in ["13812345678", "13900000000", "13700000000"] {
+            assert!(!rendered.contains(number), "R12");
+        }
+    }
+}

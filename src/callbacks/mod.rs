@@ -39,6 +39,10 @@ use crate::workorder::WorkOrderId;
 pub use self::core::{AgentPool, DialOrder, NewTask, Output, Scheduler, SchedulerStats};
 pub use store::{CallbackStore, CallbackStoreError, ListFilter};
 
+/// The header on the INVITE to the agent's phone naming the callback's work order, so
+/// the softphone can show it.
+pub const WORK_ORDER_HEADER: &str = "X-Hotline-Work-Order";
+
 /// Identifies a callback task; assigned by the [`Scheduler`], never reused (a restored
 /// scheduler continues after the highest stored id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,6 +77,17 @@ impl Reason {
         Reason::MissedCall,
         Reason::Manual,
     ];
+
+    /// What the agent's softphone shows (in the display name of the callback's call).
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::ReferralCheck => "转办回访",
+            Reason::Evaluation => "满意度回访",
+            Reason::Complaint => "投诉回访",
+            Reason::MissedCall => "未接回拨",
+            Reason::Manual => "回访",
+        }
+    }
 
     /// The snake_case name used in the API, the store and logs.
     pub fn as_str(self) -> &'static str {

@@ -142,6 +142,11 @@ fn a_task_is_not_dialled_before_its_window_opens_then_goes_to_its_owner_r7() {
         "the owner, though a1 is first"
     );
     assert_eq!(saved_states(&out), ["dialing"]);
+    let Some(Output::Dial(dial)) = out.iter().find(|o| matches!(o, Output::Dial(_))) else {
+        unreachable!("checked above")
+    };
+    assert_eq!(dial.agent_display_name(), "转办回访 138******78");
+    assert_eq!(dial.work_order, order());
     // Not dialled twice at once.
     s.handle_agents(t0() + mins(21), &pool());
     assert!(dials(&outputs(&mut s)).is_empty());
