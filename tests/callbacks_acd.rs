@@ -201,6 +201,8 @@ impl Sim {
                         "a connected callback is never cut"
                     );
                     self.figures.preemptions += 1;
+                    // The CANCEL is answered 487 at once here: the legs are gone.
+                    self.scheduler.preempted(wall, task).unwrap();
                     self.release_agent(now, &agent);
                 }
                 Output::CancelDial { task, agent } => {

@@ -162,8 +162,14 @@ impl DialOrder {
 pub enum Output {
     /// Start a callback (see [`DialOrder`]).
     Dial(DialOrder),
-    /// An inbound call waits for `agent` while this attempt rings: CANCEL its ringing
-    /// legs (R9). The task is pending again; this did not count as an attempt.
+    /// An inbound call waits for `agent` while this attempt rings (R9): CANCEL the
+    /// ringing leg (the citizen's, or the agent's if it still rings). The task is
+    /// pending again; this did not count as an attempt. Keep the agent until that
+    /// leg's end is known: on 487 (or the agent's leg ending) report
+    /// [`Scheduler::preempted`] and give the agent back to the ACD, which offers them
+    /// the waiting call; if the citizen's 200 OK crossed the CANCEL, bridge and report
+    /// `dial_result(Connected)` (a connected callback is never cut). Until then the
+    /// task is not dialled again.
     Preempt { task: TaskId, agent: String },
     /// The task was cancelled while dialing: CANCEL its ringing legs.
     CancelDial { task: TaskId, agent: String },
@@ -202,9 +208,12 @@ pub struct Scheduler {
     tasks: BTreeMap<TaskId, CallbackTask>,
     next_id: u64,
     outputs: VecDeque<Output>,
-    /// Attempts preempted whose agent still counts: a 200 OK from the citizen crossing
-    /// the CANCEL is kept, since a connected callback is never cut.
-    preempted_from: BTreeMap<TaskId, String>,
+    /// Attempts the scheduler preempted ([`Output::Preempt`]) whose legs the driver is
+    /// still cancelling, with their agent. Such a task is pending but not dialled again
+    /// until the driver reports the legs gone ([`Scheduler::preempted`], any
+    /// non-connected [`Scheduler::dial_result`]), so one task never has two attempts;
+    /// a 200 OK crossing the CANCEL connects it (a connected callback is never cut).
+    clearing: BTreeMap<TaskId, String>,
     /// Open tasks dialled through the reserve.
     via_reserve: BTreeSet<TaskId>,
     counters: SchedulerCounters,
@@ -219,7 +228,7 @@ impl Scheduler {
             tasks: BTreeMap::new(),
             next_id: 1,
             outputs: VecDeque::new(),
-            preempted_from: BTreeMap::new(),
+            clearing: BTreeMap::new(),
             via_reserve: BTreeSet::new(),
             counters: SchedulerCounters::default(),
             last_now: None,
@@ -412,6 +421,9 @@ impl Scheduler {
         id: TaskId,
     ) -> Result<(), CallbackError> {
         self.last_now = Some(now);
+        if self.clearing.remove(&id).is_some() {
+            return Ok(());
+        }
         self.dialing_agent(id)?;
         self.back_to_pending(now, id);
         Ok(())
@@ -420,7 +432,8 @@ impl Scheduler {
     /// The citizen's leg got its final answer (or gave up). `Connected` bridges the
     /// call (also when it crosses a preemption's CANCEL: a connected callback is never
     /// cut). Anything else counts an attempt: retried after the backoff, or `failed`
-    /// once attempts run out or the number cannot be reached.
+    /// once attempts run out or the number cannot be reached; for a preempted attempt
+    /// it only says the legs are gone (no attempt counted).
     pub fn dial_result(
         &mut self,
         now: DateTime<Utc>,
@@ -428,14 +441,11 @@ impl Scheduler {
         outcome: DialOutcome,
     ) -> Result<(), CallbackError> {
         self.last_now = Some(now);
-        let agent = match self.dialing_agent(id) {
-            Ok(agent) => agent,
-            Err(e) => match (outcome, self.preempted_from.get(&id)) {
-                (DialOutcome::Connected, Some(agent)) => agent.clone(),
-                _ => return Err(e),
-            },
+        let agent = match self.clearing.remove(&id) {
+            Some(agent) if outcome == DialOutcome::Connected => agent,
+            Some(_) => return Ok(()),
+            None => self.dialing_agent(id)?,
         };
-        self.preempted_from.remove(&id);
         self.count(outcome);
         let settings_backoff = (self.settings.backoff_first, self.settings.backoff_max);
         let task = self.task_mut(id)?;
@@ -457,14 +467,18 @@ impl Scheduler {
         Ok(())
     }
 
-    /// The driver abandoned the ringing attempt for an inbound call it saw first (R9):
-    /// the task is pending again, not a failed attempt. (The scheduler notices this
-    /// itself in [`Scheduler::handle_agents`]; this is for the driver that got there
-    /// first.)
+    /// The legs of a preempted attempt are gone (R9). After an [`Output::Preempt`]
+    /// this confirms the CANCEL went through (487, or the agent's leg ended), and the
+    /// task may be dialled again. A driver that saw the inbound call first and
+    /// abandoned a dialing attempt by itself says so here too: the task is pending
+    /// again, not a failed attempt.
     pub fn preempted(&mut self, now: DateTime<Utc>, id: TaskId) -> Result<(), CallbackError> {
         self.last_now = Some(now);
-        let agent = self.dialing_agent(id)?;
-        self.preempt(now, id, agent);
+        if self.clearing.remove(&id).is_some() {
+            return Ok(());
+        }
+        self.dialing_agent(id)?;
+        self.preempt(now, id);
         Ok(())
     }
 
@@ -501,7 +515,8 @@ impl Scheduler {
             })
             .collect();
         for (id, agent) in to_preempt {
-            self.preempt(now, id, agent.clone());
+            self.preempt(now, id);
+            self.clearing.insert(id, agent.clone());
             self.outputs.push_back(Output::Preempt { task: id, agent });
         }
 
@@ -669,7 +684,7 @@ impl Scheduler {
         let mut due: Vec<(DateTime<Utc>, TaskId)> = self
             .tasks
             .values()
-            .filter(|t| t.is_due(now))
+            .filter(|t| t.is_due(now) && !self.clearing.contains_key(&t.id))
             .map(|t| (t.window.latest, t.id))
             .collect();
         due.sort_unstable();
@@ -700,7 +715,6 @@ impl Scheduler {
         agent: String,
         via_reserve: bool,
     ) -> DialOrder {
-        self.preempted_from.remove(&id);
         if via_reserve {
             self.via_reserve.insert(id);
         }
@@ -725,13 +739,12 @@ impl Scheduler {
         order
     }
 
-    fn preempt(&mut self, now: DateTime<Utc>, id: TaskId, agent: String) {
+    fn preempt(&mut self, now: DateTime<Utc>, id: TaskId) {
         self.counters.preemptions += 1;
         if let Some(task) = self.tasks.get_mut(&id) {
             task.preemptions += 1;
         }
         self.back_to_pending(now, id);
-        self.preempted_from.insert(id, agent);
     }
 
     fn back_to_pending(&mut self, now: DateTime<Utc>, id: TaskId) {
@@ -747,7 +760,7 @@ impl Scheduler {
     /// Ends a task for good: saved, and out of memory.
     fn finish(&mut self, now: DateTime<Utc>, id: TaskId, state: TaskState) {
         self.via_reserve.remove(&id);
-        self.preempted_from.remove(&id);
+        self.clearing.remove(&id);
         let Some(mut task) = self.tasks.remove(&id) else {
             return;
         };

@@ -136,6 +136,7 @@ mod tests {
         let mut waiting = pool.clone();
         waiting.set_inbound_waiting("general");
         s.handle_agents(retry, &waiting);
+        s.preempted(retry, dialled).unwrap();
         s.handle_agents(retry, &pool);
         assert_eq!(s.task(TaskId(3)).unwrap().preemptions, 1);
 

@@ -43,6 +43,12 @@ enum Op {
     CallbackEnds(usize),
     Cancel(usize),
     MissedCallerGetsThrough(usize),
+    /// The driver learns how a preempted attempt's CANCEL ended: 487, or a 200 OK that
+    /// crossed it.
+    PreemptionEnds {
+        pick: usize,
+        crossed: bool,
+    },
     Advance(i64),
 }
 
@@ -64,6 +70,8 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         (0..8usize).prop_map(Op::CallbackEnds),
         (0..16usize).prop_map(Op::Cancel),
         (0..16usize).prop_map(Op::MissedCallerGetsThrough),
+        (0..8usize, proptest::bool::ANY)
+            .prop_map(|(pick, crossed)| Op::PreemptionEnds { pick, crossed }),
         (1..600i64).prop_map(Op::Advance),
     ]
 }
@@ -73,6 +81,8 @@ enum Busy {
     Free,
     Inbound,
     Dialing(TaskId),
+    /// Held while a preempted attempt's CANCEL is under way.
+    Clearing(TaskId),
     Connected(TaskId),
 }
 
@@ -115,7 +125,7 @@ impl World {
 
     fn agent_on(&self, task: TaskId) -> Option<&'static str> {
         self.agents.iter().find_map(|(id, busy)| match busy {
-            Busy::Dialing(t) | Busy::Connected(t) if *t == task => Some(*id),
+            Busy::Dialing(t) | Busy::Clearing(t) | Busy::Connected(t) if *t == task => Some(*id),
             _ => None,
         })
     }
@@ -153,17 +163,37 @@ fn schedule(s: &mut Scheduler, world: &mut World, now: DateTime<Utc>) {
                     order.agent,
                     order.task
                 );
+                assert_eq!(
+                    world.agent_on(order.task),
+                    None,
+                    "{} dialled while an attempt of it is still under way",
+                    order.task
+                );
                 let id = AGENTS.iter().find(|(a, _)| *a == order.agent).unwrap().0;
                 world.agents.insert(id, Busy::Dialing(order.task));
             }
-            Output::Preempt { task, agent } | Output::CancelDial { task, agent } => {
+            ref output @ (Output::Preempt {
+                ref task,
+                ref agent,
+            }
+            | Output::CancelDial {
+                ref task,
+                ref agent,
+            }) => {
+                let (task, agent) = (*task, agent.clone());
+                let preempt = matches!(output, Output::Preempt { .. });
                 assert_eq!(
                     world.agents[agent.as_str()],
                     Busy::Dialing(task),
                     "only a ringing attempt may be abandoned; {agent} on {task}"
                 );
                 let id = AGENTS.iter().find(|(a, _)| *a == agent).unwrap().0;
-                world.agents.insert(id, Busy::Free);
+                let next = if preempt {
+                    Busy::Clearing(task)
+                } else {
+                    Busy::Free
+                };
+                world.agents.insert(id, next);
             }
             Output::Save(_) => {}
         }
@@ -272,6 +302,23 @@ proptest! {
                 Op::MissedCallerGetsThrough(pick) => {
                     let number = world.numbers[pick % world.numbers.len()].clone();
                     s.inbound_connected(now, &number);
+                }
+                Op::PreemptionEnds { pick, crossed } => {
+                    let clearing = world.tasks_where(|b| match b { Busy::Clearing(t) => Some(*t), _ => None });
+                    if let Some(&task) = clearing.get(pick % clearing.len().max(1)) {
+                        let agent = world.agent_on(task).unwrap();
+                        if s.task(task).is_none() {
+                            // Cancelled meanwhile: the driver hangs up whatever is left.
+                            assert_eq!(s.preempted(now, task), Err(CallbackError::UnknownTask(task)));
+                            world.agents.insert(agent, Busy::Free);
+                        } else if crossed {
+                            s.dial_result(now, task, DialOutcome::Connected).unwrap();
+                            world.agents.insert(agent, Busy::Connected(task));
+                        } else {
+                            s.preempted(now, task).unwrap();
+                            world.agents.insert(agent, Busy::Free);
+                        }
+                    }
                 }
                 Op::Advance(seconds) => now += Span::seconds(seconds),
             }

@@ -380,6 +380,11 @@ fn a_ringing_callback_yields_to_an_inbound_call_without_counting_an_attempt_r9()
         (&TaskState::Pending, 0, 1)
     );
     assert_eq!(s.counters().preemptions, 1);
+    // Not dialled again until the driver reports the legs gone.
+    s.handle_agents(t0() + mins(1), &pool());
+    assert!(dials(&outputs(&mut s)).is_empty());
+    s.preempted(t0() + mins(1), id).unwrap();
+    assert_eq!(s.counters().preemptions, 1, "counted once");
     // The agent took the inbound call; when it is over the callback runs.
     s.handle_agents(t0() + mins(2), &waiting);
     assert!(dials(&outputs(&mut s)).is_empty());
@@ -400,7 +405,19 @@ fn a_200_ok_crossing_the_preemption_keeps_the_call_connected_r9() {
         s.task(id).unwrap().state,
         TaskState::Connected { agent: "a1".into() }
     );
-    // But a no-answer after the preemption is not this task's business any more.
+    // A 487 for the cancelled leg only ends the preemption: no attempt is counted.
+    let mut s = scheduler();
+    let id = s
+        .create(t0(), new_task(Reason::Complaint, Some("a1")))
+        .unwrap();
+    s.handle_agents(t0(), &pool());
+    s.handle_agents(t0(), &pool_with(&[], &["general"]));
+    s.dial_result(t0(), id, DialOutcome::Failed(487)).unwrap();
+    let task = s.task(id).unwrap();
+    assert_eq!((&task.state, task.attempts), (&TaskState::Pending, 0));
+    s.handle_agents(t0(), &pool());
+    assert_eq!(dials(&outputs(&mut s)).last(), Some(&(id, "a1".to_owned())));
+    // After the driver's own preemption, a late no-answer is refused.
     let mut s = scheduler();
     let id = s
         .create(t0(), new_task(Reason::Complaint, Some("a1")))
