@@ -487,7 +487,7 @@ impl Scheduler {
         self.last_now = Some(now);
         let task = self.task_mut(id)?;
         if !matches!(task.state, TaskState::Connected { .. }) {
-            return Err(CallbackError::NotDialing {
+            return Err(CallbackError::NotConnected {
                 task: id,
                 state: task.state.as_str(),
             });

@@ -353,6 +353,9 @@ pub enum CallbackError {
     /// The input needs the task dialing (or, for `Connected`, just preempted).
     #[error("callback {task} is {state}, not dialing")]
     NotDialing { task: TaskId, state: &'static str },
+    /// `call_ended` for a task that is not connected.
+    #[error("callback {task} is {state}, not connected")]
+    NotConnected { task: TaskId, state: &'static str },
     /// The task is connected: it is never cut (R9), and its window no longer matters.
     #[error("callback {task} is connected and cannot be changed")]
     Connected { task: TaskId },
@@ -363,7 +366,9 @@ impl CallbackError {
     pub fn http_status(&self) -> u16 {
         match self {
             CallbackError::UnknownTask(_) => 404,
-            CallbackError::NotDialing { .. } | CallbackError::Connected { .. } => 409,
+            CallbackError::NotDialing { .. }
+            | CallbackError::NotConnected { .. }
+            | CallbackError::Connected { .. } => 409,
             CallbackError::InvalidNumber { .. }
             | CallbackError::InvalidTime { .. }
             | CallbackError::InvalidWorkOrder(_)
