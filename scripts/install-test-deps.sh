@@ -3,10 +3,12 @@
 #
 #   scripts/install-test-deps.sh            the test suite: sip-tester (SIPp 3.6, the
 #                                           black-box tests' SIP peer, with its RTP pcaps
-#                                           under /usr/share/sip-tester/), and
-#                                           prometheus (promtool, for the rules tests),
-#                                           chromium, node and playwright-core (the
-#                                           wallboard page test)
+#                                           under /usr/share/sip-tester/), a PostgreSQL
+#                                           server on 127.0.0.1:5432 trusting user
+#                                           postgres (the store tests), prometheus
+#                                           (promtool, for the rules tests), chromium,
+#                                           node and playwright-core (the wallboard
+#                                           page test)
 #   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
 #                                           checks WAV lengths), curl, jq, time, and
 #                                           cargo-fuzz

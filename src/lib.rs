@@ -13,6 +13,7 @@
 //! | [`sip`] | SIP messages, reading what a transport delivers, TCP framing, transactions (RFC 3261 timers), dialogs, SDP, registrar, digest auth | pure |
 //! | [`switch`] | every call decision: transactions, dialogs, calls as sets of legs (inbound UAS, outbound UAC), registrar and digest, driving the ACD; work-order writes as calls happen (R10); the 24 h connection rate (R5) | pure |
 //! | [`acd`] | queues, agents, routing strategies, ring timeout and overflow (R6, R7, R15) | pure, driven by the switch |
+//! | [`callbacks`] | follow-up calls: due windows, owner grace, retries, overdue, inbound-first preemption and their store (R7, R9, R16–R20) | pure scheduler + SQLite and PostgreSQL stores |
 //! | [`media`] | G.711, RTP, RFC 4733 DTMF, prompts, one leg's stream logic | pure |
 //! | [`recording`] | stereo WAV recordings that survive a crash (R22) | pure header logic + one writer task per call |
 //! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
@@ -27,6 +28,7 @@
 
 pub mod acd;
 pub mod api;
+pub mod callbacks;
 pub mod config;
 pub mod media;
 pub mod metrics;

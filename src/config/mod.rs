@@ -13,6 +13,7 @@ pub mod store;
 pub mod trunks;
 
 pub use store::{StoreBackend, StoreConfig, StoreTls};
+pub mod callbacks;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -74,6 +75,7 @@ pub struct Config {
     pub session_timers: crate::sip::session_timer::SessionTimerConfig,
     pub access: access::AccessConfig,
     pub qa: qa::QaConfig,
+    pub callbacks: callbacks::CallbacksConfig,
 }
 
 /// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
@@ -262,6 +264,8 @@ struct RawConfig {
     access: access::RawAccess,
     #[serde(default)]
     qa: qa::RawQa,
+    #[serde(default)]
+    callbacks: callbacks::RawCallbacks,
 }
 
 #[derive(Deserialize)]
@@ -670,12 +674,14 @@ impl Validator<'_> {
 
         let access = access::validate(self, &raw.access)?;
         let qa = qa::validate(self, &raw.qa)?;
+        let callbacks = self.callbacks(&raw.callbacks)?;
 
         Ok(Config {
             trunks,
             session_timers,
             access,
             qa,
+            callbacks,
             acd: AcdSettings {
                 agents_file,
                 default_queue: acd.default_queue.get_ref().trim().to_owned(),
