@@ -21,6 +21,7 @@ pub mod acd;
 pub mod api;
 pub mod call;
 pub mod config;
+pub mod ivr;
 pub mod media;
 pub mod metrics;
 pub mod privacy;

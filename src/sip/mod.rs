@@ -6,6 +6,7 @@ pub mod dialog;
 pub mod digest;
 pub mod framing;
 pub mod inbound;
+pub mod info;
 pub mod message;
 pub mod registrar;
 pub mod sdp;
