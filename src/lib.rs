@@ -12,6 +12,7 @@
 //! | [`recording`] | stereo WAV recordings that survive a crash (R22) | one writer task per call |
 //! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
 //! | [`metrics`] | metric names and the rolling 24 h connection rate (R5, R30) | pure window + `metrics` facade |
+//! | [`ivr`] | dialplans as data (compiled and validated with file:line errors, versioned for reload) and the per-call interpreter: menus, queues, survey, R27 scripts | pure core |
 //! | [`acd`] | queues, agents, routing strategies, ring timeout and overflow (R6, R7, R15) | pure core |
 //! | [`call`] | the per-call state machine, the leg to the agent's phone (B2BUA), feature codes, and the driver task | pure cores + one task per call |
 //! | [`engine`] | wires transports, the SIP endpoint, the agents actor (ACD + registrar), calls, store and metrics; admission, reload and shutdown | I/O |

@@ -699,3 +699,31 @@ fn a_plan_without_scripts_refuses_agent_scripts() {
         Err(IvrError::NoSuchScript("nuisance"))
     ));
 }
+
+#[test]
+fn a_reload_with_a_bad_file_keeps_the_running_version_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("8890.toml");
+    let text = std::fs::read_to_string(repo().join("dialplans/8890.toml")).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let prompts = repo().join("dialplans/prompts");
+
+    let mut slot = DialplanSlot::new(shipped_plan());
+    assert_eq!(slot.reload(&path, &prompts, &shipped_queues()).unwrap(), 2);
+
+    std::fs::write(
+        &path,
+        text.replace("survey-thanks.wav", "survey-thank-you.wav"),
+    )
+    .unwrap();
+    let err = slot
+        .reload(&path, &prompts, &shipped_queues())
+        .expect_err("a missing prompt refuses the reload");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("{}:", path.display()))
+            && message.contains("\"survey-thank-you.wav\" does not exist"),
+        "{message}"
+    );
+    assert_eq!(slot.current().version, 2, "the old plan stays");
+}

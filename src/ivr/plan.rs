@@ -223,6 +223,19 @@ impl DialplanSlot {
         Arc::clone(&self.current)
     }
 
+    /// Re-reads a dialplan file (SIGHUP, `POST /reload`): a valid file becomes the new
+    /// version and its number is returned; an invalid one leaves the current plan in
+    /// place and says why.
+    pub fn reload(
+        &mut self,
+        path: &std::path::Path,
+        prompts_dir: &std::path::Path,
+        known_queues: &[String],
+    ) -> Result<u64, super::IvrError> {
+        let plan = super::load(path, prompts_dir, known_queues)?;
+        Ok(self.replace(plan))
+    }
+
     /// Installs a newly compiled plan for calls that start from now on; returns its
     /// version. Calls holding the old `Arc` are not touched.
     pub fn replace(&mut self, mut plan: Dialplan) -> u64 {
@@ -247,4 +260,26 @@ pub fn digit_prompts(digits: &str) -> Vec<String> {
         .filter(char::is_ascii_digit)
         .map(|d| format!("digit-{d}.wav"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_read_from_the_digit_prompts() {
+        assert_eq!(
+            position_prompts(12),
+            [
+                "position-prefix.wav",
+                "digit-1.wav",
+                "digit-2.wav",
+                "position-suffix.wav"
+            ]
+        );
+        assert_eq!(
+            digit_prompts("10 03"),
+            ["digit-1.wav", "digit-0.wav", "digit-0.wav", "digit-3.wav"]
+        );
+    }
 }
