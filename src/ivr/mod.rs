@@ -3,7 +3,7 @@
 //! caller does into what the switch should do. Requirements R2, R3, R8, R11, R15, R24,
 //! R27.
 //!
-//! Pure, sans-IO: [`compile`] takes the file's text and a way to ask whether a prompt
+//! Pure, sans-IO: [`compile()`] takes the file's text and a way to ask whether a prompt
 //! exists; [`CallIvr::step`] takes `now` and one [`Event`] and returns [`Action`]s, with
 //! its next deadline from [`CallIvr::poll_timeout`]. No clock, socket or file inside. The
 //! switch core drives it; the module imports only config-free types (`media::vad`,
