@@ -233,18 +233,29 @@ fn errors_of(text: &str) -> Vec<DialplanError> {
 fn every_problem_is_reported_at_once_in_file_order() {
     let text = VALID
         .replace("bye.wav", "gone.wav")
-        .replace(r#"queue = "general""#, r#"queue = "nowhere""#);
+        .replace(r#"queue = "general""#, r#"queue = "nowhere""#)
+        + "\n[[nodes]]\nname = \"orphan\"\nkind = \"hangup\"\n";
     let errors = errors(&text);
     let kinds: Vec<_> = errors.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
         vec![
             DialplanErrorKind::UnknownQueue,
-            DialplanErrorKind::MissingPrompt
+            DialplanErrorKind::MissingPrompt,
+            DialplanErrorKind::Unreachable
         ],
         "{errors:#?}"
     );
-    assert!(errors[0].line < errors[1].line);
+    assert!(errors[0].line < errors[1].line && errors[1].line < errors[2].line);
+
+    // A start that names no node is one error, not every node unreachable.
+    let text = VALID.replace(r#"start = "welcome""#, r#"start = "welcom""#);
+    assert_one(
+        &errors_of(&text),
+        DialplanErrorKind::UnknownNode,
+        1,
+        "start: no node named",
+    );
 }
 
 fn repo() -> &'static Path {
@@ -315,4 +326,29 @@ fn check_dialplan_prints_file_line_reason_and_exits_64() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"greeting.wav\" does not exist"));
+}
+
+#[test]
+fn a_broken_reference_inside_a_loop_is_one_error_not_a_false_loop() {
+    let text = r#"start = "a"
+
+[[nodes]]
+name = "a"
+kind = "play"
+prompts = ["menu.wav"]
+next = "b"
+
+[[nodes]]
+name = "b"
+kind = "menu"
+choices = [{ digit = "1", next = "a" }]
+on_timeout = "nowhere"
+"#;
+    let line = line_containing(text, "\"nowhere\"");
+    assert_one(
+        &errors(text),
+        DialplanErrorKind::UnknownNode,
+        line,
+        "on_timeout: no node named \"nowhere\"",
+    );
 }

@@ -447,7 +447,9 @@ impl Compiler<'_> {
             });
         }
 
-        if self.errors.is_empty() {
+        // The graph is checked even when other errors were found, so one run reports
+        // everything; references that did not resolve are left out of it.
+        {
             let mut entries = vec![start];
             entries.extend(
                 [scripts.no_answer, scripts.nuisance, scripts.out_of_scope]
@@ -808,16 +810,22 @@ impl Compiler<'_> {
 
     /// Unreachable nodes, and loops the call could never leave.
     fn check_graph(&mut self, nodes: &[Node], entries: &[NodeId]) {
-        let edges: Vec<Vec<NodeId>> = nodes.iter().map(|n| successors(&n.kind)).collect();
+        let all_edges: Vec<Vec<NodeId>> = nodes.iter().map(|n| successors(&n.kind)).collect();
+        let resolved = |id: &NodeId| id.0 < nodes.len();
+        let edges: Vec<Vec<NodeId>> = all_edges
+            .iter()
+            .map(|e| e.iter().copied().filter(resolved).collect())
+            .collect();
         let mut reachable = vec![false; nodes.len()];
-        let mut stack: Vec<NodeId> = entries.to_vec();
+        let mut stack: Vec<NodeId> = entries.iter().copied().filter(resolved).collect();
         while let Some(NodeId(i)) = stack.pop() {
             if !std::mem::replace(&mut reachable[i], true) {
                 stack.extend(edges[i].iter().copied());
             }
         }
+        let entries_resolved = entries.iter().all(resolved);
         for (i, node) in nodes.iter().enumerate() {
-            if !reachable[i] {
+            if entries_resolved && !reachable[i] {
                 self.errors.push(DialplanError {
                     path: self.source.to_owned(),
                     line: node.line,
@@ -832,7 +840,12 @@ impl Compiler<'_> {
 
         // A node "can exit" if some path from it reaches a node where the call leaves the
         // IVR or waits on someone: hang-up, transfer, queue, no-answer (always ends).
-        let mut can_exit: Vec<bool> = nodes.iter().map(|n| is_exit(&n.kind)).collect();
+        // A node with a broken reference already has its error; it is not judged here.
+        let mut can_exit: Vec<bool> = nodes
+            .iter()
+            .zip(&all_edges)
+            .map(|(n, e)| is_exit(&n.kind) || !e.iter().all(resolved))
+            .collect();
         loop {
             let mut changed = false;
             for i in 0..nodes.len() {
