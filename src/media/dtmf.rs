@@ -323,12 +323,19 @@ impl InbandDtmfDetector {
 
     /// The key whose two tones are in the audio now, if any.
     fn key_present(&self) -> Option<char> {
+        let s = &self.settings;
+        let min_amplitude = ZERO_DBM0_PEAK * 10f64.powf(s.min_tone_level_dbm0 / 20.0);
+        // Quieter than two tones at the minimum level: no key, and no filter to run
+        // (the common case: a caller listening in silence).
+        let newest = self.newest(HOP);
+        let newest_power = newest.iter().map(|x| x * x).sum::<f64>() / HOP as f64;
+        if newest_power < min_amplitude * min_amplitude {
+            return None;
+        }
         let rows = self.rows.map(|f| self.measure(&f));
         let columns = self.columns.map(|f| self.measure(&f));
         let (row, row_tone) = strongest_alone(&rows)?;
         let (column, column_tone) = strongest_alone(&columns)?;
-        let s = &self.settings;
-        let min_amplitude = ZERO_DBM0_PEAK * 10f64.powf(s.min_tone_level_dbm0 / 20.0);
         if row_tone.amplitude < min_amplitude || column_tone.amplitude < min_amplitude {
             return None;
         }
@@ -343,8 +350,6 @@ impl InbandDtmfDetector {
         // window: a quarter of the window's mean power at least.
         let window = self.newest(self.rows[row].window);
         let mean_power = window.iter().map(|x| x * x).sum::<f64>() / window.len() as f64;
-        let newest = self.newest(HOP);
-        let newest_power = newest.iter().map(|x| x * x).sum::<f64>() / HOP as f64;
         if newest_power < mean_power / 4.0 {
             return None;
         }
