@@ -727,3 +727,126 @@ fn a_reload_with_a_bad_file_keeps_the_running_version_and_says_why() {
     );
     assert_eq!(slot.current().version, 2, "the old plan stays");
 }
+
+// ----- any order of events ---------------------------------------------------------------
+
+/// What the switch might report, in any order (the test sends only what the switch
+/// could: an agent joins only a queued call, an overflow only a waiting one).
+#[derive(Clone, Debug)]
+enum Input {
+    Key(char),
+    Finished,
+    StaleFinished,
+    Voice,
+    Quiet,
+    Deadline,
+    AgentJoins,
+    AgentLeaves,
+    Overflow,
+    TransferFails,
+    Script(u8),
+}
+
+fn input() -> impl proptest::strategy::Strategy<Value = Input> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => proptest::sample::select(vec!['0', '1', '2', '3', '4', '5', '7', '9', '#', '*'])
+            .prop_map(Input::Key),
+        4 => Just(Input::Finished),
+        1 => Just(Input::StaleFinished),
+        2 => Just(Input::Voice),
+        1 => Just(Input::Quiet),
+        4 => Just(Input::Deadline),
+        2 => Just(Input::AgentJoins),
+        2 => Just(Input::AgentLeaves),
+        1 => Just(Input::Overflow),
+        1 => Just(Input::TransferFails),
+        1 => (0u8..3).prop_map(Input::Script),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever happens, the IVR never panics, keeps the call in at most one queue,
+    /// never leaves a deadline behind in the past, hands out fresh play ids, and is
+    /// silent once it has hung up.
+    #[test]
+    fn any_event_order_keeps_the_invariants(inputs in proptest::collection::vec(input(), 0..80)) {
+        static PLAN: std::sync::OnceLock<Arc<Dialplan>> = std::sync::OnceLock::new();
+        let plan = PLAN.get_or_init(|| Arc::new(shipped_plan()));
+        let (mut call, first) = start(Arc::clone(plan));
+        let mut in_queue = enqueued(&first).is_some();
+        let mut connected = false;
+        let mut hung_up = false;
+        let mut play_ids = std::collections::HashSet::new();
+        let mut check = |actions: &[Action], in_queue: &mut bool, connected: &mut bool, hung_up: &mut bool| {
+            for a in actions {
+                assert!(!*hung_up, "{a:?} after HangUp");
+                match a {
+                    Action::Enqueue { .. } => {
+                        assert!(!*in_queue, "enqueued twice");
+                        *in_queue = true;
+                    }
+                    Action::LeaveQueue => {
+                        assert!(*in_queue && !*connected, "left a queue it was not waiting in");
+                        *in_queue = false;
+                    }
+                    Action::HangUp => *hung_up = true,
+                    Action::Play { id, .. } | Action::AnnouncePosition { id, .. } => {
+                        assert!(play_ids.insert(*id), "play id {id:?} reused");
+                    }
+                    _ => {}
+                }
+            }
+        };
+        check(&first, &mut in_queue, &mut connected, &mut hung_up);
+        for input in inputs {
+            let actions = match input {
+                Input::Key(k) => call.key(k),
+                Input::Finished => match call.last_play {
+                    Some(id) => call.step(Event::PromptFinished(id)),
+                    None => vec![],
+                },
+                Input::StaleFinished => call.step(Event::PromptFinished(PlayId(u64::MAX))),
+                Input::Voice => call.step(Event::VoiceStarted),
+                Input::Quiet => call.step(Event::VoiceEnded),
+                Input::Deadline => match call.ivr.poll_timeout() {
+                    Some(_) => call.wait_for_deadline().1,
+                    None => vec![],
+                },
+                Input::AgentJoins if in_queue && !connected => {
+                    connected = true;
+                    call.step(Event::AgentJoined { agent: "1001".into() })
+                }
+                Input::AgentLeaves if connected => {
+                    connected = false;
+                    in_queue = false;
+                    call.step(Event::AgentLeft)
+                }
+                Input::Overflow if in_queue && !connected => {
+                    in_queue = false;
+                    call.step(Event::QueueOverflowed)
+                }
+                Input::TransferFails => call.step(Event::TransferFailed),
+                Input::Script(n) => {
+                    let script = [
+                        AgentScript::NoAnswer,
+                        AgentScript::Nuisance,
+                        AgentScript::OutOfScope(Category::OutOfProvince),
+                    ][usize::from(n)];
+                    if connected {
+                        // The switch takes the caller back from the agent.
+                        connected = false;
+                        in_queue = false;
+                    }
+                    call.agent_script(script).unwrap_or_default()
+                }
+                _ => vec![],
+            };
+            check(&actions, &mut in_queue, &mut connected, &mut hung_up);
+            if let Some(at) = call.ivr.poll_timeout() {
+                assert!(at > call.now, "a deadline left in the past");
+            }
+            assert_eq!(call.ivr.is_finished(), hung_up);
+        }
+    }
+}

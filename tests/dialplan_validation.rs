@@ -225,6 +225,21 @@ fn syntax_errors_unknown_kinds_and_stray_fields_name_their_line() {
     );
 }
 
+#[test]
+fn a_menu_that_gives_no_time_to_press_a_key_is_refused() {
+    let text = VALID.replace(
+        "on_timeout = \"queue\"",
+        "on_timeout = \"queue\"\ntimeout_seconds = 0",
+    );
+    let line = line_containing(&text, "timeout_seconds = 0");
+    assert_one(
+        &errors(&text),
+        DialplanErrorKind::Invalid,
+        line,
+        "timeout_seconds: at least 1",
+    );
+}
+
 fn errors_of(text: &str) -> Vec<DialplanError> {
     errors(text)
 }

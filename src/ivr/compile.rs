@@ -538,6 +538,23 @@ impl Compiler<'_> {
                 );
             }
         }
+        if let Some(t) = node.timeout_seconds.as_ref().filter(|t| *t.get_ref() == 0) {
+            self.error(
+                t.span(),
+                DialplanErrorKind::Invalid,
+                "timeout_seconds: at least 1 (the caller needs time to press a key)".into(),
+            );
+        }
+        if node.wait_seconds == Some(0) {
+            self.error(
+                node.name.span(),
+                DialplanErrorKind::Invalid,
+                format!(
+                    "node {:?}: wait_seconds must be at least 1",
+                    node.name.get_ref()
+                ),
+            );
+        }
         let seconds = |s: &Option<Spanned<u64>>, default: u64| {
             Duration::from_secs(s.as_ref().map_or(default, |v| *v.get_ref()))
         };
