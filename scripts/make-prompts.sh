@@ -33,6 +33,11 @@ agent-number-prefix|我的工号是
 survey-invitation|请稍后对我的服务进行评价,祝您生活愉快,再见。
 queue-wait|您好,目前话务繁忙,请您稍候,我们将尽快为您服务。
 callback-offer|如不便等待,请按1,我们将尽快给您回电。
+callback-accepted|您的回电请求已经记录,我们将尽快给您回电。感谢您的来电,再见。
+menu|政策咨询请按1,便民服务请按2,投诉请按3,对本热线服务的投诉请按4,其他问题请稍候。
+invalid-input|您的输入有误,请重新选择。
+survey-rate|请对本次服务进行评价:非常满意请按5,满意请按4,一般请按3,不满意请按2,非常不满意请按1。
+survey-thanks|感谢您的评价,再见。
 position-prefix|您前面还有
 position-suffix|位
 digit-0|零

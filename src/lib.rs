@@ -18,6 +18,7 @@
 //! | [`recording`] | stereo WAV recordings that survive a crash (R22) | pure header logic + one writer task per call |
 //! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
 //! | [`metrics`] | metric names and the rolling 24 h connection rate (R5, R30) | pure window + `metrics` facade |
+//! | [`ivr`] | dialplans as data (compiled and validated with file:line errors, versioned for reload) and the per-call interpreter: menus, queues, survey, R27 scripts | pure core |
 //! | [`runtime`] | the tokio tasks: UDP/TCP transports, the one switch task, media streams, the store writer; start-up checks, reload, shutdown | I/O |
 //! | [`service`] | systemd readiness (`Type=notify`) and the process's own health metrics | I/O |
 //! | [`api`] | the HTTP server: `/metrics`, `/health`, and the agent API behind a bearer token; reaches the switch by commands | I/O |
@@ -30,6 +31,7 @@ pub mod acd;
 pub mod api;
 pub mod callbacks;
 pub mod config;
+pub mod ivr;
 pub mod media;
 pub mod metrics;
 pub mod privacy;

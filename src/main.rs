@@ -33,6 +33,16 @@ enum Command {
     /// in the config. The token is read from stdin so it stays out of shell history
     /// and the process list.
     HashToken,
+    /// Validate a dialplan and exit (0 valid, 64 invalid): every error as FILE:LINE: reason.
+    CheckDialplan {
+        file: PathBuf,
+        /// The agents file whose queues the dialplan may use.
+        #[arg(long, default_value = "config/agents.toml")]
+        agents: PathBuf,
+        /// Where the prompts are; by default `prompts/` beside the dialplan file.
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+    },
     /// Work orders in the configured store.
     WorkOrders {
         #[command(subcommand)]
@@ -113,6 +123,11 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::CheckDialplan {
+            file,
+            agents,
+            prompts,
+        } => check_dialplan(&file, &agents, prompts),
         Command::Run { config } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
@@ -264,6 +279,37 @@ fn hash_token() -> ExitCode {
     }
     println!("{}", hotline::api::auth::hash_token(token));
     ExitCode::SUCCESS
+}
+
+/// Compiles a dialplan against an agents file and its prompts directory.
+fn check_dialplan(
+    file: &std::path::Path,
+    agents: &std::path::Path,
+    prompts: Option<PathBuf>,
+) -> ExitCode {
+    let agents = match hotline::config::agents::AgentsConfig::load(agents) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("hotline: bad agents file: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let queues: Vec<String> = agents.queues.iter().map(|q| q.name.clone()).collect();
+    let prompts = prompts.unwrap_or_else(|| {
+        file.parent()
+            .unwrap_or_else(|| std::path::Path::new("."))
+            .join("prompts")
+    });
+    match hotline::ivr::load(file, &prompts, &queues) {
+        Ok(plan) => {
+            println!("{}: ok ({} nodes)", file.display(), plan.nodes.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
 }
 
 fn init_logging(filter: &str) {

@@ -6,3 +6,4 @@ pub mod g711;
 pub mod prompt;
 pub mod rtp;
 pub mod session;
+pub mod vad;

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod extensions;
 pub mod framing;
 pub mod inbound;
+pub mod info;
 pub mod message;
 pub mod registrar;
 pub mod sdp;
