@@ -15,6 +15,7 @@
 //! | [`acd`] | queues, agents, routing strategies, ring timeout and overflow (R6, R7, R15) | pure core |
 //! | [`call`] | the per-call state machine, the leg to the agent's phone (B2BUA), feature codes, and the driver task | pure cores + one task per call |
 //! | [`engine`] | wires transports, the SIP endpoint, the agents actor (ACD + registrar), calls, store and metrics; admission, reload and shutdown | I/O |
+//! | [`sim`] | the deterministic simulation: a seeded lossy network, a simulated clock, trunk callers and agent phones speaking real SIP text (issue 7) | pure (test and benchmark harness; the engine never imports it) |
 //! | [`api`] | the HTTP server: `/metrics`, `/health`, and the agent API behind a bearer token | I/O |
 
 pub mod acd;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod privacy;
 pub mod recording;
 pub mod runtime;
+pub mod sim;
 pub mod sip;
 pub mod workorder;
 
