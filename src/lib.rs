@@ -20,7 +20,6 @@
 
 pub mod acd;
 pub mod api;
-pub mod call;
 pub mod config;
 pub mod media;
 pub mod metrics;
@@ -29,6 +28,7 @@ pub mod recording;
 pub mod runtime;
 pub mod sim;
 pub mod sip;
+pub mod switch;
 pub mod workorder;
 
 pub use runtime::run;

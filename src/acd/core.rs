@@ -390,6 +390,63 @@ impl Acd {
         Ok(())
     }
 
+    /// `agent` takes an outbound call `call` the engine places for them (callbacks and
+    /// enterprise calls, R16–R19): they must be available with a registered phone; they
+    /// are offered nothing until [`Acd::outbound_ended`]. `call` is the driver's key and
+    /// never waits in a queue. O(k·log A).
+    pub fn outbound_started(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        call: CallKey,
+    ) -> Result<(), AcdError> {
+        let idx = self.configured_agent(agent)?;
+        let Some(entry) = self.agent_ref(idx) else {
+            return Err(unknown_agent(agent));
+        };
+        if !entry.can_be_offered() {
+            return Err(AcdError::NotAvailable {
+                agent: agent.to_owned(),
+                state: entry.state.as_str(),
+            });
+        }
+        self.set_state(now, idx, AgentState::OnCall { call });
+        Ok(())
+    }
+
+    /// The outbound call `call` of `agent` is over: they are available again, or do what
+    /// they asked for meanwhile (logout, pause). No wrap-up: it belongs to a queue's
+    /// calls. O(k·(log A + log C + r)).
+    pub fn outbound_ended(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        call: CallKey,
+    ) -> Result<(), AcdError> {
+        let idx = *self
+            .agent_index
+            .get(agent)
+            .ok_or_else(|| unknown_agent(agent))?;
+        let Some(entry) = self.agent_mut(idx) else {
+            return Err(unknown_agent(agent));
+        };
+        if entry.state != (AgentState::OnCall { call }) {
+            return Err(AcdError::UnknownCall { call });
+        }
+        if entry.retired {
+            self.drop_agent(now, idx);
+            return Ok(());
+        }
+        let next = match std::mem::replace(&mut entry.after_call, AfterCall::WrapUp) {
+            AfterCall::LogOut => AgentState::LoggedOut,
+            AfterCall::Pause(reason) => AgentState::Paused { reason },
+            AfterCall::WrapUp => AgentState::Available,
+        };
+        self.set_state(now, idx, next);
+        self.match_fresh(now);
+        Ok(())
+    }
+
     // ----- inputs: agents ------------------------------------------------------------
 
     /// The agent logs in and is available (offered calls once their phone is

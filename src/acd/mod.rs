@@ -281,4 +281,7 @@ pub enum AcdError {
     /// The agent must log in first.
     #[error("agent {agent} is logged out")]
     NotLoggedIn { agent: String },
+    /// The agent cannot take a call now (not available, or the phone not registered).
+    #[error("agent {agent} is not available for a call ({state})")]
+    NotAvailable { agent: String, state: &'static str },
 }

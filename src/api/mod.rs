@@ -5,9 +5,11 @@
 //! |---|---|
 //! | `GET /agents` | every agent (number, state, time in state, registered) and queue |
 //! | `POST /agents/{id}/login`, `…/logout`, `…/pause`, `…/resume` | change an agent's state |
+//! | `POST /calls` | place an outbound call: `{"agent": "1001", "destination": "sip:…"}` |
 //! | `POST /reload` | re-read the agents file (as SIGHUP does) |
 //!
 //! Answers name agents by number only, never by name, and never carry a caller number.
+//! Handlers reach the switch only through [`SwitchClient`]: a command and its reply.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,23 +23,71 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::runtime::Shared;
-use crate::runtime::agents::{AgentRequest, AgentsError};
+use crate::config::Config;
+use crate::switch::{AgentAction, Command, CommandError, Reply};
+
+/// A command for the switch and where its reply goes.
+pub struct SwitchRequest {
+    pub command: Command,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// The API's (and the runtime's) way to the switch task.
+#[derive(Clone)]
+pub struct SwitchClient {
+    requests: mpsc::Sender<SwitchRequest>,
+}
+
+impl SwitchClient {
+    /// A client and the receiving end the switch task reads. Policy when full: callers
+    /// wait (they are HTTP handlers and signal handlers, never the call path).
+    pub fn channel(capacity: usize) -> (SwitchClient, mpsc::Receiver<SwitchRequest>) {
+        let (requests, receiver) = mpsc::channel(capacity);
+        (SwitchClient { requests }, receiver)
+    }
+
+    /// Sends a command and waits for its reply; `None` once the switch has stopped.
+    pub async fn ask(&self, command: Command) -> Option<Reply> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(SwitchRequest { command, reply })
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// Re-reads the agents file and hands it to the switch (R4): a bad file changes
+    /// nothing and says why.
+    pub async fn reload_agents(&self, config: &Config) -> Result<(), String> {
+        let agents = config.load_agents().map_err(|e| e.to_string())?;
+        match self.ask(Command::Reload(Box::new(agents))).await {
+            Some(Reply::Reload(Ok(()))) => Ok(()),
+            Some(Reply::Reload(Err(e))) => Err(e.to_string()),
+            _ => Err("the engine is stopping".to_owned()),
+        }
+    }
+}
 
 #[derive(Clone)]
 struct ApiState {
     metrics: PrometheusHandle,
-    shared: Arc<Shared>,
+    config: Arc<Config>,
+    switch: SwitchClient,
 }
 
 /// The routes, separate from serving so tests can drive them without a socket.
-pub fn router(metrics: PrometheusHandle, shared: Arc<Shared>) -> Router {
-    let state = ApiState { metrics, shared };
+pub fn router(metrics: PrometheusHandle, config: Arc<Config>, switch: SwitchClient) -> Router {
+    let state = ApiState {
+        metrics,
+        config,
+        switch,
+    };
     let protected = Router::new()
         .route("/agents", get(list_agents))
         .route("/agents/{id}/{action}", post(change_agent))
+        .route("/calls", post(originate))
         .route("/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -61,7 +111,7 @@ async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
 
 /// R12: every API that reads or changes agents needs the configured bearer token.
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let expected = &state.shared.config.api.token;
+    let expected = &state.config.api.token;
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -85,47 +135,77 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn list_agents(State(state): State<ApiState>) -> Response {
-    match state.shared.agents.status().await {
-        Some((agents, queues)) => Json(AgentsAndQueues { agents, queues }).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response(),
-    }
+fn stopping() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
 }
 
-#[derive(serde::Serialize)]
-struct AgentsAndQueues {
-    agents: Vec<crate::runtime::agents::AgentStatus>,
-    queues: Vec<crate::runtime::agents::QueueStatus>,
+async fn list_agents(State(state): State<ApiState>) -> Response {
+    match state.switch.ask(Command::Status).await {
+        Some(Reply::Status { agents, queues }) => {
+            Json(serde_json::json!({ "agents": agents, "queues": queues })).into_response()
+        }
+        _ => stopping(),
+    }
 }
 
 async fn change_agent(
     State(state): State<ApiState>,
     Path((id, action)): Path<(String, String)>,
 ) -> Response {
-    let request = match action.as_str() {
-        "login" => AgentRequest::Login,
-        "logout" => AgentRequest::Logout,
-        "pause" => AgentRequest::Pause,
-        "resume" => AgentRequest::Resume,
-        _ => {
-            return (
-                StatusCode::NOT_FOUND,
-                "actions: login, logout, pause, resume\n",
-            )
-                .into_response();
-        }
+    let Some(action) = AgentAction::from_name(&action) else {
+        return (
+            StatusCode::NOT_FOUND,
+            "actions: login, logout, pause, resume\n",
+        )
+            .into_response();
     };
-    match state.shared.agents.agent_request(&id, request).await {
-        Ok(status) => Json(status).into_response(),
-        Err(AgentsError::Stopped) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+    match state.switch.ask(Command::Agent { agent: id, action }).await {
+        Some(Reply::Agent(Ok(status))) => Json(status).into_response(),
+        Some(Reply::Agent(Err(e))) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        _ => stopping(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OriginateRequest {
+    agent: String,
+    destination: String,
+    #[serde(default)]
+    caller_id: Option<String>,
+}
+
+async fn originate(
+    State(state): State<ApiState>,
+    Json(request): Json<OriginateRequest>,
+) -> Response {
+    let command = Command::Originate {
+        agent: request.agent,
+        destination: request.destination,
+        caller_id: request.caller_id,
+    };
+    match state.switch.ask(command).await {
+        Some(Reply::Originated(Ok(work_order))) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "work_order": work_order.as_str() })),
+        )
+            .into_response(),
+        Some(Reply::Originated(Err(e))) => {
+            let status = match e {
+                CommandError::BadDestination(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                CommandError::ShuttingDown | CommandError::Overloaded => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::CONFLICT,
+            };
+            (status, format!("{e}\n")).into_response()
         }
-        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        _ => stopping(),
     }
 }
 
 async fn reload(State(state): State<ApiState>) -> Response {
-    match crate::runtime::reload_agents(&state.shared).await {
+    match state.switch.reload_agents(&state.config).await {
         Ok(()) => (StatusCode::OK, "reloaded\n").into_response(),
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
     }
@@ -135,10 +215,11 @@ async fn reload(State(state): State<ApiState>) -> Response {
 pub async fn serve(
     listener: TcpListener,
     metrics: PrometheusHandle,
-    shared: Arc<Shared>,
+    config: Arc<Config>,
+    switch: SwitchClient,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(metrics, shared))
+    axum::serve(listener, router(metrics, config, switch))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })

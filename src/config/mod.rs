@@ -141,6 +141,9 @@ pub struct CallsConfig {
     pub shutdown_grace: Duration,
     /// Sent with `503` when the engine is full or shutting down.
     pub retry_after: Duration,
+    /// An answered call from which no RTP has arrived for this long (and not on hold) is
+    /// ended: the caller vanished. `None`: never.
+    pub rtp_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -334,6 +337,12 @@ struct RawCalls {
     max_call_seconds: Spanned<u64>,
     shutdown_grace_seconds: Spanned<u64>,
     retry_after_seconds: Spanned<u64>,
+    #[serde(default = "default_rtp_timeout")]
+    rtp_timeout_seconds: Spanned<u64>,
+}
+
+fn default_rtp_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 60)
 }
 
 #[derive(Deserialize)]
@@ -551,6 +560,11 @@ impl Validator<'_> {
             "calls.retry_after_seconds",
             1..=3_600,
         )?;
+        let rtp_timeout = self.in_range(
+            &calls.rtp_timeout_seconds,
+            "calls.rtp_timeout_seconds",
+            0..=86_400,
+        )?;
 
         let prompts_dir = self.non_empty_path(&raw.prompts.dir, "prompts.dir")?;
         let greeting = self.non_empty_path(&raw.prompts.greeting, "prompts.greeting")?;
@@ -700,6 +714,7 @@ impl Validator<'_> {
                 max_call_length: Duration::from_secs(max_call),
                 shutdown_grace: Duration::from_secs(grace),
                 retry_after: Duration::from_secs(retry_after),
+                rtp_timeout: (rtp_timeout > 0).then(|| Duration::from_secs(rtp_timeout)),
             },
             prompts: PromptsConfig {
                 dir: prompts_dir,

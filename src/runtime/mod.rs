@@ -1,36 +1,60 @@
-//! The engine (I/O): everything that can fail is checked before a port is bound, then
-//! the transports, the SIP endpoint, the HTTP server and one task per call are started.
-//! Shutdown has two phases: on the signal, new INVITEs get `503`; calls in progress get
-//! the grace period, then BYE; recordings and work orders are finalised before exit.
+//! The runtime (I/O): thin tokio tasks around the switch core. Everything that can fail
+//! is checked before a port is bound; then the tasks only move bytes and events:
+//!
+//! - the UDP and TCP transport tasks read and classify messages ([`transport`]);
+//! - ONE switch task owns the [`Switch`], feeds it messages, media reports, API
+//!   commands and its timer, and carries out what it decides: transmits, media orders,
+//!   store writes, replies. There is no task per call. The engine is not sharded: one
+//!   switch serves every call (measured in `benches/RESULTS.md`);
+//! - the media runtime binds RTP ports and runs one stream task per started leg, with
+//!   the recording writers ([`media`], [`stream`]);
+//! - one store writer applies work-order writes in order ([`store`]);
+//! - the HTTP server (`crate::api`), which reaches the switch through commands.
+//!
+//! Shutdown has phases: on the signal new INVITEs get `503`; calls in progress get the
+//! grace period, then BYE; calls whose peers do not answer the BYE within a short bound
+//! are closed anyway; recordings and work orders are finalised before exit.
 
-pub mod agents;
-pub mod endpoint;
+pub mod media;
 pub mod ports;
+pub mod store;
+pub mod stream;
 pub mod transport;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use crate::api::{SwitchClient, SwitchRequest};
 use crate::config::{Config, StoreConfig};
 use crate::media::prompt::Prompt;
-use crate::metrics::ConnectionRateWindow;
 use crate::recording::RecordingConfig;
-use crate::sip::TransportKind;
+use crate::sip::Inbound;
+use crate::switch::{
+    Command, CommandId, MediaReport, Prompts, Reply, Switch, SwitchEvent, SwitchSettings,
+};
 use crate::workorder::sqlite::SqliteStore;
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
+use media::MediaRuntime;
+use ports::RtpPorts;
+use store::StoreWriter;
 use transport::Transports;
 
-use agents::{AgentsActor, AgentsHandle, CallKey};
-use endpoint::{Control, Endpoint};
-use ports::RtpPorts;
+/// Messages read by the transports, waiting for the switch. Policy when full: UDP
+/// datagrams are dropped and counted (peers retransmit); TCP readers wait.
+const INBOUND_QUEUE: usize = 4096;
+/// API commands waiting for the switch.
+const COMMAND_QUEUE: usize = 256;
+/// After the BYEs of shutdown, how long peers get to answer them before the calls are
+/// closed anyway (RFC 3261 lets a BYE take 64·T1; a shutdown does not wait that long).
+const SHUTDOWN_BYE_BOUND: Duration = Duration::from_secs(4);
 
 /// Why the engine could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +71,9 @@ pub enum EngineError {
     /// The config or agents file is invalid.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-    /// The agents file does not make a working ACD.
-    #[error("agents: {0}")]
-    Agents(#[from] agents::AgentsError),
+    /// The agents file does not make a working ACD, or the registrar's limits are off.
+    #[error("{0}")]
+    Switch(#[from] crate::switch::SwitchError),
     /// The metrics recorder could not be installed.
     #[error("metrics: {0}")]
     Metrics(#[from] crate::metrics::MetricsError),
@@ -70,104 +94,49 @@ pub enum EngineError {
     },
 }
 
-/// The prompts a call plays, loaded once at start (a missing one stops start-up).
-pub struct Prompts {
-    pub greeting: Arc<Prompt>,
-    pub queue_wait: Arc<Prompt>,
-    pub hold_music: Arc<Prompt>,
-    pub closing: Arc<Prompt>,
-    pub agent_logged_in: Arc<Prompt>,
-    pub agent_logged_out: Arc<Prompt>,
-    pub agent_paused: Arc<Prompt>,
-    pub agent_resumed: Arc<Prompt>,
-    pub feature_failed: Arc<Prompt>,
-    position_prefix: Arc<Prompt>,
-    position_suffix: Arc<Prompt>,
-    digits: Vec<Arc<Prompt>>,
-}
-
-impl Prompts {
-    pub fn load(config: &Config) -> Result<Prompts, EngineError> {
-        let load = |name: &str| -> Result<Arc<Prompt>, EngineError> {
-            Ok(Arc::new(Prompt::load(config.prompt_path(name))?))
-        };
-        Ok(Prompts {
-            greeting: Arc::new(Prompt::load(config.greeting_path())?),
-            queue_wait: load("queue-wait.wav")?,
-            hold_music: Arc::new(Prompt::load(
-                config.prompt_path(&config.acd.hold_music.to_string_lossy()),
-            )?),
-            closing: load("closing.wav")?,
-            agent_logged_in: load("agent-logged-in.wav")?,
-            agent_logged_out: load("agent-logged-out.wav")?,
-            agent_paused: load("agent-paused.wav")?,
-            agent_resumed: load("agent-resumed.wav")?,
-            feature_failed: load("feature-failed.wav")?,
-            position_prefix: load("position-prefix.wav")?,
-            position_suffix: load("position-suffix.wav")?,
-            digits: (0..10)
-                .map(|d| load(&format!("digit-{d}.wav")))
-                .collect::<Result<_, _>>()?,
-        })
-    }
-
-    /// "您前面还有 N 位", N read digit by digit.
-    pub fn position(&self, ahead: usize) -> Arc<Prompt> {
-        let mut samples = self.position_prefix.samples().to_vec();
-        for digit in ahead.to_string().bytes() {
-            samples.extend_from_slice(self.digits[usize::from(digit - b'0')].samples());
-        }
-        samples.extend_from_slice(self.position_suffix.samples());
-        Arc::new(Prompt::from_samples(samples))
-    }
-}
-
-/// What every call task shares: settings, the store, prompts, ports and the rate window.
-pub struct Shared {
-    pub config: Config,
-    pub store: Arc<dyn WorkOrderStore>,
-    pub prompts: Prompts,
-    pub agents: AgentsHandle,
-    next_call_key: AtomicU64,
-    pub ports: RtpPorts,
-    pub recordings: RecordingConfig,
-    /// R5: offered and answered calls over the rolling 24 h.
-    pub connection_rate: Mutex<ConnectionRateWindow>,
-}
-
-impl Shared {
-    /// The SIP port the engine listens on for `transport` (Via, Contact).
-    pub fn local_port(&self, transport: TransportKind) -> u16 {
-        let sip = &self.config.sip;
-        match transport {
-            TransportKind::Udp => sip.listen_udp.map(|a| a.port()),
-            TransportKind::Tcp => sip.listen_tcp.map(|a| a.port()),
-        }
-        .unwrap_or(5060)
-    }
-
-    /// A key for the ACD, unique for the engine's life.
-    pub fn next_call_key(&self) -> CallKey {
-        self.next_call_key.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Updates the rolling window and republishes its gauges.
-    pub fn record_offered(&self, offered_at: chrono::DateTime<Utc>) {
-        let now = Utc::now();
-        if let Ok(mut window) = self.connection_rate.lock() {
-            window.record_offered(offered_at);
-            crate::metrics::publish_connection_rate(&window, now);
+/// Loads every prompt a call may play (a missing one stops start-up), including the
+/// prompts of the dialplan steps the agents file overflows to.
+pub fn load_prompts(
+    config: &Config,
+    agents: &crate::config::agents::AgentsConfig,
+) -> Result<Prompts, EngineError> {
+    let load = |name: &str| -> Result<Arc<Prompt>, EngineError> {
+        Ok(Arc::new(Prompt::load(config.prompt_path(name))?))
+    };
+    let mut steps = HashMap::new();
+    for queue in &agents.queues {
+        if let Some(crate::config::agents::OverflowTarget::Dialplan(step)) = &queue.overflow {
+            // Steps are named after their prompt until the IVR dialplans land; a step
+            // without one plays the closing.
+            if let Ok(prompt) = Prompt::load(config.prompt_path(&format!("{step}.wav"))) {
+                steps.insert(step.clone(), Arc::new(prompt));
+            } else {
+                warn!(
+                    step,
+                    "overflow step has no prompt; it will play the closing"
+                );
+            }
         }
     }
-
-    /// An answer counts in the minute its call was offered (see [`ConnectionRateWindow`]).
-    pub fn record_answered(&self, offered_at: chrono::DateTime<Utc>) {
-        let now = Utc::now();
-        if let Ok(mut window) = self.connection_rate.lock() {
-            window.record_answered(offered_at);
-            crate::metrics::publish_connection_rate(&window, now);
-        }
-    }
+    Ok(Prompts {
+        greeting: Arc::new(Prompt::load(config.greeting_path())?),
+        queue_wait: load("queue-wait.wav")?,
+        hold_music: Arc::new(Prompt::load(
+            config.prompt_path(&config.acd.hold_music.to_string_lossy()),
+        )?),
+        closing: load("closing.wav")?,
+        agent_logged_in: load("agent-logged-in.wav")?,
+        agent_logged_out: load("agent-logged-out.wav")?,
+        agent_paused: load("agent-paused.wav")?,
+        agent_resumed: load("agent-resumed.wav")?,
+        feature_failed: load("feature-failed.wav")?,
+        position_prefix: load("position-prefix.wav")?,
+        position_suffix: load("position-suffix.wav")?,
+        digits: (0..10)
+            .map(|d| load(&format!("digit-{d}.wav")))
+            .collect::<Result<_, _>>()?,
+        steps,
+    })
 }
 
 /// Opens the configured work order store.
@@ -184,13 +153,13 @@ pub async fn list_work_orders(config: &Config, limit: usize) -> Result<String, E
     Ok(crate::workorder::format_listing(&orders))
 }
 
-/// Runs the engine until `shutdown` resolves, then shuts down in two phases.
+/// Runs the engine until `shutdown` resolves, then shuts down in phases.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
     let metrics = crate::metrics::install_recorder()?;
 
     // Everything that can fail on a bad installation fails here, before any port.
-    let prompts = Prompts::load(&config)?;
-    let agents_config = config.load_agents()?;
+    let agents = config.load_agents()?;
+    let prompts = load_prompts(&config, &agents)?;
     std::fs::create_dir_all(&config.recordings.dir).map_err(|source| EngineError::Directory {
         path: config.recordings.dir.clone(),
         source,
@@ -203,10 +172,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         warn!(error = %failure, "recording could not be repaired; left as it is");
     }
     let store = open_store(&config)?;
-    let now = Utc::now();
+    let wall = Utc::now();
     let closed = store
         .end_unfinished(
-            now,
+            wall,
             CallOutcome::Abandoned {
                 reason: AbandonReason::EngineRestarted,
             },
@@ -218,13 +187,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             "work orders of calls cut by an earlier crash were closed"
         );
     }
-    let mut window = ConnectionRateWindow::new();
-    window.seed(
-        &store
-            .call_counts_since(now - chrono::Duration::hours(24))
-            .await?,
-    );
-    crate::metrics::publish_connection_rate(&window, now);
+    let history = store
+        .call_counts_since(wall - chrono::Duration::hours(24))
+        .await?;
+    // A fresh digest secret per start: nonces from before a restart are answered
+    // `stale`, which phones retry without asking their user.
+    let settings = SwitchSettings::from_config(&config, rand::random());
+    let switch = Switch::new(
+        settings,
+        &agents,
+        prompts,
+        rand::random(),
+        Instant::now(),
+        wall,
+        &history,
+    )?;
 
     let udp = match config.sip.listen_udp {
         Some(addr) => Some(Arc::new(UdpSocket::bind(addr).await.map_err(|source| {
@@ -261,28 +238,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         http = %config.http.listen,
         "hotline is taking calls"
     );
-
-    let (endpoint_tx, endpoint_rx) = mpsc::channel(endpoint::COMMAND_QUEUE);
-    let (agents_actor, agents) = AgentsActor::new(&agents_config, &config, endpoint_tx.clone())?;
-    let shared = Arc::new(Shared {
-        prompts,
-        agents,
-        next_call_key: AtomicU64::new(1),
-        ports: RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),
-        recordings: RecordingConfig {
-            root: config.recordings.dir.clone(),
-            header_interval: config.recordings.header_interval,
-        },
-        connection_rate: Mutex::new(window),
-        store,
-        config,
-    });
-    let config = &shared.config;
+    let config = Arc::new(config);
 
     // Transports stop last: in-dialog messages (BYE and its 200) must flow while calls end.
     let (stop_transports, transports_stopped) = watch::channel(false);
-    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
-    let transports = Transports::new(udp.clone());
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let transports = Transports::new(udp.clone(), inbound_tx.clone(), transports_stopped.clone());
     let mut io_tasks = Vec::new();
     if let Some(udp) = udp {
         io_tasks.push(tokio::spawn(transport::run_udp(
@@ -301,56 +262,68 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )));
     }
     drop(inbound_tx);
+
+    let (client, requests) = SwitchClient::channel(COMMAND_QUEUE);
     io_tasks.push(tokio::spawn({
         let stopped = transports_stopped.clone();
-        let shared = shared.clone();
+        let (config, client) = (config.clone(), client.clone());
         async move {
-            if let Err(e) = crate::api::serve(http, metrics, shared, stopped).await {
+            if let Err(e) = crate::api::serve(http, metrics, config, client, stopped).await {
                 warn!(error = %e, "HTTP server stopped");
             }
         }
     }));
-    io_tasks.push(tokio::spawn(agents_actor.run(transports_stopped.clone())));
     io_tasks.push(tokio::spawn(reload_on_sighup(
-        shared.clone(),
+        config.clone(),
+        client.clone(),
         transports_stopped.clone(),
     )));
 
-    let (control_tx, control_rx) = mpsc::channel(8);
-    let (active_tx, mut active_rx) = watch::channel(0usize);
-    let endpoint = Endpoint::new(
-        shared.clone(),
-        transports,
-        active_tx,
-        endpoint_tx,
-        endpoint_rx,
+    let (store_writer, store_task) = StoreWriter::start(store);
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let media = MediaRuntime::new(
+        RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),
+        config.calls.rtp_timeout,
+        RecordingConfig {
+            root: config.recordings.dir.clone(),
+            header_interval: config.recordings.header_interval,
+        },
+        reports_tx,
     );
-    let endpoint_task = tokio::spawn(endpoint.run(inbound_rx, control_rx));
+    let (active_tx, mut active_rx) = watch::channel(0usize);
+    let driver = SwitchTask {
+        switch,
+        transports,
+        media,
+        store: store_writer,
+        active: active_tx,
+        replies: HashMap::new(),
+        next_command: 1,
+    };
+    let switch_task = tokio::spawn(driver.run(inbound_rx, reports_rx, requests));
 
     shutdown.await;
     info!("shutting down: new calls get 503, calls in progress have the grace period");
-    let _ = control_tx.send(Control::StopAccepting).await;
+    client.ask(Command::StopAccepting).await;
     let grace = config.calls.shutdown_grace;
     let drained = tokio::time::timeout(grace, active_rx.wait_for(|n| *n == 0))
         .await
         .is_ok();
     if !drained {
         info!("grace period over: hanging up the remaining calls");
-        let _ = control_tx.send(Control::HangUpAll).await;
-        // A BYE transaction ends within 64·T1 (timer F); recordings finish right after.
-        let bye_bound = config.sip.t1 * 64 + Duration::from_secs(2);
-        if tokio::time::timeout(bye_bound, active_rx.wait_for(|n| *n == 0))
+        client.ask(Command::HangUpAll).await;
+        if tokio::time::timeout(SHUTDOWN_BYE_BOUND, active_rx.wait_for(|n| *n == 0))
             .await
             .is_err()
         {
-            warn!(
-                "some calls did not end in time; their work orders stay open until the next start"
-            );
+            warn!("some peers did not answer the BYE in time; their calls are closed anyway");
+            client.ask(Command::Abandon).await;
         }
     }
-    let _ = control_tx.send(Control::Exit).await;
-    let _ = endpoint_task.await;
+    drop(client);
     let _ = stop_transports.send(true);
+    let _ = switch_task.await;
+    let _ = store_task.await;
     for task in io_tasks {
         let _ = task.await;
     }
@@ -358,15 +331,96 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Re-reads the agents file and applies it (R4: no restart). A bad file changes nothing
-/// and says why.
-pub async fn reload_agents(shared: &Shared) -> Result<(), EngineError> {
-    let agents = shared.config.load_agents()?;
-    shared.agents.reload(agents).await?;
-    Ok(())
+/// The one task that owns the switch.
+struct SwitchTask {
+    switch: Switch,
+    transports: Transports,
+    media: MediaRuntime,
+    store: StoreWriter,
+    active: watch::Sender<usize>,
+    replies: HashMap<CommandId, oneshot::Sender<Reply>>,
+    next_command: CommandId,
 }
 
-async fn reload_on_sighup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+impl SwitchTask {
+    /// Runs until every source of input is closed: the transports stop after the
+    /// calls have ended, and the command senders are dropped at shutdown.
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut reports: mpsc::UnboundedReceiver<(crate::switch::LegId, MediaReport)>,
+        mut requests: mpsc::Receiver<SwitchRequest>,
+    ) {
+        let mut requests_open = true;
+        let mut inbound_open = true;
+        while inbound_open || requests_open {
+            let deadline = self.switch.poll_timeout();
+            let timer = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                message = inbound.recv(), if inbound_open => match message {
+                    Some(message) => self.switch.handle_inbound(Instant::now(), message),
+                    None => inbound_open = false,
+                },
+                Some((leg, report)) = reports.recv() => {
+                    self.switch.handle_media(Instant::now(), leg, report)
+                }
+                request = requests.recv(), if requests_open => match request {
+                    Some(SwitchRequest { command, reply }) => {
+                        let id = self.next_command;
+                        self.next_command += 1;
+                        self.replies.insert(id, reply);
+                        self.switch.handle_command(Instant::now(), id, command);
+                    }
+                    None => requests_open = false,
+                },
+                _ = timer => self.switch.handle_timeout(Instant::now()),
+            }
+            self.carry_out();
+        }
+        self.media.close_all().await;
+    }
+
+    /// Carries out everything the switch decided; never waits.
+    fn carry_out(&mut self) {
+        while let Some(transmit) = self.switch.poll_transmit() {
+            if let Err(e) =
+                self.transports
+                    .send(transmit.destination, transmit.transport, &transmit.payload)
+            {
+                tracing::debug!(error = %e, "message not sent");
+            }
+        }
+        while let Some(order) = self.switch.poll_media() {
+            self.media.apply(order);
+        }
+        while let Some(write) = self.switch.poll_store() {
+            self.store.push(write);
+        }
+        while let Some(event) = self.switch.poll_event() {
+            match event {
+                SwitchEvent::Reply { id, reply } => {
+                    if let Some(sender) = self.replies.remove(&id) {
+                        let _ = sender.send(reply);
+                    }
+                }
+                SwitchEvent::ActiveCalls(n) => {
+                    self.active.send_replace(n);
+                }
+            }
+        }
+    }
+}
+
+async fn reload_on_sighup(
+    config: Arc<Config>,
+    client: SwitchClient,
+    mut stop: watch::Receiver<bool>,
+) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         warn!("cannot listen for SIGHUP; reload agents with POST /reload");
@@ -374,7 +428,7 @@ async fn reload_on_sighup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
     };
     loop {
         tokio::select! {
-            _ = hangup.recv() => match reload_agents(&shared).await {
+            _ = hangup.recv() => match client.reload_agents(&config).await {
                 Ok(()) => info!("agents file reloaded (SIGHUP)"),
                 Err(e) => warn!(error = %e, "agents file not reloaded; the old one stays"),
             },

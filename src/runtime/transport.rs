@@ -48,19 +48,66 @@ pub enum TransportError {
     },
 }
 
-/// The sending side of every transport, shared by the endpoint and transport tasks.
+/// The sending side of every transport, shared by the switch task and the transport
+/// tasks.
 #[derive(Clone)]
 pub struct Transports {
     udp: Option<Arc<UdpSocket>>,
     tcp_connections: Arc<DashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    /// Where connections we open deliver what they read. Weak, so that the inbound
+    /// queue closes once the transport tasks have stopped.
+    inbound: mpsc::WeakSender<Inbound>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Transports {
-    pub fn new(udp: Option<Arc<UdpSocket>>) -> Transports {
+    pub fn new(
+        udp: Option<Arc<UdpSocket>>,
+        inbound: mpsc::Sender<Inbound>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Transports {
         Transports {
             udp,
             tcp_connections: Arc::new(DashMap::new()),
+            inbound: inbound.downgrade(),
+            shutdown,
         }
+    }
+
+    /// Opens a TCP connection to `destination` for a request we send (an agent's phone
+    /// whose connection closed, a destination over TCP): the message waits in the new
+    /// connection's queue while it connects; a failure loses it like a dropped datagram,
+    /// and the transaction's timer reports it.
+    fn connect(&self, destination: SocketAddr, first: Bytes) -> Result<(), TransportError> {
+        let inbound = self
+            .inbound
+            .upgrade()
+            .ok_or(TransportError::NoConnection(destination))?;
+        let (queue_tx, queue_rx) = mpsc::channel(TCP_WRITE_QUEUE);
+        let _ = queue_tx.try_send(first);
+        self.tcp_connections.insert(destination, queue_tx.clone());
+        let transports = self.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            match TcpStream::connect(destination).await {
+                Ok(stream) => {
+                    serve_tcp_connection(
+                        stream,
+                        destination,
+                        transports,
+                        inbound,
+                        shutdown,
+                        Some((queue_tx, queue_rx)),
+                    )
+                    .await
+                }
+                Err(e) => {
+                    debug!(%destination, error = %e, "TCP connection failed");
+                    transports.tcp_connections.remove(&destination);
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Sends without waiting; see the module doc for what a failure means.
@@ -88,12 +135,12 @@ impl Transports {
                 }
             }
             TransportKind::Tcp => {
-                let queue = self
-                    .tcp_connections
-                    .get(&destination)
-                    .ok_or(TransportError::NoConnection(destination))?;
+                let payload = Bytes::copy_from_slice(payload);
+                let Some(queue) = self.tcp_connections.get(&destination).map(|q| q.clone()) else {
+                    return self.connect(destination, payload);
+                };
                 queue
-                    .try_send(Bytes::copy_from_slice(payload))
+                    .try_send(payload)
                     .map_err(|_| TransportError::Congested(destination))
             }
         }
@@ -193,7 +240,7 @@ pub async fn run_tcp(
         let inbound = inbound.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            serve_tcp_connection(stream, peer, transports, inbound, shutdown).await;
+            serve_tcp_connection(stream, peer, transports, inbound, shutdown, None).await;
             drop(permit);
         });
     }
@@ -205,10 +252,11 @@ async fn serve_tcp_connection(
     transports: Transports,
     inbound: mpsc::Sender<Inbound>,
     mut shutdown: watch::Receiver<bool>,
+    queue: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (queue_tx, mut queue_rx) = mpsc::channel::<Bytes>(TCP_WRITE_QUEUE);
+    let (queue_tx, mut queue_rx) = queue.unwrap_or_else(|| mpsc::channel::<Bytes>(TCP_WRITE_QUEUE));
     transports.tcp_connections.insert(peer, queue_tx.clone());
     let writer_task = tokio::spawn(async move {
         while let Some(bytes) = queue_rx.recv().await {

@@ -396,15 +396,24 @@ pub fn wait_for_metric(engine: &Engine, metric: &str, labels: &str, value: f64) 
     }
 }
 
-/// Every work order the engine wrote, newest first, read from its store.
+/// Every work order the engine wrote, newest first, read from its store. The engine
+/// writes work orders through a queue a few milliseconds behind the calls (metrics are
+/// counted at once), so this waits, up to 5 s, until every order it finds has ended.
 pub fn work_orders(engine: &Engine) -> Vec<hotline::workorder::WorkOrder> {
     use hotline::workorder::WorkOrderStore;
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let store =
-            hotline::workorder::sqlite::SqliteStore::open(&engine.data_dir()).expect("open store");
-        store.list_recent(1000).await.expect("list work orders")
-    })
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let orders = runtime.block_on(async {
+            let store = hotline::workorder::sqlite::SqliteStore::open(&engine.data_dir())
+                .expect("open store");
+            store.list_recent(1000).await.expect("list work orders")
+        });
+        if orders.iter().all(|o| o.ended_at.is_some()) || Instant::now() >= deadline {
+            return orders;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A minimal HTTP/1.0 GET: the body, or `None` when nothing answers.

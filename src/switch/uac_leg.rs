@@ -1,16 +1,16 @@
-//! The leg from the engine to an agent's softphone: the UAC half of the B2BUA. It
-//! builds the INVITE (with our SDP offer), its CANCEL, the ACKs (RFC 3261 §17.1.1.3 for
-//! a failure, §13.2.2.4 for a 2xx) and, once the phone answers, the dialog whose BYE
-//! ends the leg.
+//! A leg the engine places (UAC): to an agent's softphone (the B2BUA's second leg) or to
+//! a destination (an outbound call). It builds the INVITE (with our SDP offer), its
+//! CANCEL, the ACKs (RFC 3261 §17.1.1.3 for a failure, §13.2.2.4 for a 2xx) and, once
+//! the peer answers, the dialog whose BYE ends the leg.
 //!
-//! Pure: it turns what the driver knows into messages and reads the phone's answer; the
-//! driver sends them through the endpoint. Nothing here names the caller except a
-//! masked number for the phone's display (R12).
+//! Pure: the switch sends what it builds. Nothing here names a caller except the
+//! display given (a masked number for an agent's phone, R12).
 
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 
+use super::ids::Ids;
 use crate::media::g711::Codec;
 use crate::sip::TransportKind;
 use crate::sip::dialog::{Dialog, DialogState, ViaParams};
@@ -18,13 +18,16 @@ use crate::sip::message::{self, HeadersExt, Method, Request, Response, Uri};
 use crate::sip::sdp::{self, Negotiated, SdpError};
 use crate::sip::transaction::{KeyMethod, TransactionKey};
 
-/// Where an agent's phone is registered.
+/// Where a placed leg goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AgentTarget {
-    /// The Contact the phone registered: the INVITE's Request-URI.
+pub struct UacTarget {
+    /// The INVITE's Request-URI: the Contact an agent's phone registered, or the
+    /// destination of an outbound call.
     pub contact: Uri,
-    /// Where its REGISTER came from: the INVITE goes there (the phone may sit behind
-    /// NAT, and over TCP it is the open connection).
+    /// The To URI (an agent's address of record, or the destination).
+    pub to: String,
+    /// Where the INVITE goes: where an agent's REGISTER came from (the phone may sit
+    /// behind NAT, and over TCP it is the open connection), or the destination's host.
     pub destination: SocketAddr,
     pub transport: TransportKind,
 }
@@ -62,12 +65,11 @@ enum LegState {
     Ended,
 }
 
-/// One INVITE to one agent's phone and what became of it.
+/// One INVITE we sent and what became of it.
 #[derive(Debug)]
-pub struct AgentLeg {
-    pub agent: String,
+pub struct UacLeg {
     pub call_id: String,
-    pub target: AgentTarget,
+    pub target: UacTarget,
     pub invite_key: TransactionKey,
     local: LocalSide,
     local_tag: String,
@@ -76,24 +78,24 @@ pub struct AgentLeg {
     state: LegState,
 }
 
-impl AgentLeg {
+impl UacLeg {
     /// Builds the INVITE offering PCMU, PCMA and telephone-event on `rtp_port`. The
-    /// phone's display shows `display` (a masked caller number, R12).
+    /// peer's display shows `display` (for an agent, a masked caller number, R12).
     pub fn new(
-        agent: &str,
-        target: AgentTarget,
+        ids: &mut Ids,
+        target: UacTarget,
         local: LocalSide,
         rtp_port: u16,
         display: &str,
-    ) -> Result<AgentLeg, LegError> {
-        let call_id = message::new_call_id(&local.ip.to_string());
-        let local_tag = message::new_tag();
-        let branch = message::new_branch();
+    ) -> Result<UacLeg, LegError> {
+        let call_id = ids.call_id(&local.ip.to_string());
+        let local_tag = ids.tag();
+        let branch = ids.branch();
         let sdp = sdp::offer(
             local.ip,
             rtp_port,
             &[Codec::Pcmu, Codec::Pcma],
-            rand::random::<u32>().into(),
+            ids.next_u32().into(),
         );
         let transport_param = match target.transport {
             TransportKind::Udp => "",
@@ -104,7 +106,7 @@ impl AgentLeg {
              Via: SIP/2.0/{via} {ip}:{port};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: \"{display}\" <sip:hotline@{ip}:{port}>;tag={local_tag}\r\n\
-             To: <sip:{agent}@{ip}>\r\n\
+             To: <{to}>\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: 1 INVITE\r\n\
              Contact: <sip:hotline@{ip}:{port}{transport_param}>\r\n\
@@ -116,6 +118,7 @@ impl AgentLeg {
             port = local.port,
             len = sdp.len(),
             display = display.replace(['"', '\\'], ""),
+            to = target.to,
         );
         // The Contact came from a phone's REGISTER: parse what we built, so a Contact
         // that makes no valid request fails this one leg, visibly, not the call.
@@ -135,8 +138,7 @@ impl AgentLeg {
             KeyMethod::Invite,
             &format!("{}:{}", local.ip, local.port),
         );
-        Ok(AgentLeg {
-            agent: agent.to_owned(),
+        Ok(UacLeg {
             call_id,
             target,
             invite_key,
@@ -201,13 +203,17 @@ impl AgentLeg {
         let to = response
             .to_header()
             .map(|to| to.value().to_owned())
-            .unwrap_or_else(|_| format!("<sip:{}@{}>", self.agent, self.local.ip));
+            .unwrap_or_else(|_| format!("<{}>", self.target.to));
         Bytes::from(self.ack_text(&self.branch.clone(), &self.invite.uri.to_string(), &to, &[]))
     }
 
     /// Takes the phone's 2xx: builds the dialog (§12.1.2), reads the SDP answer and
     /// returns it with the ACK to send (a new transaction: new branch, §13.2.2.4).
-    pub fn answered(&mut self, response: &Response) -> Result<(Negotiated, Bytes), LegError> {
+    pub fn answered(
+        &mut self,
+        ids: &mut Ids,
+        response: &Response,
+    ) -> Result<(Negotiated, Bytes), LegError> {
         if let LegState::Confirmed { ack, .. } = &self.state {
             return Err(LegError::BadAnswer(format!(
                 "already answered; resend the ACK ({} bytes)",
@@ -261,7 +267,7 @@ impl AgentLeg {
             to.value().split(";tag=").next().unwrap_or("")
         );
         let ack = Bytes::from(self.ack_text(
-            &message::new_branch(),
+            &ids.branch(),
             &remote_target.to_string(),
             &to_value,
             &routes,
@@ -282,11 +288,11 @@ impl AgentLeg {
     }
 
     /// The BYE that ends a connected leg, with its transaction key.
-    pub fn bye(&mut self) -> Option<(TransactionKey, Bytes)> {
+    pub fn bye(&mut self, ids: &mut Ids) -> Option<(TransactionKey, Bytes)> {
         let LegState::Confirmed { dialog, .. } = &mut self.state else {
             return None;
         };
-        let branch = message::new_branch();
+        let branch = ids.branch();
         let host = self.local.ip.to_string();
         let bye = dialog.build_bye(&ViaParams {
             host: &host,
@@ -299,8 +305,23 @@ impl AgentLeg {
         Some((key, Bytes::from(bye.to_string())))
     }
 
-    /// The phone hung up: nothing more to send on this leg.
-    pub fn ended_by_agent(&mut self) {
+    /// The dialog of a connected leg, to match and check the peer's requests.
+    pub fn dialog(&self) -> Option<&Dialog> {
+        match &self.state {
+            LegState::Confirmed { dialog, .. } => Some(dialog),
+            _ => None,
+        }
+    }
+
+    pub fn dialog_mut(&mut self) -> Option<&mut Dialog> {
+        match &mut self.state {
+            LegState::Confirmed { dialog, .. } => Some(dialog),
+            _ => None,
+        }
+    }
+
+    /// The peer hung up: nothing more to send on this leg.
+    pub fn ended_by_peer(&mut self) {
         self.state = LegState::Ended;
     }
 
@@ -338,11 +359,12 @@ mod tests {
     use super::*;
     use crate::sip::message::SipMessage;
 
-    fn leg() -> AgentLeg {
-        AgentLeg::new(
-            "1001",
-            AgentTarget {
+    fn leg() -> UacLeg {
+        UacLeg::new(
+            &mut Ids::new(1),
+            UacTarget {
                 contact: Uri::try_from("sip:1001@127.0.0.1:5071").unwrap(),
+                to: "sip:1001@127.0.0.1".into(),
                 destination: "127.0.0.1:5071".parse().unwrap(),
                 transport: TransportKind::Udp,
             },
@@ -370,7 +392,7 @@ mod tests {
         }
     }
 
-    fn ok_from_phone(leg: &AgentLeg) -> Response {
+    fn ok_from_phone(leg: &UacLeg) -> Response {
         let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
         response(&format!(
             "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={}\r\n\
@@ -419,7 +441,7 @@ mod tests {
     fn a_2xx_makes_a_dialog_acked_on_a_new_branch_with_the_route_set_reversed() {
         let mut leg = leg();
         let ok = ok_from_phone(&leg);
-        let (negotiated, ack) = leg.answered(&ok).expect("usable 2xx");
+        let (negotiated, ack) = leg.answered(&mut Ids::new(2), &ok).expect("usable 2xx");
         assert_eq!(negotiated.codec, Codec::Pcmu);
         assert_eq!(negotiated.remote_rtp.port(), 6000);
         let ack = request(&ack);
@@ -434,7 +456,7 @@ mod tests {
         assert!(p2 < p1, "reversed Record-Route: {text}");
         assert!(leg.ack_again().is_some());
 
-        let (key, bye) = leg.bye().expect("connected");
+        let (key, bye) = leg.bye(&mut Ids::new(3)).expect("connected");
         let bye = request(&bye);
         let summary = message::summary(&bye).expect("valid BYE");
         assert_eq!(bye.method, Method::Bye);
@@ -442,7 +464,7 @@ mod tests {
         assert_eq!(summary.to_tag.as_deref(), Some("phone-tag"));
         assert_eq!(summary.from_tag.as_deref(), Some(leg.local_tag.as_str()));
         assert_eq!(key.branch, summary.top_via_branch);
-        assert!(leg.bye().is_none(), "only once");
+        assert!(leg.bye(&mut Ids::new(4)).is_none(), "only once");
     }
 
     #[test]
@@ -470,6 +492,6 @@ mod tests {
              Call-ID: {}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
             leg.invite_key.branch, leg.local_tag, leg.call_id
         );
-        assert!(leg.answered(&response(&text)).is_err());
+        assert!(leg.answered(&mut Ids::new(5), &response(&text)).is_err());
     }
 }

@@ -48,6 +48,8 @@ pub enum CallInput {
     Shutdown,
     /// Media or recording could not be set up; the call cannot be served.
     MediaFailed,
+    /// No RTP from the caller for the configured time: the caller vanished.
+    MediaTimedOut,
     /// The prompt playing to the caller ended.
     PromptFinished,
     /// The ACD picked this agent for the call: ring its phone.
@@ -93,6 +95,8 @@ pub enum Ending {
     NoAck,
     /// The call could not be served (media set-up failed).
     Failed,
+    /// Answered, then the caller's RTP stopped (no BYE): the hotline hung up.
+    MediaTimedOut,
 }
 
 /// What the driver must do, in order.
@@ -196,6 +200,11 @@ enum State {
 pub struct CallCore {
     timers: CallTimers,
     state: State,
+    /// The caller's ACK for our 200 arrived: only then is the call offered to agents,
+    /// so a stranger who never acknowledges cannot ring an agent (RFC 3261 §13.3.1.4).
+    acked: bool,
+    /// The greeting ended before the ACK came: the call joins the queue at the ACK.
+    greeted: bool,
     offered_at: Instant,
     answered_at: Option<Instant>,
     actions: VecDeque<CallAction>,
@@ -211,6 +220,8 @@ impl CallCore {
             },
             offered_at: now,
             answered_at: None,
+            acked: false,
+            greeted: false,
             actions: VecDeque::new(),
         };
         core.actions.push_back(CallAction::SendRinging);
@@ -346,7 +357,11 @@ impl CallCore {
     fn handle_up(&mut self, now: Instant, input: CallInput) {
         let phase = self.phase().cloned().unwrap_or(Phase::Greeting);
         match (phase, input) {
-            (_, CallInput::Acked) => {}
+            (Phase::Greeting, CallInput::Acked) if self.greeted => {
+                self.acked = true;
+                self.enqueue(now);
+            }
+            (_, CallInput::Acked) => self.acked = true,
             (_, CallInput::ByeFinished) => {}
             (_, CallInput::AckTimedOut) => {
                 self.leave_agent();
@@ -362,6 +377,10 @@ impl CallCore {
                 self.leave_agent();
                 self.hang_up(Ending::Failed)
             }
+            (_, CallInput::MediaTimedOut) => {
+                self.leave_agent();
+                self.hang_up(Ending::MediaTimedOut)
+            }
             (phase, CallInput::CallerHungUp) => {
                 self.leave_agent();
                 self.actions.push_back(CallAction::StopMedia);
@@ -373,11 +392,8 @@ impl CallCore {
                 };
                 self.finish(ending);
             }
-            (Phase::Greeting, CallInput::PromptFinished) => {
-                self.actions.push_back(CallAction::Enqueue);
-                self.actions.push_back(CallAction::PlayQueueWelcome);
-                self.set_phase(Phase::Queued, now);
-            }
+            (Phase::Greeting, CallInput::PromptFinished) if self.acked => self.enqueue(now),
+            (Phase::Greeting, CallInput::PromptFinished) => self.greeted = true,
             (Phase::Queued | Phase::Offering { .. }, CallInput::PromptFinished) => {
                 self.actions.push_back(CallAction::PlayHoldMusic)
             }
@@ -449,6 +465,12 @@ impl CallCore {
             }
             (_, _) => {}
         }
+    }
+
+    fn enqueue(&mut self, now: Instant) {
+        self.actions.push_back(CallAction::Enqueue);
+        self.actions.push_back(CallAction::PlayQueueWelcome);
+        self.set_phase(Phase::Queued, now);
     }
 
     fn first_to_leave(&self) -> Option<Side> {
@@ -622,12 +644,32 @@ mod tests {
     }
 
     #[test]
+    fn the_call_is_queued_only_after_the_callers_ack() {
+        let start = Instant::now();
+        let mut now = start;
+        let mut core = CallCore::new(now, TIMERS);
+        advance(&mut core, &mut now, start + Duration::from_secs(2));
+        drain(&mut core);
+        core.handle_input(now, CallInput::PromptFinished);
+        assert!(
+            drain(&mut core).is_empty(),
+            "no agent is rung for an unacknowledged answer"
+        );
+        core.handle_input(now, CallInput::Acked);
+        assert_eq!(
+            drain(&mut core),
+            vec![CallAction::Enqueue, CallAction::PlayQueueWelcome]
+        );
+    }
+
+    #[test]
     fn greeting_then_queue_with_hold_music() {
         let start = Instant::now();
         let mut now = start;
         let mut core = CallCore::new(now, TIMERS);
         advance(&mut core, &mut now, start + Duration::from_secs(2));
         drain(&mut core);
+        core.handle_input(now, CallInput::Acked);
         core.handle_input(now, CallInput::PromptFinished);
         assert_eq!(
             drain(&mut core),
@@ -1033,6 +1075,7 @@ mod tests {
             Just(CallInput::ByeFinished),
             Just(CallInput::Shutdown),
             Just(CallInput::MediaFailed),
+            Just(CallInput::MediaTimedOut),
             Just(CallInput::PromptFinished),
             Just(CallInput::AgentOffered {
                 agent: "1001".into()

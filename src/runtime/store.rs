@@ -1,0 +1,130 @@
+//! The work-order writer (I/O): the switch's store writes go through one bounded queue
+//! to one task that applies them in order, so call handling never waits for the store
+//! (R10 writes still happen as the call happens, a few milliseconds later).
+//!
+//! Policy: the queue holds [`QUEUE_CAPACITY`] writes (thousands of calls' worth; a
+//! call makes four or five). A write that fails is retried, in order, with backoff,
+//! until it succeeds: a locked or briefly unavailable store delays the work orders, it
+//! does not lose them. Writes that can never succeed (an update for an order the store
+//! does not have) are logged and counted, not retried for ever. When the queue is full
+//! (the store has been down long enough to fill it), new writes are dropped and counted
+//! in `hotline_store_writes_dropped_total`; the backlog is exported so an alert fires
+//! long before.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::switch::StoreWrite;
+use crate::workorder::{StoreError, WorkOrderStore};
+
+/// Writes waiting for the store.
+pub const QUEUE_CAPACITY: usize = 65_536;
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// The switch task's end of the writer.
+#[derive(Clone)]
+pub struct StoreWriter {
+    queue: mpsc::Sender<StoreWrite>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl StoreWriter {
+    /// Starts the writer task over `store`; it ends when every `StoreWriter` is dropped
+    /// and the queue is drained.
+    pub fn start(store: Arc<dyn WorkOrderStore>) -> (StoreWriter, tokio::task::JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run(store, receiver, backlog.clone()));
+        (StoreWriter { queue, backlog }, task)
+    }
+
+    /// Queues a write; never waits.
+    pub fn push(&self, write: StoreWrite) {
+        if let StoreWrite::Ended {
+            reason: Some(reason),
+            id,
+            ..
+        } = &write
+        {
+            info!(work_order = %id, reason, "the engine ended the call");
+        }
+        match self.queue.try_send(write) {
+            Ok(()) => {
+                let backlog = self.backlog.fetch_add(1, Ordering::Relaxed) + 1;
+                metrics::gauge!("hotline_store_backlog").set(backlog as f64);
+            }
+            Err(e) => {
+                error!(work_order = %e.into_inner().work_order(), "store queue full; write dropped");
+                metrics::counter!("hotline_store_writes_dropped_total").increment(1);
+            }
+        }
+    }
+
+    /// Writes queued and not yet applied.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+}
+
+async fn run(
+    store: Arc<dyn WorkOrderStore>,
+    mut receiver: mpsc::Receiver<StoreWrite>,
+    backlog: Arc<AtomicUsize>,
+) {
+    while let Some(write) = receiver.recv().await {
+        let mut delay = FIRST_RETRY;
+        loop {
+            match apply(store.as_ref(), &write).await {
+                Ok(()) => break,
+                Err(e) if retryable(&e) => {
+                    warn!(error = %e, work_order = %write.work_order(), "store write failed; retrying");
+                    metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL).increment(1);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY);
+                }
+                Err(e) => {
+                    error!(error = %e, work_order = %write.work_order(), "store write refused");
+                    metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL).increment(1);
+                    break;
+                }
+            }
+        }
+        let left = backlog.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        metrics::gauge!("hotline_store_backlog").set(left as f64);
+    }
+}
+
+/// Whether trying again can help: the store was busy or unavailable. A duplicate of a
+/// create (an earlier attempt did commit) is success, handled in [`apply`].
+fn retryable(error: &StoreError) -> bool {
+    !matches!(
+        error,
+        StoreError::NotFound(_) | StoreError::Corrupt { .. } | StoreError::UnsupportedSchema { .. }
+    )
+}
+
+async fn apply(store: &dyn WorkOrderStore, write: &StoreWrite) -> Result<(), StoreError> {
+    match write {
+        StoreWrite::Create(order) => match store.create(order).await {
+            Err(StoreError::Duplicate(_)) => Ok(()),
+            other => other,
+        },
+        StoreWrite::Answered { id, at, recording } => {
+            store.mark_answered(id, *at, recording.as_deref()).await
+        }
+        StoreWrite::Queued { id, at, queue } => store.mark_queued(id, *at, queue).await,
+        StoreWrite::Connected { id, at, agent } => store.mark_connected(id, *at, agent).await,
+        StoreWrite::Ended {
+            id,
+            at,
+            side,
+            outcome,
+            ..
+        } => store.mark_ended(id, *at, *side, *outcome).await,
+    }
+}

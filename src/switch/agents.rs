@@ -1,0 +1,337 @@
+//! Agents (pure): REGISTER with digest authentication (RFC 3261 §10.3, R29), the
+//! registrar's bindings telling the ACD which phones can ring, the ACD's actions turned
+//! into what calls do, and agent commands from the API and feature codes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::call::CallInput;
+use super::uac_leg::UacTarget;
+use super::{AgentAction, AgentStatus, CommandError, QueueStatus, StoreWrite, Switch};
+use crate::acd::{
+    AcdAction, AcdConfig, AgentConfig, AgentState, AgentView, CancelReason, OfferFailure, Overflow,
+    PauseReason, QueueConfig, QueueStats, Strategy,
+};
+use crate::config::agents::{AgentsConfig, OverflowTarget, StrategyName};
+use crate::metrics::OfferResult;
+use crate::sip::TransportKind;
+use crate::sip::digest::{AuthOutcome, Credential};
+use crate::sip::message::{self, Request, Uri};
+use crate::sip::registrar::{RegisterOutcome, RegisterRequest, RegistrarEvent};
+use crate::sip::transaction::TransactionKey;
+
+/// The ACD's view of the agents file.
+pub fn acd_config(agents: &AgentsConfig, ring_timeout: Duration) -> AcdConfig {
+    AcdConfig {
+        queues: agents
+            .queues
+            .iter()
+            .map(|q| QueueConfig {
+                name: q.name.clone(),
+                required_skills: q.required_skills.clone(),
+                strategy: match q.strategy {
+                    StrategyName::LongestIdle => Strategy::LongestIdle,
+                    StrategyName::RoundRobin => Strategy::RoundRobin,
+                    StrategyName::FewestCalls => Strategy::FewestCalls,
+                    StrategyName::SkillsWeighted => Strategy::SkillsWeighted,
+                },
+                max_wait: q.max_wait,
+                overflow: q.overflow.as_ref().map(|o| match o {
+                    OverflowTarget::Queue(name) => Overflow::Queue(name.clone()),
+                    OverflowTarget::Dialplan(step) => Overflow::Dialplan(step.clone()),
+                }),
+                wrap_up: q.wrap_up,
+            })
+            .collect(),
+        agents: agents
+            .agents
+            .iter()
+            .map(|a| AgentConfig {
+                id: a.id.clone(),
+                skills: a.skills.clone(),
+                queues: a.queues.clone(),
+                penalty: a.penalty,
+            })
+            .collect(),
+        agent_ring_timeout: ring_timeout,
+    }
+}
+
+pub fn passwords(agents: &AgentsConfig) -> HashMap<String, String> {
+    agents
+        .agents
+        .iter()
+        .map(|a| (a.id.clone(), a.password.clone()))
+        .collect()
+}
+
+/// What digest authentication decided about a request.
+pub(super) enum Authenticated {
+    Agent(String),
+    /// Send these challenges in a `401`.
+    Challenge(Vec<String>),
+}
+
+impl Switch {
+    /// The agent number whose password answered the challenge, or the challenges.
+    pub(super) fn authenticate(&self, now: Instant, request: &Request) -> Authenticated {
+        let at = self.system_time(now);
+        let outcome = self.digest.verify_request(at, request, |user| {
+            self.passwords
+                .get(user)
+                .map(|p| Credential::Password(p.clone()))
+        });
+        match outcome {
+            AuthOutcome::Authenticated { username } => Authenticated::Agent(username),
+            AuthOutcome::Stale => Authenticated::Challenge(self.digest.challenges(at, true)),
+            AuthOutcome::Invalid(e) => {
+                // Never the password, never a caller's number.
+                info!(error = %e, "digest authentication failed");
+                Authenticated::Challenge(self.digest.challenges(at, false))
+            }
+            AuthOutcome::Missing => Authenticated::Challenge(self.digest.challenges(at, false)),
+        }
+    }
+
+    /// REGISTER (RFC 3261 §10.3): digest first, then the registrar. An agent registers
+    /// only its own number (R29): the credentials name the address of record.
+    pub(super) fn on_register(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        source: SocketAddr,
+        transport: TransportKind,
+    ) {
+        let tag = self.ids.tag();
+        let user = match self.authenticate(now, &request) {
+            Authenticated::Agent(user) => user,
+            Authenticated::Challenge(challenges) => {
+                let headers = challenges
+                    .into_iter()
+                    .map(|c| message::make_header("WWW-Authenticate", c))
+                    .collect();
+                return self.respond(now, &key, &request, 401, Some(&tag), headers, None);
+            }
+        };
+        let register = match RegisterRequest::from_request(&request, source, transport) {
+            Ok(register) => register,
+            Err(e) => {
+                debug!(error = %e, "bad REGISTER");
+                return self.respond(now, &key, &request, 400, Some(&tag), vec![], None);
+            }
+        };
+        if register.aor != user {
+            return self.respond(now, &key, &request, 403, Some(&tag), vec![], None);
+        }
+        let (status, headers) = match self.registrar.register(now, register) {
+            RegisterOutcome::Ok { bindings, .. }
+            | RegisterOutcome::Current { bindings }
+            | RegisterOutcome::Removed { bindings } => (
+                200,
+                bindings
+                    .iter()
+                    .map(|b| message::make_header("Contact", b.contact_value(now)))
+                    .collect(),
+            ),
+            RegisterOutcome::IntervalTooBrief { min_expires } => (
+                423,
+                vec![message::make_header(
+                    "Min-Expires",
+                    min_expires.as_secs().to_string(),
+                )],
+            ),
+            RegisterOutcome::OutOfOrder => (500, vec![]),
+            RegisterOutcome::BadRequest(e) => {
+                debug!(error = %e, "bad REGISTER");
+                (400, vec![])
+            }
+        };
+        self.respond(now, &key, &request, status, Some(&tag), headers, None);
+    }
+
+    pub(super) fn on_registrar_event(&mut self, now: Instant, event: RegistrarEvent) {
+        let (aor, registered) = match event {
+            RegistrarEvent::Registered { aor } => (aor, true),
+            RegistrarEvent::Unregistered { aor, reason } => {
+                info!(agent = %aor, ?reason, "agent's phone unregistered");
+                (aor, false)
+            }
+        };
+        if let Err(e) = self.acd.set_registered(now, &aor, registered) {
+            debug!(error = %e, agent = %aor, "registration for an agent the ACD does not know");
+        }
+    }
+
+    /// Where an agent's phone is registered, to ring it.
+    pub(super) fn agent_target(&self, agent: &str) -> Option<UacTarget> {
+        let binding = self.registrar.lookup(agent)?;
+        Some(UacTarget {
+            contact: Uri::try_from(binding.contact.as_str()).ok()?,
+            to: format!("sip:{agent}@{}", self.settings.advertised_ip),
+            destination: binding.source,
+            transport: binding.transport,
+        })
+    }
+
+    /// Carries out one ACD decision.
+    pub(super) fn on_acd_action(&mut self, now: Instant, action: AcdAction) {
+        match action {
+            AcdAction::Offer { call, agent } => match self.agent_target(&agent) {
+                Some(target) => {
+                    self.set_offered_target(call, agent.clone(), target);
+                    self.inbound_input(now, call, CallInput::AgentOffered { agent });
+                }
+                None => {
+                    warn!(agent, "offered agent has no usable registration");
+                    if let Err(e) =
+                        self.acd
+                            .offer_failed(now, call, &agent, OfferFailure::Unreachable)
+                    {
+                        debug!(error = %e, "offer failure refused");
+                    }
+                }
+            },
+            AcdAction::CancelOffer {
+                call,
+                agent,
+                reason,
+            } => {
+                let queue = self
+                    .acd
+                    .call(call)
+                    .map(|view| view.queue)
+                    .unwrap_or_default();
+                match reason {
+                    CancelReason::NoAnswer => {
+                        crate::metrics::count_offer_result(&queue, OfferResult::NoAnswer);
+                        info!(agent, "agent did not answer in time: redirecting the call");
+                    }
+                    CancelReason::CallerGone => {
+                        crate::metrics::count_offer_result(&queue, OfferResult::CallerGone);
+                    }
+                    CancelReason::AgentLeft | CancelReason::QueueRemoved => {}
+                }
+                self.inbound_input(now, call, CallInput::OfferWithdrawn { agent });
+            }
+            AcdAction::Overflow { call, target } => match target {
+                Overflow::Queue(queue) => {
+                    info!(call, queue, "call overflowed to another queue");
+                    crate::metrics::count_queued(&queue);
+                    if let Some(id) = self.work_order_of(call) {
+                        let at = self.wall(now);
+                        self.store.push_back(StoreWrite::Queued { id, at, queue });
+                    }
+                }
+                Overflow::Dialplan(step) => {
+                    self.inbound_input(now, call, CallInput::Overflowed { step })
+                }
+            },
+            AcdAction::Connected { call, agent } => debug!(call, agent, "connected"),
+            AcdAction::AgentStateChanged { agent, state } => {
+                debug!(agent, state = state.as_str(), "agent state")
+            }
+        }
+    }
+
+    fn set_offered_target(&mut self, call: crate::acd::CallKey, agent: String, target: UacTarget) {
+        if let Some(super::Call {
+            kind: super::CallKind::Inbound(inbound),
+            ..
+        }) = self.calls.get_mut(&call)
+        {
+            inbound.set_offered_target(agent, target);
+        }
+    }
+
+    fn work_order_of(&self, call: crate::acd::CallKey) -> Option<crate::workorder::WorkOrderId> {
+        match &self.calls.get(&call)?.kind {
+            super::CallKind::Inbound(inbound) => Some(inbound.work_order().clone()),
+            super::CallKind::Outbound(outbound) => Some(outbound.work_order().clone()),
+            super::CallKind::Feature(_) => None,
+        }
+    }
+
+    /// An agent command from the API or a feature code.
+    pub(super) fn agent_action(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        action: AgentAction,
+    ) -> Result<AgentStatus, CommandError> {
+        match action {
+            AgentAction::Login => self.acd.login(now, agent),
+            AgentAction::Logout => self.acd.logout(now, agent),
+            AgentAction::Pause => self.acd.pause(now, agent, PauseReason::Break),
+            AgentAction::Resume => self.acd.resume(now, agent),
+        }?;
+        info!(agent, ?action, "agent state changed");
+        self.acd
+            .agent(agent)
+            .map(|view| agent_status(&view, now))
+            .ok_or_else(|| {
+                crate::acd::AcdError::UnknownAgent {
+                    agent: agent.to_owned(),
+                }
+                .into()
+            })
+    }
+
+    pub(super) fn agents_status(&self, now: Instant) -> (Vec<AgentStatus>, Vec<QueueStatus>) {
+        let agents = self
+            .acd
+            .agent_ids()
+            .filter_map(|id| self.acd.agent(id))
+            .map(|view| agent_status(&view, now))
+            .collect();
+        let queues = self
+            .acd
+            .queue_stats(now)
+            .into_iter()
+            .map(queue_status)
+            .collect();
+        (agents, queues)
+    }
+
+    /// R4: a new agents file; every call and agent state is kept.
+    pub(super) fn reload(
+        &mut self,
+        now: Instant,
+        agents: &AgentsConfig,
+    ) -> Result<(), CommandError> {
+        self.acd
+            .reload(now, acd_config(agents, self.settings.agent_ring_timeout))?;
+        self.passwords = passwords(agents);
+        info!("agents file reloaded");
+        Ok(())
+    }
+}
+
+fn agent_status(view: &AgentView, now: Instant) -> AgentStatus {
+    AgentStatus {
+        id: view.id.clone(),
+        state: view.state.as_str(),
+        reason: match view.state {
+            AgentState::Paused { reason } => Some(reason.as_str()),
+            _ => None,
+        },
+        seconds_in_state: view
+            .since
+            .map(|since| now.saturating_duration_since(since).as_secs()),
+        registered: view.registered,
+        calls_taken: view.calls_taken,
+    }
+}
+
+fn queue_status(stats: QueueStats) -> QueueStatus {
+    QueueStatus {
+        name: stats.name,
+        depth: stats.depth,
+        ringing: stats.ringing,
+        oldest_wait_seconds: stats.oldest_wait.map(|w| w.as_secs_f64()),
+        agents_available: stats.agents_available,
+    }
+}

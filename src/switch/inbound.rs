@@ -1,0 +1,670 @@
+//! Inbound calls (pure): admission of a trunk's INVITE, then the [`CallCore`]'s actions
+//! carried out on the call's legs — the customer's leg (UAS) and the agent's phone
+//! (UAC), the ACD, the media orders and the work order, written as the call happens
+//! (R10).
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::call::{AgentLegFailure, CallAction, CallCore, CallInput, CallTimers, Ending, Side};
+use super::legs::{LegEvent, LegId, LegRole};
+use super::uac_leg::UacTarget;
+use super::{Call, CallKind, RecordingOrder, StoreWrite, Switch};
+use crate::acd::CallKey;
+use crate::metrics::{OfferResult, QueueWaitEnd};
+use crate::privacy::mask_number;
+use crate::sip::TransportKind;
+use crate::sip::message::{self, Header, Request, RequestSummary};
+use crate::sip::transaction::TransactionKey;
+use crate::workorder::{
+    AbandonReason, CallOutcome, HangupSide, RejectReason, WorkOrder, WorkOrderId,
+};
+
+/// Extensions we support in `Require` (RFC 3261 §8.2.2.3): none yet.
+const SUPPORTED_EXTENSIONS: &[&str] = &[];
+
+/// An inbound call: the state machine and what the switch keeps beside it.
+#[derive(Debug)]
+pub struct InboundCall {
+    core: CallCore,
+    customer: LegId,
+    /// The leg to the agent being rung or talked to.
+    agent_leg: Option<LegId>,
+    /// Where the offered agent's phone is registered, until the core rings it.
+    offered_target: Option<(String, UacTarget)>,
+    work_order: WorkOrderId,
+    /// When the call entered the queue: the wait starts here, and the 24 h window
+    /// counts the call in this minute (R5).
+    queued_at: Option<(Instant, DateTime<Utc>)>,
+    /// The answer is due but the RTP port is not open yet.
+    answer_pending: bool,
+}
+
+impl InboundCall {
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    pub fn work_order(&self) -> &WorkOrderId {
+        &self.work_order
+    }
+
+    /// Where the agent the ACD offered the call to is registered, until it is rung.
+    pub fn set_offered_target(&mut self, agent: String, target: UacTarget) {
+        self.offered_target = Some((agent, target));
+    }
+}
+
+impl Switch {
+    /// A new INVITE outside any dialog: refused, a feature code, or a call.
+    pub(super) fn on_new_invite(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        summary: RequestSummary,
+        source: std::net::SocketAddr,
+        transport: TransportKind,
+    ) {
+        if !self.accepting {
+            return self.refuse(now, &key, &request, RejectReason::ShuttingDown, "");
+        }
+        // Same Call-ID and From tag as a call we have, no To tag, a new branch: a merged
+        // request (RFC 3261 §8.2.2.2), never a second call. Another From tag is a new call.
+        if let Some(from_tag) = &summary.from_tag
+            && self
+                .inbound_dialogs
+                .contains_key(&(summary.call_id.clone(), from_tag.clone()))
+        {
+            let tag = self.ids.tag();
+            return self.respond(now, &key, &request, 482, Some(&tag), vec![], None);
+        }
+        let unsupported = unsupported_extensions(&request);
+        if !unsupported.is_empty() {
+            let tag = self.ids.tag();
+            let headers = vec![message::make_header("Unsupported", unsupported.join(", "))];
+            return self.respond(now, &key, &request, 420, Some(&tag), headers, None);
+        }
+        if self.calls.len() >= self.settings.max_concurrent {
+            return self.refuse(now, &key, &request, RejectReason::Overloaded, "");
+        }
+        let offer = match Self::read_invite(&request, &summary, source, transport) {
+            Ok(offer) => offer,
+            Err((reason, detail)) => return self.refuse(now, &key, &request, reason, detail),
+        };
+        if let Some(action) = summary
+            .request_uri_user
+            .as_deref()
+            .and_then(super::AgentAction::from_feature_code)
+        {
+            return self
+                .start_feature_call(now, key, request, summary, offer, source, transport, action);
+        }
+        let call = self.new_call_key();
+        let wall = self.wall(now);
+        let work_order = WorkOrderId::from_parts(wall, self.ids.next_u64());
+        let caller = summary.from_user.clone().unwrap_or_default();
+        let callee = summary.request_uri_user.clone().unwrap_or_default();
+        info!(
+            caller = %mask_number(&caller),
+            transport = transport.label(),
+            work_order = %work_order,
+            "incoming call"
+        );
+        let order = WorkOrder::new_inbound(
+            work_order.clone(),
+            summary.call_id.clone(),
+            caller,
+            callee,
+            wall,
+        );
+        self.store.push_back(StoreWrite::Create(Box::new(order)));
+        metrics::counter!(crate::metrics::CALLS_OFFERED_TOTAL).increment(1);
+        let customer = self.open_uas_leg(
+            now,
+            call,
+            LegRole::Customer,
+            key,
+            request,
+            &summary,
+            offer,
+            source,
+            transport,
+        );
+        let timers = CallTimers {
+            ring_before_answer: self.settings.ring_before_answer,
+            max_call_length: self.settings.max_call_length,
+            position_announcement_interval: self.settings.position_announcement_interval,
+        };
+        self.calls.insert(
+            call,
+            Call {
+                kind: CallKind::Inbound(Box::new(InboundCall {
+                    core: CallCore::new(now, timers),
+                    customer,
+                    agent_leg: None,
+                    offered_target: None,
+                    work_order,
+                    queued_at: None,
+                    answer_pending: false,
+                })),
+                legs: vec![customer],
+                armed: None,
+            },
+        );
+        self.run_inbound(now, call);
+    }
+
+    fn inbound(&mut self, call: CallKey) -> Option<&mut InboundCall> {
+        match self.calls.get_mut(&call).map(|c| &mut c.kind) {
+            Some(CallKind::Inbound(inbound)) => Some(inbound),
+            _ => None,
+        }
+    }
+
+    /// Feeds the call core one input and carries out what it decides.
+    pub(super) fn inbound_input(&mut self, now: Instant, call: CallKey, input: CallInput) {
+        if let Some(inbound) = self.inbound(call) {
+            inbound.core.handle_input(now, input);
+        }
+        self.run_inbound(now, call);
+    }
+
+    pub(super) fn inbound_timeout(&mut self, now: Instant, call: CallKey) {
+        if let Some(inbound) = self.inbound(call) {
+            inbound.core.handle_timeout(now);
+        }
+        self.run_inbound(now, call);
+    }
+
+    fn run_inbound(&mut self, now: Instant, call: CallKey) {
+        while let Some(action) = self.inbound(call).and_then(|c| c.core.poll_action()) {
+            self.perform(now, call, action);
+        }
+        self.rearm(call);
+    }
+
+    pub(super) fn inbound_leg_event(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        leg: LegId,
+        event: LegEvent,
+    ) {
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let (customer, agent_leg, answer_pending) =
+            (inbound.customer, inbound.agent_leg, inbound.answer_pending);
+        if leg == customer {
+            let input = match event {
+                LegEvent::MediaReady => {
+                    if answer_pending {
+                        if let Some(inbound) = self.inbound(call) {
+                            inbound.answer_pending = false;
+                        }
+                        self.answer(now, call);
+                    }
+                    return;
+                }
+                LegEvent::Cancelled => CallInput::CallerCancelled,
+                LegEvent::Acked => {
+                    // A late offer's answer came in the ACK: the stream can start now.
+                    let recording = self.recording_order(call);
+                    if !self.start_media(customer, recording) {
+                        return self.inbound_input(now, call, CallInput::MediaFailed);
+                    }
+                    CallInput::Acked
+                }
+                LegEvent::AckTimedOut => CallInput::AckTimedOut,
+                LegEvent::HungUp => CallInput::CallerHungUp,
+                LegEvent::ByeFinished => CallInput::ByeFinished,
+                LegEvent::PromptFinished => CallInput::PromptFinished,
+                LegEvent::MediaFailed => CallInput::MediaFailed,
+                LegEvent::MediaInactive => {
+                    warn!("no RTP from the caller: ending the call");
+                    CallInput::MediaTimedOut
+                }
+                LegEvent::Dtmf(digit) => {
+                    // Keys belong to the IVR menus, which come next.
+                    tracing::debug!(%digit, "key pressed");
+                    return;
+                }
+                LegEvent::Answered | LegEvent::Failed { .. } => return,
+            };
+            return self.inbound_input(now, call, input);
+        }
+        if Some(leg) != agent_leg {
+            // A leg to an earlier agent, ending on its own.
+            if matches!(event, LegEvent::Answered) {
+                self.hang_up_leg(now, leg);
+            }
+            return;
+        }
+        let agent = self
+            .legs
+            .get(&leg)
+            .and_then(|l| l.agent().map(str::to_owned))
+            .unwrap_or_default();
+        let input = match event {
+            LegEvent::Answered => CallInput::AgentAnswered { agent },
+            LegEvent::Failed { status } => {
+                self.close_media(leg);
+                info!(agent, status, "agent's phone did not take the call");
+                CallInput::AgentLegFailed {
+                    agent,
+                    failure: offer_failure(status),
+                }
+            }
+            LegEvent::HungUp => {
+                self.close_media(leg);
+                CallInput::AgentHungUp
+            }
+            LegEvent::ByeFinished => {
+                self.close_media(leg);
+                return;
+            }
+            _ => return,
+        };
+        self.inbound_input(now, call, input);
+    }
+
+    /// The recording of an inbound call: the customer's leg, by work order (R22).
+    fn recording_order(&self, call: CallKey) -> Option<RecordingOrder> {
+        let CallKind::Inbound(inbound) = &self.calls.get(&call)?.kind else {
+            return None;
+        };
+        let date = inbound
+            .queued_at
+            .map(|(_, wall)| wall)
+            .unwrap_or_else(|| {
+                self.wall(
+                    inbound
+                        .core
+                        .answered_at()
+                        .unwrap_or(inbound.core.offered_at()),
+                )
+            })
+            .date_naive();
+        let id = inbound.work_order.clone();
+        Some(RecordingOrder {
+            path: crate::recording::recording_path(
+                &self.settings.recordings_root,
+                date,
+                id.as_str(),
+            ),
+            work_order: id,
+            date,
+        })
+    }
+
+    fn answer(&mut self, now: Instant, call: CallKey) {
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let customer = inbound.customer;
+        if !self.uas_answer(now, customer) {
+            if let Some(inbound) = self.inbound(call) {
+                inbound.answer_pending = true;
+            }
+            return;
+        }
+        let recording = self.recording_order(call);
+        let path = recording.as_ref().map(|r| r.path.display().to_string());
+        // With a late offer the stream starts at the ACK, which carries the answer.
+        self.start_media(customer, recording);
+        self.play(customer, self.prompts.greeting.clone());
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let delay = inbound.core.answered_at().unwrap_or(now) - inbound.core.offered_at();
+        let id = inbound.work_order.clone();
+        metrics::counter!(crate::metrics::CALLS_ANSWERED_TOTAL).increment(1);
+        metrics::histogram!(crate::metrics::ANSWER_DELAY_SECONDS).record(delay.as_secs_f64());
+        if delay <= self.settings.ring_budget {
+            metrics::counter!(crate::metrics::ANSWERED_WITHIN_RING_BUDGET_TOTAL).increment(1);
+        }
+        let at = self.wall(now);
+        self.store.push_back(StoreWrite::Answered {
+            id,
+            at,
+            recording: path,
+        });
+        info!(delay_ms = delay.as_millis() as u64, "answered");
+    }
+
+    fn queue_of(&self, call: CallKey) -> String {
+        self.acd
+            .call(call)
+            .map(|view| view.queue)
+            .unwrap_or_else(|| self.settings.default_queue.clone())
+    }
+
+    fn perform(&mut self, now: Instant, call: CallKey, action: CallAction) {
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let (customer, agent_leg, queued_at) =
+            (inbound.customer, inbound.agent_leg, inbound.queued_at);
+        match action {
+            CallAction::SendRinging => self.uas_respond(now, customer, 180, vec![], None),
+            CallAction::Answer => self.answer(now, call),
+            CallAction::RejectTerminated => self.uas_respond(now, customer, 487, vec![], None),
+            CallAction::RejectUnavailable => {
+                let retry = self.settings.retry_after.as_secs().to_string();
+                let headers = vec![Header::RetryAfter(message::RetryAfter::new(retry))];
+                self.uas_respond(now, customer, 503, headers, None)
+            }
+            CallAction::RejectFailed => self.uas_respond(now, customer, 500, vec![], None),
+            CallAction::SendBye => self.hang_up_leg(now, customer),
+            CallAction::StopMedia => {
+                let legs = self
+                    .calls
+                    .get(&call)
+                    .map(|c| c.legs.clone())
+                    .unwrap_or_default();
+                for leg in legs {
+                    self.close_media(leg);
+                }
+            }
+            CallAction::Enqueue => {
+                let queue = self.settings.default_queue.clone();
+                let wall = self.wall(now);
+                let Some(inbound) = self.inbound(call) else {
+                    return;
+                };
+                inbound.queued_at = Some((now, wall));
+                let id = inbound.work_order.clone();
+                crate::metrics::count_queued(&queue);
+                self.window.record_offered(wall);
+                self.store.push_back(StoreWrite::Queued {
+                    id,
+                    at: wall,
+                    queue: queue.clone(),
+                });
+                if let Err(e) = self.acd.enqueue(now, call, &queue, 0) {
+                    warn!(error = %e, queue, "call not queued");
+                }
+                info!(queue, "queued");
+            }
+            CallAction::PlayQueueWelcome => self.play(customer, self.prompts.queue_wait.clone()),
+            CallAction::PlayHoldMusic => self.play(customer, self.prompts.hold_music.clone()),
+            CallAction::AnnouncePosition => {
+                // "您前面还有 N 位": N callers ahead; the next in line hears no count.
+                let ahead = self.acd.position(call).unwrap_or(0).saturating_sub(1);
+                if ahead > 0 {
+                    crate::metrics::count_announcement(&self.queue_of(call));
+                    self.play(customer, self.prompts.position(ahead));
+                }
+            }
+            CallAction::InviteAgent { agent } => self.invite_agent(now, call, agent),
+            CallAction::CancelAgent { .. } => {
+                if let Some(leg) = agent_leg {
+                    self.cancel_leg(now, leg);
+                    self.close_media(leg);
+                }
+            }
+            CallAction::ByeAgent => {
+                if let Some(leg) = self.inbound(call).and_then(|c| c.agent_leg.take()) {
+                    self.detach_media(leg);
+                    self.hang_up_leg(now, leg);
+                }
+            }
+            CallAction::Bridge { agent } => self.bridge(now, call, agent),
+            CallAction::Unbridge => {
+                if let Some(leg) = agent_leg {
+                    self.detach_media(leg);
+                }
+            }
+            CallAction::ReportAnswered { agent } => {
+                if let Err(e) = self.acd.offer_answered(now, call, &agent) {
+                    // The core and the ACD move together here, so this is a bug, not a
+                    // race; the agent's leg goes and the caller keeps waiting.
+                    warn!(error = %e, agent, "answer refused by the ACD");
+                }
+            }
+            CallAction::ReportOfferFailed { agent, failure } => {
+                let queue = self.queue_of(call);
+                let (result, why) = match failure {
+                    AgentLegFailure::Refused => {
+                        (OfferResult::Refused, crate::acd::OfferFailure::Refused)
+                    }
+                    AgentLegFailure::Unreachable => (
+                        OfferResult::Unreachable,
+                        crate::acd::OfferFailure::Unreachable,
+                    ),
+                };
+                crate::metrics::count_offer_result(&queue, result);
+                if let Some(inbound) = self.inbound(call) {
+                    inbound.agent_leg = None;
+                }
+                if let Err(e) = self.acd.offer_failed(now, call, &agent, why) {
+                    tracing::debug!(error = %e, "offer failure refused by the ACD");
+                }
+            }
+            CallAction::ReportAbandoned => {
+                let queue = self.queue_of(call);
+                if let Some(wait) = self.acd.abandon(now, call) {
+                    crate::metrics::record_queue_wait(&queue, wait, QueueWaitEnd::Abandoned);
+                }
+            }
+            CallAction::ReportCallEnded => {
+                if let Err(e) = self.acd.call_ended(now, call) {
+                    tracing::debug!(error = %e, "call end refused by the ACD");
+                }
+            }
+            CallAction::PlayClosing => self.play(customer, self.prompts.closing.clone()),
+            CallAction::PlayStep { step } => {
+                if let Some((queued, _)) = queued_at {
+                    let queue = self.queue_of(call);
+                    crate::metrics::record_queue_wait(
+                        &queue,
+                        now.saturating_duration_since(queued),
+                        QueueWaitEnd::Overflowed,
+                    );
+                }
+                // Steps are named after their prompt until the IVR dialplans land.
+                let prompt = self
+                    .prompts
+                    .steps
+                    .get(&step)
+                    .cloned()
+                    .unwrap_or_else(|| self.prompts.closing.clone());
+                self.play(customer, prompt);
+            }
+            CallAction::Finish(ending) => self.finish_inbound(now, call, ending),
+        }
+    }
+
+    /// Rings the agent the ACD offered the call to: a new leg to the phone's binding.
+    fn invite_agent(&mut self, now: Instant, call: CallKey, agent: String) {
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let target = match inbound.offered_target.take() {
+            Some((offered, target)) if offered == agent => target,
+            _ => {
+                warn!(agent, "the offer came without a registered target");
+                return self.inbound_input(
+                    now,
+                    call,
+                    CallInput::AgentLegFailed {
+                        agent,
+                        failure: AgentLegFailure::Unreachable,
+                    },
+                );
+            }
+        };
+        let customer = inbound.customer;
+        let display = self
+            .legs
+            .get(&customer)
+            .and_then(|l| l.caller_number())
+            .map(|n| mask_number(&n))
+            .unwrap_or_default();
+        let leg = self.open_uac_leg(call, LegRole::Agent(agent.clone()), target, display);
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.legs.push(leg);
+        }
+        if let Some(inbound) = self.inbound(call) {
+            inbound.agent_leg = Some(leg);
+        }
+        info!(agent, "ringing the agent");
+        let _ = now;
+    }
+
+    fn bridge(&mut self, now: Instant, call: CallKey, agent: String) {
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let (customer, agent_leg) = (inbound.customer, inbound.agent_leg);
+        let id = inbound.work_order.clone();
+        let queued_at = inbound.queued_at;
+        let queue = self.queue_of(call);
+        if let Some((queued, wall)) = queued_at {
+            crate::metrics::count_connected(&queue, now.saturating_duration_since(queued));
+            self.window.record_answered(wall);
+        }
+        if let Some(leg) = agent_leg
+            && !self.attach_media(leg, customer)
+        {
+            warn!(agent, "agent's media unusable");
+        }
+        // R7: first contact — the agent who answers owns the work order.
+        let at = self.wall(now);
+        self.store.push_back(StoreWrite::Connected {
+            id,
+            at,
+            agent: agent.clone(),
+        });
+        info!(agent, "connected to the agent");
+    }
+
+    fn finish_inbound(&mut self, now: Instant, call: CallKey, ending: Ending) {
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let id = inbound.work_order.clone();
+        let (side, outcome, reason) = match ending {
+            Ending::Completed { side } => (
+                Some(match side {
+                    Side::Caller => HangupSide::Caller,
+                    Side::Agent => HangupSide::Agent,
+                    Side::Hotline => HangupSide::Hotline,
+                }),
+                CallOutcome::Answered,
+                None,
+            ),
+            Ending::CallerAbandoned => (
+                Some(HangupSide::Caller),
+                abandoned(AbandonReason::CallerCancelled),
+                None,
+            ),
+            Ending::AbandonedInQueue => (
+                Some(HangupSide::Caller),
+                abandoned(AbandonReason::CallerHungUpInQueue),
+                None,
+            ),
+            Ending::AbandonedWhileAgentRang => (
+                Some(HangupSide::Caller),
+                abandoned(AbandonReason::CallerHungUpWhileAgentRang),
+                None,
+            ),
+            Ending::ShutdownBeforeAnswer => (
+                Some(HangupSide::Hotline),
+                abandoned(AbandonReason::Shutdown),
+                Some("shutdown"),
+            ),
+            Ending::NoAck => (
+                Some(HangupSide::Hotline),
+                CallOutcome::Answered,
+                Some("never_acknowledged"),
+            ),
+            Ending::Failed => (
+                Some(HangupSide::Hotline),
+                abandoned(AbandonReason::Failed),
+                Some("failed"),
+            ),
+            Ending::MediaTimedOut => (
+                Some(HangupSide::Hotline),
+                CallOutcome::Answered,
+                Some("rtp_timeout"),
+            ),
+        };
+        if let CallOutcome::Abandoned { reason } = outcome {
+            crate::metrics::count_abandoned(reason);
+        }
+        if ending == Ending::NoAck {
+            warn!("caller never acknowledged the answer");
+        }
+        let at = self.wall(now);
+        self.store.push_back(StoreWrite::Ended {
+            id,
+            at,
+            side,
+            outcome,
+            reason,
+        });
+        info!(?ending, "call ended");
+        self.remove_call(call);
+    }
+
+    /// Ends an inbound call at once (last phase of shutdown): its work order closes as
+    /// the call stands.
+    pub(super) fn inbound_abandon(&mut self, now: Instant, call: CallKey) {
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let answered = inbound.core.answered_at().is_some();
+        let ending = if answered {
+            Ending::Completed {
+                side: Side::Hotline,
+            }
+        } else {
+            Ending::ShutdownBeforeAnswer
+        };
+        if self.acd.call(call).is_some() {
+            let _ = self.acd.call_ended(now, call);
+        }
+        self.finish_inbound(now, call, ending);
+    }
+}
+
+fn abandoned(reason: AbandonReason) -> CallOutcome {
+    CallOutcome::Abandoned { reason }
+}
+
+/// 486, 600 and 603 refuse the call (the agent stays available); anything else means
+/// the phone cannot take calls.
+pub(super) fn offer_failure(status: u16) -> AgentLegFailure {
+    match status {
+        486 | 600 | 603 => AgentLegFailure::Refused,
+        _ => AgentLegFailure::Unreachable,
+    }
+}
+
+/// The `Require` (and `Proxy-Require`) option tags we do not support.
+fn unsupported_extensions(request: &Request) -> Vec<String> {
+    request
+        .headers
+        .iter()
+        .filter(|h| {
+            let name = h.name();
+            name.eq_ignore_ascii_case("Require") || name.eq_ignore_ascii_case("Proxy-Require")
+        })
+        .flat_map(|h| {
+            h.value()
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|tag| {
+            !SUPPORTED_EXTENSIONS
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(tag))
+        })
+        .collect()
+}

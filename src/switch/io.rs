@@ -1,0 +1,423 @@
+//! What goes into the switch and what comes out of it: the message types of the
+//! switch core, defined here with the core rather than in the tasks that carry them.
+//! Pure data.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::acd::PauseReason;
+use crate::config::agents::AgentsConfig;
+use crate::media::prompt::Prompt;
+pub use crate::media::session::MediaParams;
+use crate::sip::TransportKind;
+use crate::sip::digest::Algorithm;
+use crate::sip::transaction::TimerConfig;
+use crate::workorder::{CallOutcome, HangupSide, WorkOrder, WorkOrderId};
+
+/// One leg of a call: a SIP dialog with its own media stream. Unique for the switch's
+/// life, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(pub u64);
+
+impl std::fmt::Display for LegId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "leg-{}", self.0)
+    }
+}
+
+/// An API request's number, echoed in its [`SwitchEvent::Reply`].
+pub type CommandId = u64;
+
+/// Bytes for a transport to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub destination: SocketAddr,
+    pub transport: TransportKind,
+    pub payload: Bytes,
+}
+
+/// The call's one recording (R22): left the customer leg, right what it heard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingOrder {
+    pub work_order: WorkOrderId,
+    pub date: NaiveDate,
+    /// Where the file goes: `<root>/<date>/<work-order-id>.wav`.
+    pub path: PathBuf,
+}
+
+/// Orders for the media runtime, per leg, in the order given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaOrder {
+    /// Take an RTP port for the leg; answered with [`MediaReport::Opened`] or
+    /// [`MediaReport::OpenFailed`].
+    Open {
+        leg: LegId,
+    },
+    /// Start the leg's stream on its own, paced every 20 ms: prompts or silence out,
+    /// the peer's audio and keys in. With `recording`, this leg is the call's customer
+    /// leg: left its audio, right what it hears.
+    Start {
+        leg: LegId,
+        params: MediaParams,
+        recording: Option<RecordingOrder>,
+    },
+    /// Join `leg` (not started on its own) to the stream of `to`: each hears the other,
+    /// each in its own codec; prompts on `to` stop.
+    Attach {
+        leg: LegId,
+        to: LegId,
+        params: MediaParams,
+    },
+    /// Take an attached leg out of the stream it joined; it stays open.
+    Detach {
+        leg: LegId,
+    },
+    /// The peer moved its RTP or changed codec (re-INVITE).
+    Update {
+        leg: LegId,
+        params: MediaParams,
+    },
+    /// Hold (`a=sendonly`/`inactive` from the peer): send nothing, keep recording
+    /// silence so the file keeps wall-clock time; `false` resumes.
+    Hold {
+        leg: LegId,
+        held: bool,
+    },
+    Play {
+        leg: LegId,
+        prompt: Arc<Prompt>,
+    },
+    StopPlayback {
+        leg: LegId,
+    },
+    /// End the leg's media: the recording (if any) is finalised; answered with
+    /// [`MediaReport::Closed`].
+    Close {
+        leg: LegId,
+    },
+}
+
+/// Counters of a leg's media, reported when it closes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MediaCounters {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub frames_dropped_for_recording: u64,
+}
+
+/// What the media runtime tells the switch about a leg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaReport {
+    /// The leg's RTP port is bound at `local`.
+    Opened { local: SocketAddr },
+    /// No RTP port could be bound.
+    OpenFailed,
+    /// The prompt playing on the leg ended.
+    PlaybackFinished,
+    /// The leg's peer pressed a key (RFC 4733).
+    Dtmf(char),
+    /// No RTP from the leg's peer for the configured time, and not on hold.
+    Inactive,
+    /// The leg's media has stopped.
+    Closed { counters: MediaCounters },
+}
+
+/// Work-order writes, in the order the switch made them (R10: as the call happens).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreWrite {
+    Create(Box<WorkOrder>),
+    Answered {
+        id: WorkOrderId,
+        at: DateTime<Utc>,
+        recording: Option<String>,
+    },
+    Queued {
+        id: WorkOrderId,
+        at: DateTime<Utc>,
+        queue: String,
+    },
+    Connected {
+        id: WorkOrderId,
+        at: DateTime<Utc>,
+        agent: String,
+    },
+    Ended {
+        id: WorkOrderId,
+        at: DateTime<Utc>,
+        side: Option<HangupSide>,
+        outcome: CallOutcome,
+        /// Why the engine ended an answered call, when it did (no ACK, session timer
+        /// expired, maximum length, shutdown), for the log and the work order.
+        reason: Option<&'static str>,
+    },
+}
+
+impl StoreWrite {
+    pub fn work_order(&self) -> &WorkOrderId {
+        match self {
+            StoreWrite::Create(order) => &order.id,
+            StoreWrite::Answered { id, .. }
+            | StoreWrite::Queued { id, .. }
+            | StoreWrite::Connected { id, .. }
+            | StoreWrite::Ended { id, .. } => id,
+        }
+    }
+}
+
+/// A change of an agent's state asked through the API or a feature code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentAction {
+    Login,
+    Logout,
+    Pause,
+    Resume,
+}
+
+impl AgentAction {
+    pub fn from_name(name: &str) -> Option<AgentAction> {
+        match name {
+            "login" => Some(AgentAction::Login),
+            "logout" => Some(AgentAction::Logout),
+            "pause" => Some(AgentAction::Pause),
+            "resume" => Some(AgentAction::Resume),
+            _ => None,
+        }
+    }
+
+    /// The feature code dialled from an agent's softphone for this action.
+    pub fn from_feature_code(dialled: &str) -> Option<AgentAction> {
+        match dialled {
+            "*21" => Some(AgentAction::Login),
+            "*22" => Some(AgentAction::Logout),
+            "*23" => Some(AgentAction::Pause),
+            "*24" => Some(AgentAction::Resume),
+            _ => None,
+        }
+    }
+
+    pub fn pause_reason(self) -> PauseReason {
+        PauseReason::Break
+    }
+}
+
+/// What the API (or the runtime) asks of the switch.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Agent {
+        agent: String,
+        action: AgentAction,
+    },
+    /// Every agent and queue.
+    Status,
+    /// Apply a re-read agents file (R4: calls and agents' states are kept).
+    Reload(Box<AgentsConfig>),
+    /// Call `destination` for `agent`: the agent's phone first, then the destination,
+    /// bridged and recorded like an inbound call (R16–R19 build on this).
+    Originate {
+        agent: String,
+        destination: String,
+        /// The number the destination's display shows.
+        caller_id: Option<String>,
+    },
+    /// Shutdown, first phase: new INVITEs get `503`.
+    StopAccepting,
+    /// Shutdown, second phase: every call is hung up (BYE).
+    HangUpAll,
+    /// Shutdown, last phase: calls still ending are finished now, their work orders
+    /// closed, without waiting for their peers.
+    Abandon,
+}
+
+/// An agent as the API shows it: the agent number, never a name (R12).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AgentStatus {
+    pub id: String,
+    pub state: &'static str,
+    /// Why paused, if paused.
+    pub reason: Option<&'static str>,
+    /// Seconds in the current state.
+    pub seconds_in_state: Option<u64>,
+    pub registered: bool,
+    pub calls_taken: u64,
+}
+
+/// A queue as the API shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct QueueStatus {
+    pub name: String,
+    pub depth: usize,
+    pub ringing: usize,
+    pub oldest_wait_seconds: Option<f64>,
+    pub agents_available: usize,
+}
+
+/// Why a command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Acd(#[from] crate::acd::AcdError),
+    /// The agent's phone is not registered, so it cannot be called.
+    #[error("agent {0} has no registered phone")]
+    NotRegistered(String),
+    /// The agent is not available for a call now.
+    #[error("agent {agent} is {state}, not available")]
+    AgentBusy { agent: String, state: &'static str },
+    /// The destination is not a SIP URI the engine can reach.
+    #[error("destination {0:?} is not a sip: URI with a numeric host")]
+    BadDestination(String),
+    /// The engine is shutting down.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    /// The engine is at its call limit.
+    #[error("the engine is at its call limit")]
+    Overloaded,
+}
+
+/// The answer to a command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Agent(Result<AgentStatus, CommandError>),
+    Status {
+        agents: Vec<AgentStatus>,
+        queues: Vec<QueueStatus>,
+    },
+    Reload(Result<(), CommandError>),
+    /// The work order of the call placed.
+    Originated(Result<WorkOrderId, CommandError>),
+    Done,
+}
+
+/// News from the switch for the runtime and the API.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SwitchEvent {
+    Reply {
+        id: CommandId,
+        reply: Reply,
+    },
+    /// Calls in progress (admitted and not yet finished).
+    ActiveCalls(usize),
+}
+
+/// The prompts calls play, loaded once at start by the runtime.
+#[derive(Clone, Debug)]
+pub struct Prompts {
+    pub greeting: Arc<Prompt>,
+    pub queue_wait: Arc<Prompt>,
+    pub hold_music: Arc<Prompt>,
+    pub closing: Arc<Prompt>,
+    pub agent_logged_in: Arc<Prompt>,
+    pub agent_logged_out: Arc<Prompt>,
+    pub agent_paused: Arc<Prompt>,
+    pub agent_resumed: Arc<Prompt>,
+    pub feature_failed: Arc<Prompt>,
+    pub position_prefix: Arc<Prompt>,
+    pub position_suffix: Arc<Prompt>,
+    /// `digit-0.wav` … `digit-9.wav`.
+    pub digits: Vec<Arc<Prompt>>,
+    /// Prompts of dialplan steps a queue can overflow to, by step name.
+    pub steps: std::collections::HashMap<String, Arc<Prompt>>,
+}
+
+impl Prompts {
+    /// "您前面还有 N 位", N read digit by digit.
+    pub fn position(&self, ahead: usize) -> Arc<Prompt> {
+        let mut samples = self.position_prefix.samples().to_vec();
+        for digit in ahead.to_string().bytes() {
+            if let Some(prompt) = self.digits.get(usize::from(digit - b'0')) {
+                samples.extend_from_slice(prompt.samples());
+            }
+        }
+        samples.extend_from_slice(self.position_suffix.samples());
+        Arc::new(Prompt::from_samples(samples))
+    }
+
+    /// The confirmation a feature code plays.
+    pub fn confirmation(&self, action: AgentAction, succeeded: bool) -> Arc<Prompt> {
+        if !succeeded {
+            return self.feature_failed.clone();
+        }
+        match action {
+            AgentAction::Login => self.agent_logged_in.clone(),
+            AgentAction::Logout => self.agent_logged_out.clone(),
+            AgentAction::Pause => self.agent_paused.clone(),
+            AgentAction::Resume => self.agent_resumed.clone(),
+        }
+    }
+}
+
+/// The settings the switch decides with, taken from the config.
+#[derive(Clone, Debug)]
+pub struct SwitchSettings {
+    /// The address written into Via, Contact and SDP.
+    pub advertised_ip: IpAddr,
+    /// Our SIP port per transport (Via, Contact).
+    pub udp_port: Option<u16>,
+    pub tcp_port: Option<u16>,
+    pub timers: TimerConfig,
+    pub max_concurrent: usize,
+    pub ring_before_answer: Duration,
+    pub ring_budget: Duration,
+    pub max_call_length: Duration,
+    pub retry_after: Duration,
+    pub default_queue: String,
+    pub agent_ring_timeout: Duration,
+    pub position_announcement_interval: Duration,
+    pub realm: String,
+    pub min_expires: Duration,
+    pub max_expires: Duration,
+    pub default_expires: Duration,
+    pub nonce_lifetime: Duration,
+    pub digest_algorithms: Vec<Algorithm>,
+    /// Seals digest nonces; from the operating system's generator at start.
+    pub digest_secret: [u8; 32],
+    /// Where recordings go (`<root>/<date>/<id>.wav`).
+    pub recordings_root: PathBuf,
+    /// A feature-code confirmation that has not finished by then is cut short.
+    pub feature_prompt_limit: Duration,
+}
+
+impl SwitchSettings {
+    pub fn from_config(config: &crate::config::Config, digest_secret: [u8; 32]) -> SwitchSettings {
+        SwitchSettings {
+            advertised_ip: config.sip.advertised_ip,
+            udp_port: config.sip.listen_udp.map(|a| a.port()),
+            tcp_port: config.sip.listen_tcp.map(|a| a.port()),
+            timers: TimerConfig {
+                t1: config.sip.t1,
+                t2: config.sip.t2,
+                t4: config.sip.t4,
+            },
+            max_concurrent: config.calls.max_concurrent,
+            ring_before_answer: config.calls.ring_before_answer,
+            ring_budget: config.calls.ring_budget,
+            max_call_length: config.calls.max_call_length,
+            retry_after: config.calls.retry_after,
+            default_queue: config.acd.default_queue.clone(),
+            agent_ring_timeout: config.acd.agent_ring_timeout,
+            position_announcement_interval: config.acd.position_announcement_interval,
+            realm: config.registrar.realm.clone(),
+            min_expires: config.registrar.min_expires,
+            max_expires: config.registrar.max_expires,
+            default_expires: config.registrar.default_expires,
+            nonce_lifetime: config.registrar.nonce_lifetime,
+            digest_algorithms: config.registrar.digest_algorithms.clone(),
+            digest_secret,
+            recordings_root: config.recordings.dir.clone(),
+            feature_prompt_limit: Duration::from_secs(10),
+        }
+    }
+
+    /// Our SIP port for a transport (5060 when we do not listen on it).
+    pub fn local_port(&self, transport: TransportKind) -> u16 {
+        match transport {
+            TransportKind::Udp => self.udp_port,
+            TransportKind::Tcp => self.tcp_port,
+        }
+        .unwrap_or(5060)
+    }
+}
