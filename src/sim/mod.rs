@@ -14,6 +14,7 @@
 //! | [`ua`] | the SIP user agent both peers are made of: transactions (the crate's own [`Transactions`](crate::sip::transaction::Transactions)), dialogs, offer/answer, digest, RFC 4028 session timers |
 //! | [`caller`] | a scripted trunk caller (UAC) and what it saw |
 //! | [`phone`] | a scripted agent softphone: registration with digest, answering, refusing, feature codes |
+//! | [`world`] | the whole engine: the real switch, its simulated media runtime and store, the peers, and the invariants checked after every step |
 //!
 //! Every peer implements [`Node`]; [`Stage`] steps a set of nodes and the network one
 //! event at a time, in time order with a fixed tie-break, so the same seed gives the
@@ -24,6 +25,7 @@ pub mod caller;
 pub mod network;
 pub mod phone;
 pub mod ua;
+pub mod world;
 
 #[cfg(test)]
 mod tests;
@@ -207,6 +209,20 @@ impl Stage {
     pub fn next_event(&self, nodes: &[&mut dyn Node]) -> Option<Instant> {
         let timeouts = nodes.iter().filter_map(|node| node.poll_timeout());
         timeouts.chain(self.network.next_delivery()).min()
+    }
+
+    /// Like [`Stage::step`], but only for an event due by `deadline`: `Ok(false)` when
+    /// none is.
+    pub fn step_until(
+        &mut self,
+        nodes: &mut [&mut dyn Node],
+        deadline: Instant,
+    ) -> Result<bool, SimError> {
+        self.flush(nodes);
+        match self.next_event(nodes) {
+            Some(at) if at <= deadline => self.step(nodes),
+            _ => Ok(false),
+        }
     }
 
     /// Handles exactly one event — the earliest delivery or node timeout, deliveries

@@ -188,9 +188,12 @@ impl SimPhone {
     /// Every call over, every transaction and timer run out, nothing more planned but
     /// registration refreshes.
     pub fn is_settled(&self) -> bool {
+        self.is_idle() && self.ua.live_transactions() == 0 && self.ua.armed_call_timers() == 0
+    }
+
+    /// No call up and nothing planned but registration refreshes.
+    pub fn is_idle(&self) -> bool {
         self.active_calls() == 0
-            && self.ua.live_transactions() == 0
-            && self.ua.armed_call_timers() == 0
             && self
                 .agenda
                 .planned_all(|action| matches!(action, Action::Refresh))

@@ -326,6 +326,8 @@ struct Call {
     /// An incoming re-INVITE we answered 2xx, waiting for its ACK.
     reinvite_server: Option<TransactionKey>,
     session: Option<(Duration, Side)>,
+    /// The Min-SE a 422 asked for, once we retried with it.
+    session_retry: Option<u32>,
     timers: Vec<(Instant, u64)>,
     record: CallRecord,
 }
@@ -508,6 +510,7 @@ impl UserAgent {
             reinvite_pending: None,
             reinvite_server: None,
             session: None,
+            session_retry: None,
             timers: Vec::new(),
             record: CallRecord {
                 role: Some(Role::Uac),
@@ -870,6 +873,7 @@ impl UserAgent {
             reinvite_pending: None,
             reinvite_server: None,
             session: None,
+            session_retry: None,
             timers: Vec::new(),
             record: CallRecord {
                 role: Some(Role::Uas),
@@ -1089,6 +1093,17 @@ impl UserAgent {
                     self.send_cancel(now, call);
                 }
             }
+            200..=299 if self.calls[call].state.is_over() => {
+                // The other side's BYE overtook its own 2xx (lost and retransmitted):
+                // the 2xx still needs its ACK, but the call stays over.
+                self.calls[call].remote_tag = to_tag;
+                let ack = self.build_ack_2xx(call, self.calls[call].invite_cseq, None);
+                if let Some(tx) = self.client.get_mut(key) {
+                    tx.ack = Some(ack.clone());
+                }
+                let target = self.calls[call].remote_target;
+                self.push_transmit(Some(target), ack);
+            }
             200..=299 => {
                 let c = &mut self.calls[call];
                 c.remote_tag = to_tag;
@@ -1130,6 +1145,22 @@ impl UserAgent {
                 if self.calls[call].cancel_wanted {
                     // The 2xx crossed our CANCEL: the call is up, so hang it up.
                     self.bye(now, call);
+                }
+            }
+            // RFC 4028 §6: the interval asked for is below the other side's Min-SE.
+            422 if self.calls[call].session_retry.is_none() => {
+                self.ack_non_2xx(call, key, raw);
+                let min_se = header(raw, "Min-SE").and_then(|v| {
+                    v.split(';')
+                        .next()
+                        .and_then(|n| n.trim().parse::<u32>().ok())
+                });
+                match min_se {
+                    Some(seconds) => {
+                        self.calls[call].session_retry = Some(seconds);
+                        self.send_invite(now, call);
+                    }
+                    None => self.invite_failed(now, call, status),
                 }
             }
             401 | 407 if self.calls[call].record.auth_retries == 0 => {
@@ -1515,8 +1546,14 @@ impl UserAgent {
         let mut extra = vec![self.contact_header_text()];
         extra.push("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE".to_string());
         if let Some(seconds) = self.config.session_expires {
+            let seconds = self.calls[call]
+                .session_retry
+                .map_or(seconds, |min| min.max(seconds));
             extra.push("Supported: timer".to_string());
             extra.push(format!("Session-Expires: {seconds};refresher=uac"));
+            if let Some(min) = self.calls[call].session_retry {
+                extra.push(format!("Min-SE: {min}"));
+            }
         }
         extra.extend(self.calls[call].invite_extra.clone());
         let c = &mut self.calls[call];
