@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::ua::CallState;
 use super::{
     Agenda, CallerScript, LinkConfig, Network, Node, PhoneScript, SimCaller, SimPhone, SimRng,
     Stage, Transmit, loopback,
@@ -849,7 +850,15 @@ impl World {
             }
         }
         for phone in &self.phones {
-            if !phone.is_settled() {
+            let ringing = phone
+                .received()
+                .any(|(_, state)| matches!(state, CallState::Calling | CallState::Early));
+            if ringing && switch.active_calls() == 0 {
+                self.violations.push(format!(
+                    "phone {} still rings for a call the switch has ended (never cancelled)",
+                    phone.script().user
+                ));
+            } else if !phone.is_settled() {
                 self.violations
                     .push(format!("phone {} not settled", phone.script().user));
             }
