@@ -602,3 +602,119 @@ fn a_phone_registers_with_digest_refreshes_and_unregisters() {
         phone.user_agent().errors()
     );
 }
+
+// ---- the network on its own ---------------------------------------------------------
+
+fn datagram(n: u32) -> Datagram {
+    Datagram {
+        from: loopback(CALLER, 5060),
+        to: loopback(PHONE, 5060),
+        transport: TransportKind::Udp,
+        payload: Bytes::from(format!(
+            "OPTIONS sip:x SIP/2.0\r\nCSeq: {n} OPTIONS\r\n\r\n"
+        )),
+    }
+}
+
+fn cseq_of(datagram: &Datagram) -> u32 {
+    let text = String::from_utf8_lossy(&datagram.payload).into_owned();
+    super::ua::header(&text, "CSeq")
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap()
+}
+
+fn deliver_all(network: &mut Network) -> Vec<u32> {
+    let mut delivered = Vec::new();
+    while let Some(at) = network.next_delivery() {
+        delivered.extend(network.pop_due(at).map(|d| cseq_of(&d)));
+    }
+    delivered
+}
+
+#[test]
+fn a_lossy_link_loses_duplicates_and_reorders_about_as_configured() {
+    let epoch = Instant::now();
+    let mut network = Network::new(SimRng::new(1), epoch, LinkConfig::lossy(0.2));
+    for n in 0..10_000 {
+        network.send(epoch + Duration::from_millis(u64::from(n)), datagram(n));
+    }
+    let delivered = deliver_all(&mut network);
+    let counters = network.counters();
+    assert!(
+        (1_800..2_200).contains(&counters.duplicated),
+        "{counters:?}"
+    );
+    // Each of ~12,000 copies is lost with probability 0.2.
+    assert!((2_100..2_700).contains(&counters.lost), "{counters:?}");
+    assert_eq!(
+        delivered.len() as u64,
+        10_000 + counters.duplicated - counters.lost
+    );
+    let overtaken = delivered.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(overtaken > 100, "extra delay reorders: {overtaken}");
+}
+
+#[test]
+fn equal_delivery_times_keep_the_send_order() {
+    let epoch = Instant::now();
+    let mut network = Network::new(SimRng::new(2), epoch, LinkConfig::perfect());
+    for n in 0..50 {
+        network.send(epoch, datagram(n));
+    }
+    assert_eq!(deliver_all(&mut network), (0..50).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_reliable_link_never_reorders_even_with_a_shorter_latency_later() {
+    let epoch = Instant::now();
+    let mut network = Network::new(SimRng::new(3), epoch, LinkConfig::perfect());
+    let (a, b) = (loopback(CALLER, 5060), loopback(PHONE, 5060));
+    let mut slow = LinkConfig::reliable();
+    slow.latency = Duration::from_millis(100);
+    network.set_link(a, b, slow);
+    network.send(epoch, datagram(1));
+    network.set_link(a, b, LinkConfig::reliable());
+    network.send(epoch + Duration::from_millis(1), datagram(2));
+    assert_eq!(deliver_all(&mut network), vec![1, 2]);
+}
+
+#[test]
+fn the_trace_keeps_only_its_tail_and_counts_what_it_dropped() {
+    let mut trace = Trace::new(3);
+    for n in 0..10u64 {
+        trace.note(Duration::from_secs(n), format!("note {n}"));
+    }
+    let text = trace.to_string();
+    assert!(
+        text.contains("note 9") && !text.contains("note 6"),
+        "{text}"
+    );
+    assert_eq!(trace.forgotten(), 7);
+    let epoch = Instant::now();
+    let mut network = Network::new(SimRng::new(4), epoch, LinkConfig::perfect());
+    for n in 0..(network::DEFAULT_TRACE_CAPACITY as u32) {
+        network.send(epoch, datagram(n));
+    }
+    assert_eq!(
+        network.trace().entries().count(),
+        network::DEFAULT_TRACE_CAPACITY
+    );
+    assert_eq!(network.trace().forgotten(), 0);
+    network.send(epoch, datagram(0));
+    assert_eq!(
+        network.trace().entries().count(),
+        network::DEFAULT_TRACE_CAPACITY
+    );
+    assert_eq!(network.trace().forgotten(), 1);
+}
+
+#[test]
+fn a_caller_number_is_not_printed_in_full_in_the_trace_r12() {
+    let epoch = Instant::now();
+    let mut network = Network::new(SimRng::new(5), epoch, LinkConfig::perfect());
+    let mut invite = datagram(1);
+    invite.payload =
+        Bytes::from_static(b"INVITE sip:13800001111@127.0.0.1 SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n");
+    network.send(epoch, invite);
+    assert!(!network.trace().to_string().contains("13800001111"));
+}

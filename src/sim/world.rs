@@ -728,7 +728,11 @@ impl World {
         let peers = self
             .callers
             .iter()
-            .map(|c| ("caller", c.script().number.clone(), c.user_agent()))
+            .map(|c| {
+                // R12: a caller's number is never printed in full.
+                let number = crate::privacy::mask_number(&c.script().number);
+                ("caller", number, c.user_agent())
+            })
             .chain(
                 self.phones
                     .iter()
@@ -834,6 +838,15 @@ impl World {
                     .push(format!("caller {index} not settled: {:?}", caller.state()));
             }
             let order = self.orders.values().find(|o| o.call_id == record.call_id);
+            // The switch took the call in (it rang, answered or was cancelled while
+            // ringing): R10 wants a work order for it, with an outcome.
+            let accepted = record.provisional.contains(&180)
+                || matches!(record.final_status, Some(200..=299 | 487));
+            if accepted && order.is_none_or(|o| o.outcome.is_none()) {
+                self.violations.push(format!(
+                    "call lost: caller {index} reached the switch but has no finished work order"
+                ));
+            }
             match (record.final_status, order) {
                 (Some(200..=299), None) => self
                     .violations
