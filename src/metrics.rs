@@ -77,6 +77,10 @@ pub const AGENT_OFFERS_TOTAL: &str = "hotline_agent_offers_total";
 pub const AGENT_NO_ANSWER_REDIRECTS_TOTAL: &str = "hotline_agent_no_answer_redirects_total";
 /// Labelled with [`QUEUE_LABEL`].
 pub const QUEUE_ANNOUNCEMENTS_TOTAL: &str = "hotline_queue_announcements_total";
+/// Labelled with [`REASON_LABEL`]: `address` or `credentials`.
+pub const TRUNK_REFUSALS_TOTAL: &str = "hotline_trunk_refusals_total";
+pub const STORE_BACKLOG: &str = "hotline_store_backlog";
+pub const STORE_WRITES_DROPPED_TOTAL: &str = "hotline_store_writes_dropped_total";
 
 pub const REASON_LABEL: &str = "reason";
 pub const TRANSPORT_LABEL: &str = "transport";
@@ -332,6 +336,24 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Some(Unit::Count),
         "Queue position announcements played to waiting callers, by queue.",
     ),
+    (
+        TRUNK_REFUSALS_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "INVITEs refused with 403 because no configured trunk allows them (R29), by reason: address or credentials.",
+    ),
+    (
+        STORE_BACKLOG,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Work-order writes queued and not yet applied to the store.",
+    ),
+    (
+        STORE_WRITES_DROPPED_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Work-order writes dropped because the store queue was full (the store was down long enough to fill it).",
+    ),
 ];
 
 /// Describes every metric to the current recorder, so `/metrics` documents itself.
@@ -403,6 +425,7 @@ fn start_at_zero() {
         RTP_PACKETS_SENT_TOTAL,
         RECORDING_FRAMES_DROPPED_TOTAL,
         STORE_ERRORS_TOTAL,
+        STORE_WRITES_DROPPED_TOTAL,
     ] {
         counter!(name).increment(0);
     }

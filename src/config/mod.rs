@@ -6,6 +6,8 @@
 //! recordings, data) resolve against the process's working directory, as the README says.
 
 pub mod agents;
+pub mod session_timers;
+pub mod trunks;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +63,10 @@ pub struct Config {
     pub acd: AcdSettings,
     pub api: ApiConfig,
     pub registrar: RegistrarConfig,
+    /// `[[trunks]]`: who may send calls in (R29); the loopback trunk when absent.
+    pub trunks: Vec<crate::sip::trunk::Trunk>,
+    /// `[session_timers]`: RFC 4028 Min-SE and interval; the RFC's values when absent.
+    pub session_timers: crate::sip::session_timer::SessionTimerConfig,
 }
 
 /// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
@@ -248,6 +254,8 @@ struct RawConfig {
     acd: RawAcd,
     api: RawApi,
     registrar: RawRegistrar,
+    trunks: Option<Vec<trunks::RawTrunk>>,
+    session_timers: Option<session_timers::RawSessionTimers>,
 }
 
 #[derive(Deserialize)]
@@ -458,6 +466,8 @@ impl Validator<'_> {
     }
 
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let trunks = trunks::validate(self, &raw.trunks)?;
+        let session_timers = session_timers::validate(self, &raw.session_timers)?;
         let listen_udp = raw
             .sip
             .listen_udp
@@ -671,6 +681,8 @@ impl Validator<'_> {
         }
 
         Ok(Config {
+            trunks,
+            session_timers,
             acd: AcdSettings {
                 agents_file,
                 default_queue: acd.default_queue.get_ref().trim().to_owned(),

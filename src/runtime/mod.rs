@@ -385,8 +385,13 @@ impl SwitchTask {
         self.media.close_all().await;
     }
 
-    /// Carries out everything the switch decided; never waits.
+    /// Carries out everything the switch decided; never waits. Media first: a 200 OK
+    /// goes out after its stream and recording exist, so the peer's first RTP packet
+    /// finds them.
     fn carry_out(&mut self) {
+        while let Some(order) = self.switch.poll_media() {
+            self.media.apply(order);
+        }
         while let Some(transmit) = self.switch.poll_transmit() {
             if let Err(e) =
                 self.transports
@@ -394,9 +399,6 @@ impl SwitchTask {
             {
                 tracing::debug!(error = %e, "message not sent");
             }
-        }
-        while let Some(order) = self.switch.poll_media() {
-            self.media.apply(order);
         }
         while let Some(write) = self.switch.poll_store() {
             self.store.push(write);

@@ -56,11 +56,11 @@ impl StoreWriter {
         match self.queue.try_send(write) {
             Ok(()) => {
                 let backlog = self.backlog.fetch_add(1, Ordering::Relaxed) + 1;
-                metrics::gauge!("hotline_store_backlog").set(backlog as f64);
+                metrics::gauge!(crate::metrics::STORE_BACKLOG).set(backlog as f64);
             }
             Err(e) => {
                 error!(work_order = %e.into_inner().work_order(), "store queue full; write dropped");
-                metrics::counter!("hotline_store_writes_dropped_total").increment(1);
+                metrics::counter!(crate::metrics::STORE_WRITES_DROPPED_TOTAL).increment(1);
             }
         }
     }
@@ -95,7 +95,7 @@ async fn run(
             }
         }
         let left = backlog.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-        metrics::gauge!("hotline_store_backlog").set(left as f64);
+        metrics::gauge!(crate::metrics::STORE_BACKLOG).set(left as f64);
     }
 }
 

@@ -1470,6 +1470,10 @@ impl UserAgent {
 
     fn set_session(&mut self, now: Instant, call: CallIndex, interval: Duration, refresher: Side) {
         let c = &mut self.calls[call];
+        if c.state.is_over() {
+            // A 2xx to a re-INVITE that crossed our BYE: no timer outlives its call.
+            return;
+        }
         c.session = Some((interval, refresher));
         c.record.session = Some((interval, refresher));
         self.disarm(call, |t| {

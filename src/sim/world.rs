@@ -92,6 +92,13 @@ pub fn default_settings() -> SwitchSettings {
         digest_secret: [7; 32],
         recordings_root: "recordings".into(),
         feature_prompt_limit: Duration::from_secs(10),
+        session_timers: Default::default(),
+        // Every simulated trunk caller sits on 127.0.0.0/8.
+        trunks: crate::sip::trunk::TrunkPolicy::new(vec![crate::sip::trunk::Trunk {
+            name: "simulated".into(),
+            allow: vec!["127.0.0.0/8".parse().expect("a CIDR")],
+            credentials: None,
+        }]),
     }
 }
 

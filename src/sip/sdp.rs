@@ -1,4 +1,7 @@
-//! SDP offer/answer (RFC 3264) for G.711 audio with RFC 4733 telephone-events (R29).
+//! SDP offer/answer (RFC 3264) for G.711 audio with RFC 4733 telephone-events (R29):
+//! answering an offer (with the direction hold asks for, §6.1 and §8.4), reading the
+//! answer to our own offer (late offer, RFC 3261 §13.2.1), and the `o=` version that
+//! moves with every changed description we send (RFC 3264 §8, [`LocalSession`]).
 //! Pure: bytes in, decisions and SDP text out. Parsing and serialising are `rtc-sdp`'s.
 
 use std::io::Cursor;
@@ -31,6 +34,66 @@ pub enum SdpError {
     /// Audio is offered, but in none of the codecs we support (488).
     #[error("the offer has no codec in common with us")]
     NoCommonCodec,
+    /// An answer to our offer breaks RFC 3264 §6: another number of `m=` lines, or a
+    /// codec we did not offer.
+    #[error("the answer does not fit our offer: {0}")]
+    AnswerMismatch(String),
+}
+
+/// The direction of a media stream (RFC 3264 §5.1, §6.1), from the describing side's
+/// point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    #[default]
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// The `a=` attribute name.
+    pub fn as_attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    pub fn from_attribute(name: &str) -> Option<Direction> {
+        [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::RecvOnly,
+            Direction::Inactive,
+        ]
+        .into_iter()
+        .find(|direction| name.eq_ignore_ascii_case(direction.as_attribute()))
+    }
+
+    /// The direction an answerer that is willing to send and receive gives to an offer
+    /// of this direction (RFC 3264 §6.1): sendonly → recvonly, recvonly → sendonly,
+    /// inactive → inactive, sendrecv → sendrecv.
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendRecv => Direction::SendRecv,
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            Direction::Inactive => Direction::Inactive,
+        }
+    }
+
+    /// Whether the describing side sends media.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether the describing side receives media.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
 }
 
 /// One `m=` line of the offer, kept so the answer can mirror the offer's streams: RFC 3264
@@ -56,6 +119,29 @@ pub struct Negotiated {
     pub offered_streams: Vec<OfferedStream>,
     /// Which of `offered_streams` is the audio stream we accepted.
     pub audio_stream_index: usize,
+    /// The direction of the described audio stream, from the describer's side: its
+    /// `a=` attribute (media level, else session level, else sendrecv). The RFC 2543
+    /// hold, `c=0.0.0.0`, reads as sendonly (RFC 3264 §8.4: the describer wants no
+    /// media sent to it). An offer on hold is answered `direction.answer()`.
+    pub direction: Direction,
+    /// The connection address was `0.0.0.0` (the RFC 2543 hold): send nothing.
+    pub zero_address_hold: bool,
+    /// The describer's `o=` session id and version. A re-offer with the version of the
+    /// previous one changes nothing (RFC 3264 §8): a session refresh, answered with the
+    /// same description.
+    pub origin: (u64, u64),
+}
+
+impl Negotiated {
+    /// Whether we may send media to the peer (it receives, and has an address).
+    pub fn peer_receives(&self) -> bool {
+        self.direction.receives() && !self.zero_address_hold
+    }
+
+    /// Whether the peer says it will send media to us.
+    pub fn peer_sends(&self) -> bool {
+        self.direction.sends()
+    }
 }
 
 /// Picks the audio stream, codec and RTP address from an offer (RFC 3264 §6.1).
@@ -137,6 +223,20 @@ pub fn negotiate(offer: &[u8], supported: &[Codec]) -> Result<Negotiated, SdpErr
     })?;
     let port = u16::try_from(audio.media_name.port.value)
         .map_err(|_| SdpError::Malformed("audio port out of range".to_string()))?;
+    let direction_of = |attributes: &[Attribute]| {
+        attributes
+            .iter()
+            .find_map(|attribute| Direction::from_attribute(&attribute.key))
+    };
+    let zero_address_hold = ip.is_unspecified();
+    let mut direction = direction_of(&audio.attributes)
+        .or_else(|| direction_of(&session.attributes))
+        .unwrap_or_default();
+    if zero_address_hold && direction == Direction::SendRecv {
+        direction = Direction::SendOnly;
+    } else if zero_address_hold && direction == Direction::RecvOnly {
+        direction = Direction::Inactive;
+    }
 
     Ok(Negotiated {
         remote_rtp: SocketAddr::new(ip, port),
@@ -144,16 +244,37 @@ pub fn negotiate(offer: &[u8], supported: &[Codec]) -> Result<Negotiated, SdpErr
         remote_telephone_event_pt: telephone_event_pt,
         offered_streams,
         audio_stream_index,
+        direction,
+        zero_address_hold,
+        origin: (session.origin.session_id, session.origin.session_version),
     })
 }
 
 /// Answers an offer: the chosen codec plus telephone-events (the offerer's payload type,
-/// or 101), `ptime:20` and `sendrecv` on our RTP port; other offered streams refused.
+/// or 101), `ptime:20` and the direction that answers the offer's (RFC 3264 §6.1: a
+/// hold's sendonly gets recvonly, inactive gets inactive) on our RTP port; other offered
+/// streams refused. `o=` version equals the session id; a dialog that sends several
+/// descriptions uses [`LocalSession`] instead.
 pub fn answer(local_ip: IpAddr, local_port: u16, neg: &Negotiated, session_id: u64) -> String {
+    answer_sdp(local_ip, local_port, neg, session_id, session_id)
+}
+
+fn answer_sdp(
+    local_ip: IpAddr,
+    local_port: u16,
+    neg: &Negotiated,
+    session_id: u64,
+    session_version: u64,
+) -> String {
     let telephone_event_pt = neg
         .remote_telephone_event_pt
         .unwrap_or(DEFAULT_TELEPHONE_EVENT_PT);
-    let audio = audio_description(local_port, &[neg.codec], telephone_event_pt);
+    let audio = audio_description(
+        local_port,
+        &[neg.codec],
+        telephone_event_pt,
+        neg.direction.answer(),
+    );
     let media = if neg.offered_streams.is_empty() {
         vec![audio]
     } else {
@@ -169,14 +290,125 @@ pub fn answer(local_ip: IpAddr, local_port: u16, neg: &Negotiated, session_id: u
             )
             .collect()
     };
-    session_description(local_ip, session_id, media).marshal()
+    session_description(local_ip, session_id, session_version, media).marshal()
 }
 
 /// An offer for a leg we originate: the given codecs in order of preference, plus
-/// telephone-events at payload type 101.
+/// telephone-events at payload type 101, sendrecv.
 pub fn offer(local_ip: IpAddr, local_port: u16, codecs: &[Codec], session_id: u64) -> String {
-    let audio = audio_description(local_port, codecs, DEFAULT_TELEPHONE_EVENT_PT);
-    session_description(local_ip, session_id, vec![audio]).marshal()
+    offer_sdp(
+        local_ip,
+        local_port,
+        codecs,
+        Direction::SendRecv,
+        session_id,
+        session_id,
+    )
+}
+
+fn offer_sdp(
+    local_ip: IpAddr,
+    local_port: u16,
+    codecs: &[Codec],
+    direction: Direction,
+    session_id: u64,
+    session_version: u64,
+) -> String {
+    let audio = audio_description(local_port, codecs, DEFAULT_TELEPHONE_EVENT_PT, direction);
+    session_description(local_ip, session_id, session_version, vec![audio]).marshal()
+}
+
+/// Reads the answer to an offer we made with `offered` codecs: in a 2xx to our INVITE,
+/// or, for a late offer (RFC 3261 §13.2.1: an INVITE without SDP gets our offer in the
+/// 2xx), in the peer's ACK. RFC 3264 §6 holds the answerer to one `m=` line per offered
+/// one and to codecs from the offer; the codec used is the first of the answer's that
+/// we offered. A refused audio stream (port 0) is [`SdpError::NoAudio`].
+pub fn read_answer(
+    answer: &[u8],
+    offered: &[Codec],
+    offered_streams: usize,
+) -> Result<Negotiated, SdpError> {
+    let negotiated = match negotiate(answer, offered) {
+        Err(SdpError::NoCommonCodec) => {
+            return Err(SdpError::AnswerMismatch(
+                "it names no codec we offered".to_string(),
+            ));
+        }
+        other => other?,
+    };
+    if negotiated.offered_streams.len() != offered_streams {
+        return Err(SdpError::AnswerMismatch(format!(
+            "{} m= lines for the {offered_streams} we offered",
+            negotiated.offered_streams.len()
+        )));
+    }
+    Ok(negotiated)
+}
+
+/// The descriptions we send in one dialog, with the `o=` line RFC 3264 §8 asks for:
+/// the same session id throughout, and a version that increments by one each time the
+/// description changes and stays when it is sent again unchanged (a session refresh
+/// re-INVITE answered with the same media keeps its version).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalSession {
+    pub session_id: u64,
+    pub version: u64,
+    /// The last description sent, without its `o=` line, to tell a change.
+    last_media: Option<String>,
+}
+
+impl LocalSession {
+    /// A session whose first description has version `session_id` (RFC 4566 §5.2 only
+    /// asks for a number; a random start from `IdGenerator::sdp_session_id` is usual).
+    pub fn new(session_id: u64) -> LocalSession {
+        LocalSession {
+            session_id,
+            version: session_id,
+            last_media: None,
+        }
+    }
+
+    /// Our offer (an INVITE, a re-INVITE, or the 2xx of a late offer).
+    pub fn offer(
+        &mut self,
+        local_ip: IpAddr,
+        local_port: u16,
+        codecs: &[Codec],
+        direction: Direction,
+    ) -> String {
+        self.versioned(|id, version| {
+            offer_sdp(local_ip, local_port, codecs, direction, id, version)
+        })
+    }
+
+    /// Our answer to an offer, with the direction that answers the offer's.
+    pub fn answer(&mut self, local_ip: IpAddr, local_port: u16, neg: &Negotiated) -> String {
+        self.versioned(|id, version| answer_sdp(local_ip, local_port, neg, id, version))
+    }
+
+    fn versioned(&mut self, describe: impl Fn(u64, u64) -> String) -> String {
+        let candidate = describe(self.session_id, self.version);
+        let media = without_origin(&candidate);
+        match &self.last_media {
+            None => {
+                self.last_media = Some(media);
+                candidate
+            }
+            Some(last) if *last == media => candidate,
+            Some(_) => {
+                self.version = self.version.saturating_add(1);
+                self.last_media = Some(media);
+                describe(self.session_id, self.version)
+            }
+        }
+    }
+}
+
+fn without_origin(sdp: &str) -> String {
+    sdp.lines()
+        .filter(|line| !line.starts_with("o="))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn address_type(ip: IpAddr) -> &'static str {
@@ -189,6 +421,7 @@ fn address_type(ip: IpAddr) -> &'static str {
 fn session_description(
     local_ip: IpAddr,
     session_id: u64,
+    session_version: u64,
     media_descriptions: Vec<MediaDescription>,
 ) -> SessionDescription {
     SessionDescription {
@@ -196,7 +429,7 @@ fn session_description(
         origin: Origin {
             username: "hotline".to_string(),
             session_id,
-            session_version: session_id,
+            session_version,
             network_type: "IN".to_string(),
             address_type: address_type(local_ip).to_string(),
             unicast_address: local_ip.to_string(),
@@ -223,7 +456,12 @@ fn session_description(
     }
 }
 
-fn audio_description(port: u16, codecs: &[Codec], telephone_event_pt: u8) -> MediaDescription {
+fn audio_description(
+    port: u16,
+    codecs: &[Codec],
+    telephone_event_pt: u8,
+    direction: Direction,
+) -> MediaDescription {
     let mut formats: Vec<String> = codecs
         .iter()
         .map(|codec| codec.payload_type().to_string())
@@ -250,7 +488,7 @@ fn audio_description(port: u16, codecs: &[Codec], telephone_event_pt: u8) -> Med
         // Events 0-16: the keypad plus flash (RFC 4733 §3.2).
         value_attribute("fmtp", format!("{telephone_event_pt} 0-16")),
         value_attribute("ptime", "20".to_string()),
-        Attribute::new("sendrecv".to_string(), None),
+        Attribute::new(direction.as_attribute().to_string(), None),
     ]);
     MediaDescription {
         media_name: MediaName {
@@ -585,6 +823,9 @@ mod tests {
             remote_telephone_event_pt: None,
             offered_streams: Vec::new(),
             audio_stream_index: 0,
+            direction: Direction::SendRecv,
+            zero_address_hold: false,
+            origin: (0, 0),
         };
         let parsed = parse_back(&answer(LOCAL, 20002, &neg, 1));
         assert_eq!(parsed.media_descriptions.len(), 1);
@@ -592,6 +833,261 @@ mod tests {
             parsed.media_descriptions[0].media_name.formats,
             ["8", "101"]
         );
+    }
+
+    fn linphone_hold_offer() -> Vec<u8> {
+        // Linphone 5 putting the call on hold: a re-INVITE with its full codec list and
+        // a=sendonly; telephone-event at three clock rates.
+        crlf(&[
+            "v=0",
+            "o=alice 3056 3057 IN IP4 192.168.1.20",
+            "s=Talk",
+            "c=IN IP4 192.168.1.20",
+            "t=0 0",
+            "a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics",
+            "m=audio 7078 RTP/AVP 96 97 98 0 8 18 101 99 100",
+            "a=rtpmap:96 opus/48000/2",
+            "a=fmtp:96 useinbandfec=1",
+            "a=rtpmap:97 speex/16000",
+            "a=fmtp:97 vbr=on",
+            "a=rtpmap:98 speex/8000",
+            "a=fmtp:98 vbr=on",
+            "a=fmtp:18 annexb=yes",
+            "a=rtpmap:101 telephone-event/48000",
+            "a=rtpmap:99 telephone-event/16000",
+            "a=rtpmap:100 telephone-event/8000",
+            "a=sendonly",
+            "a=rtcp-fb:* trr-int 1000",
+            "a=rtcp-fb:* ccm tmmbr",
+        ])
+    }
+
+    fn baresip_offer(direction: &str) -> Vec<u8> {
+        crlf(&[
+            "v=0",
+            "o=- 1294598870 2216371939 IN IP4 10.0.0.2",
+            "s=-",
+            "c=IN IP4 10.0.0.2",
+            "t=0 0",
+            "a=tool:baresip 3.10.1",
+            "m=audio 10364 RTP/AVP 96 9 0 8 101",
+            "b=AS:128",
+            "a=rtpmap:96 opus/48000/2",
+            "a=fmtp:96 stereo=1;sprop-stereo=1",
+            "a=rtpmap:9 G722/8000",
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:101 0-15",
+            direction,
+            "a=rtcp-mux",
+            "a=ptime:20",
+        ])
+    }
+
+    fn direction_line(sdp: &str) -> Vec<&str> {
+        sdp.lines()
+            .filter(|line| Direction::from_attribute(line.trim_start_matches("a=")).is_some())
+            .collect()
+    }
+
+    #[test]
+    fn linphone_hold_is_answered_recvonly_rfc3264_8_4() {
+        let neg = negotiate(&linphone_hold_offer(), BOTH).expect("hold offer");
+        assert_eq!(neg.direction, Direction::SendOnly);
+        assert!(!neg.zero_address_hold);
+        assert!(neg.peer_sends() && !neg.peer_receives());
+        assert_eq!(neg.codec, Codec::Pcmu);
+        assert_eq!(neg.remote_telephone_event_pt, Some(100), "the 8 kHz one");
+        assert_eq!(neg.origin, (3056, 3057));
+        let answer = answer(LOCAL, 20000, &neg, 5);
+        assert_eq!(direction_line(&answer), ["a=recvonly"], "{answer}");
+        assert_eq!(
+            negotiate(answer.as_bytes(), BOTH).expect("ours").direction,
+            Direction::RecvOnly
+        );
+    }
+
+    #[test]
+    fn each_offered_direction_gets_its_answer_rfc3264_6_1() {
+        for (offered, answered) in [
+            ("a=sendrecv", "a=sendrecv"),
+            ("a=sendonly", "a=recvonly"),
+            ("a=recvonly", "a=sendonly"),
+            ("a=inactive", "a=inactive"),
+            ("a=ptime:20", "a=sendrecv"), // no attribute: sendrecv (RFC 3264 §5.1)
+        ] {
+            let neg = negotiate(&baresip_offer(offered), BOTH).expect(offered);
+            assert_eq!(neg.codec, Codec::Pcmu, "G722 and opus are not ours");
+            let answer = answer(LOCAL, 20000, &neg, 5);
+            assert_eq!(direction_line(&answer), [answered], "{offered}: {answer}");
+        }
+        let inactive = negotiate(&baresip_offer("a=inactive"), BOTH).expect("inactive");
+        assert!(!inactive.peer_sends() && !inactive.peer_receives());
+    }
+
+    #[test]
+    fn session_level_direction_applies_when_the_stream_has_none_rfc4566_6() {
+        let offer = crlf(&[
+            "v=0",
+            "o=- 8 9 IN IP4 192.0.2.7",
+            "s=-",
+            "c=IN IP4 192.0.2.7",
+            "t=0 0",
+            "a=sendonly",
+            "m=audio 4000 RTP/AVP 8",
+        ]);
+        assert_eq!(
+            negotiate(&offer, BOTH).expect("offer").direction,
+            Direction::SendOnly
+        );
+        let media_wins = crlf(&[
+            "v=0",
+            "o=- 8 9 IN IP4 192.0.2.7",
+            "s=-",
+            "c=IN IP4 192.0.2.7",
+            "t=0 0",
+            "a=sendonly",
+            "m=audio 4000 RTP/AVP 8",
+            "a=inactive",
+        ]);
+        assert_eq!(
+            negotiate(&media_wins, BOTH).expect("offer").direction,
+            Direction::Inactive
+        );
+    }
+
+    #[test]
+    fn rfc2543_hold_with_zero_address_reads_as_sendonly_rfc3264_8_4() {
+        let offer = crlf(&[
+            "v=0",
+            "o=user1 53655765 2353687638 IN IP4 127.0.0.1",
+            "s=-",
+            "c=IN IP4 0.0.0.0",
+            "t=0 0",
+            "m=audio 6000 RTP/AVP 0",
+            "a=rtpmap:0 PCMU/8000",
+        ]);
+        let neg = negotiate(&offer, BOTH).expect("old hold");
+        assert!(neg.zero_address_hold);
+        assert_eq!(neg.direction, Direction::SendOnly);
+        assert!(!neg.peer_receives(), "never send to 0.0.0.0");
+        assert_eq!(
+            direction_line(&answer(LOCAL, 20000, &neg, 1)),
+            ["a=recvonly"]
+        );
+    }
+
+    #[test]
+    fn sipp_style_unhold_is_sendrecv_again() {
+        let neg = negotiate(&sipp_offer(), BOTH).expect("offer");
+        assert_eq!(neg.direction, Direction::SendRecv);
+        assert!(neg.peer_sends() && neg.peer_receives());
+    }
+
+    #[test]
+    fn origin_version_moves_only_when_the_description_changes_rfc3264_8() {
+        let mut session = LocalSession::new(1000);
+        let version_of = |sdp: &str| parse_back(sdp).origin.session_version;
+        let id_of = |sdp: &str| parse_back(sdp).origin.session_id;
+        let unhold = negotiate(&baresip_offer("a=sendrecv"), BOTH).expect("offer");
+        let hold = negotiate(&baresip_offer("a=sendonly"), BOTH).expect("hold");
+
+        let first = session.answer(LOCAL, 20000, &unhold);
+        assert_eq!((id_of(&first), version_of(&first)), (1000, 1000));
+        // A session refresh answered with the same media: same version.
+        let refresh = session.answer(LOCAL, 20000, &unhold);
+        assert_eq!(refresh, first);
+        let held = session.answer(LOCAL, 20000, &hold);
+        assert_eq!((id_of(&held), version_of(&held)), (1000, 1001));
+        assert_eq!(direction_line(&held), ["a=recvonly"]);
+        let resumed = session.answer(LOCAL, 20000, &unhold);
+        assert_eq!(version_of(&resumed), 1002);
+        // Our own re-offer in the same session continues the count.
+        let reoffer = session.offer(LOCAL, 20000, BOTH, Direction::SendRecv);
+        assert_eq!(version_of(&reoffer), 1003);
+        assert_eq!(session.version, 1003);
+    }
+
+    #[test]
+    fn late_offer_answer_in_the_ack_is_read_against_our_offer_rfc3261_13_2_1() {
+        // An INVITE without SDP: our offer goes in the 2xx, the caller's answer in the ACK.
+        let mut session = LocalSession::new(77);
+        let our_offer = session.offer(LOCAL, 20000, BOTH, Direction::SendRecv);
+        let offered = negotiate(our_offer.as_bytes(), BOTH).expect("our offer");
+        assert_eq!(offered.offered_streams.len(), 1);
+        // What SIPp's uac_late_offer puts in the ACK.
+        let ack_answer = crlf(&[
+            "v=0",
+            "o=user1 53655765 2353687637 IN IP4 127.0.0.1",
+            "s=-",
+            "c=IN IP4 127.0.0.1",
+            "t=0 0",
+            "m=audio 6000 RTP/AVP 8 101",
+            "a=rtpmap:8 PCMA/8000",
+            "a=rtpmap:101 telephone-event/8000",
+        ]);
+        let neg = read_answer(&ack_answer, BOTH, 1).expect("a fitting answer");
+        assert_eq!(neg.codec, Codec::Pcma);
+        assert_eq!(neg.remote_rtp, "127.0.0.1:6000".parse().expect("addr"));
+        assert_eq!(neg.remote_telephone_event_pt, Some(101));
+        assert_eq!(neg.direction, Direction::SendRecv);
+    }
+
+    #[test]
+    fn answers_that_break_rfc3264_6_are_refused() {
+        let g729 = crlf(&[
+            "v=0",
+            "o=- 1 1 IN IP4 127.0.0.1",
+            "s=-",
+            "c=IN IP4 127.0.0.1",
+            "t=0 0",
+            "m=audio 6000 RTP/AVP 18",
+            "a=rtpmap:18 G729/8000",
+        ]);
+        assert!(matches!(
+            read_answer(&g729, BOTH, 1),
+            Err(SdpError::AnswerMismatch(_))
+        ));
+        // PCMA answered to an offer of PCMU alone.
+        let pcma = crlf(&[
+            "v=0",
+            "o=- 1 1 IN IP4 127.0.0.1",
+            "s=-",
+            "c=IN IP4 127.0.0.1",
+            "t=0 0",
+            "m=audio 6000 RTP/AVP 8",
+        ]);
+        assert!(matches!(
+            read_answer(&pcma, &[Codec::Pcmu], 1),
+            Err(SdpError::AnswerMismatch(_))
+        ));
+        let two_streams = crlf(&[
+            "v=0",
+            "o=- 1 1 IN IP4 127.0.0.1",
+            "s=-",
+            "c=IN IP4 127.0.0.1",
+            "t=0 0",
+            "m=audio 6000 RTP/AVP 0",
+            "m=video 0 RTP/AVP 96",
+        ]);
+        assert!(matches!(
+            read_answer(&two_streams, BOTH, 1),
+            Err(SdpError::AnswerMismatch(_))
+        ));
+        let refused = crlf(&[
+            "v=0",
+            "o=- 1 1 IN IP4 127.0.0.1",
+            "s=-",
+            "c=IN IP4 127.0.0.1",
+            "t=0 0",
+            "m=audio 0 RTP/AVP 0",
+        ]);
+        assert_eq!(read_answer(&refused, BOTH, 1), Err(SdpError::NoAudio));
+        assert!(matches!(
+            read_answer(b"", BOTH, 1),
+            Err(SdpError::Malformed(_))
+        ));
     }
 
     proptest! {

@@ -50,6 +50,8 @@ pub enum CallInput {
     MediaFailed,
     /// No RTP from the caller for the configured time: the caller vanished.
     MediaTimedOut,
+    /// The caller stopped refreshing the session (RFC 4028 §10).
+    SessionExpired,
     /// The prompt playing to the caller ended.
     PromptFinished,
     /// The ACD picked this agent for the call: ring its phone.
@@ -97,6 +99,8 @@ pub enum Ending {
     Failed,
     /// Answered, then the caller's RTP stopped (no BYE): the hotline hung up.
     MediaTimedOut,
+    /// Answered, then the caller stopped refreshing the session: the hotline hung up.
+    SessionExpired,
 }
 
 /// What the driver must do, in order.
@@ -380,6 +384,10 @@ impl CallCore {
             (_, CallInput::MediaTimedOut) => {
                 self.leave_agent();
                 self.hang_up(Ending::MediaTimedOut)
+            }
+            (_, CallInput::SessionExpired) => {
+                self.leave_agent();
+                self.hang_up(Ending::SessionExpired)
             }
             (phase, CallInput::CallerHungUp) => {
                 self.leave_agent();
@@ -1076,6 +1084,7 @@ mod tests {
             Just(CallInput::Shutdown),
             Just(CallInput::MediaFailed),
             Just(CallInput::MediaTimedOut),
+            Just(CallInput::SessionExpired),
             Just(CallInput::PromptFinished),
             Just(CallInput::AgentOffered {
                 agent: "1001".into()

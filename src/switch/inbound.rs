@@ -11,19 +11,18 @@ use tracing::{info, warn};
 use super::call::{AgentLegFailure, CallAction, CallCore, CallInput, CallTimers, Ending, Side};
 use super::legs::{LegEvent, LegId, LegRole};
 use super::uac_leg::UacTarget;
-use super::{Call, CallKind, RecordingOrder, StoreWrite, Switch};
+use super::{Call, CallKind, RecordingOrder, SUPPORTED_EXTENSIONS, StoreWrite, Switch};
 use crate::acd::CallKey;
 use crate::metrics::{OfferResult, QueueWaitEnd};
 use crate::privacy::mask_number;
 use crate::sip::TransportKind;
 use crate::sip::message::{self, Header, Request, RequestSummary};
+use crate::sip::session_timer;
 use crate::sip::transaction::TransactionKey;
+use crate::sip::trunk::Admission;
 use crate::workorder::{
     AbandonReason, CallOutcome, HangupSide, RejectReason, WorkOrder, WorkOrderId,
 };
-
-/// Extensions we support in `Require` (RFC 3261 §8.2.2.3): none yet.
-const SUPPORTED_EXTENSIONS: &[&str] = &[];
 
 /// An inbound call: the state machine and what the switch keeps beside it.
 #[derive(Debug)]
@@ -81,26 +80,71 @@ impl Switch {
             let tag = self.ids.tag();
             return self.respond(now, &key, &request, 482, Some(&tag), vec![], None);
         }
-        let unsupported = unsupported_extensions(&request);
+        let unsupported = crate::sip::extensions::check_request(&request, SUPPORTED_EXTENSIONS);
         if !unsupported.is_empty() {
             let tag = self.ids.tag();
-            let headers = vec![message::make_header("Unsupported", unsupported.join(", "))];
+            let headers = vec![crate::sip::builder::unsupported(&unsupported)];
             return self.respond(now, &key, &request, 420, Some(&tag), headers, None);
         }
-        if self.calls.len() >= self.settings.max_concurrent {
-            return self.refuse(now, &key, &request, RejectReason::Overloaded, "");
+        let session = match session_timer::parse(&request.headers) {
+            Ok(headers) => session_timer::negotiate_uas(&headers, &self.settings.session_timers),
+            Err(e) => {
+                tracing::debug!(error = %e, "bad session-timer headers");
+                return self.refuse(
+                    now,
+                    &key,
+                    &request,
+                    RejectReason::BadRequest,
+                    "bad session timer",
+                );
+            }
+        };
+        if matches!(session, session_timer::Decision::Reject422 { .. }) {
+            let tag = self.ids.tag();
+            let headers = session.response_headers();
+            return self.respond(now, &key, &request, 422, Some(&tag), headers, None);
         }
-        let offer = match Self::read_invite(&request, &summary, source, transport) {
+        let mut offer = match Self::read_invite(&request, &summary, source, transport) {
             Ok(offer) => offer,
             Err((reason, detail)) => return self.refuse(now, &key, &request, reason, detail),
         };
+        offer.session = session;
+        if self.calls.len() >= self.settings.max_concurrent {
+            return self.refuse(now, &key, &request, RejectReason::Overloaded, "");
+        }
         if let Some(action) = summary
             .request_uri_user
             .as_deref()
             .and_then(super::AgentAction::from_feature_code)
         {
+            // Agents' phones authenticate as agents (digest), not as trunks.
             return self
                 .start_feature_call(now, key, request, summary, offer, source, transport, action);
+        }
+        // R29: trunks are allowed by address or by digest credentials.
+        let at = self.system_time(now);
+        match self
+            .settings
+            .trunks
+            .admit(at, source.ip(), &request, &self.digest)
+        {
+            Admission::Allowed { .. } => {}
+            Admission::Challenge { stale } => {
+                let tag = self.ids.tag();
+                let headers = self
+                    .digest
+                    .challenges(at, stale)
+                    .into_iter()
+                    .map(crate::sip::builder::www_authenticate)
+                    .collect();
+                return self.respond(now, &key, &request, 401, Some(&tag), headers, None);
+            }
+            Admission::Forbidden { reason } => {
+                metrics::counter!(crate::metrics::TRUNK_REFUSALS_TOTAL, crate::metrics::REASON_LABEL => reason.as_str())
+                    .increment(1);
+                info!(source = %source.ip(), reason = reason.as_str(), "INVITE from no allowed trunk refused");
+                return self.refuse(now, &key, &request, RejectReason::Forbidden, "");
+            }
         }
         let call = self.new_call_key();
         let wall = self.wall(now);
@@ -227,6 +271,7 @@ impl Switch {
                     warn!("no RTP from the caller: ending the call");
                     CallInput::MediaTimedOut
                 }
+                LegEvent::SessionExpired => CallInput::SessionExpired,
                 LegEvent::Dtmf(digit) => {
                     // Keys belong to the IVR menus, which come next.
                     tracing::debug!(%digit, "key pressed");
@@ -592,6 +637,11 @@ impl Switch {
                 CallOutcome::Answered,
                 Some("rtp_timeout"),
             ),
+            Ending::SessionExpired => (
+                Some(HangupSide::Hotline),
+                CallOutcome::Answered,
+                Some("session_expired"),
+            ),
         };
         if let CallOutcome::Abandoned { reason } = outcome {
             crate::metrics::count_abandoned(reason);
@@ -643,28 +693,4 @@ pub(super) fn offer_failure(status: u16) -> AgentLegFailure {
         486 | 600 | 603 => AgentLegFailure::Refused,
         _ => AgentLegFailure::Unreachable,
     }
-}
-
-/// The `Require` (and `Proxy-Require`) option tags we do not support.
-fn unsupported_extensions(request: &Request) -> Vec<String> {
-    request
-        .headers
-        .iter()
-        .filter(|h| {
-            let name = h.name();
-            name.eq_ignore_ascii_case("Require") || name.eq_ignore_ascii_case("Proxy-Require")
-        })
-        .flat_map(|h| {
-            h.value()
-                .split(',')
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect::<Vec<_>>()
-        })
-        .filter(|tag| {
-            !SUPPORTED_EXTENSIONS
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(tag))
-        })
-        .collect()
 }

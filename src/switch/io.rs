@@ -379,6 +379,10 @@ pub struct SwitchSettings {
     pub recordings_root: PathBuf,
     /// A feature-code confirmation that has not finished by then is cut short.
     pub feature_prompt_limit: Duration,
+    /// RFC 4028 session timers: our Min-SE and the interval we ask for.
+    pub session_timers: crate::sip::session_timer::SessionTimerConfig,
+    /// Who may send calls in (R29).
+    pub trunks: crate::sip::trunk::TrunkPolicy,
 }
 
 impl SwitchSettings {
@@ -409,6 +413,8 @@ impl SwitchSettings {
             digest_secret,
             recordings_root: config.recordings.dir.clone(),
             feature_prompt_limit: Duration::from_secs(10),
+            session_timers: crate::sip::session_timer::SessionTimerConfig::default(),
+            trunks: crate::sip::trunk::TrunkPolicy::new(config.trunks.clone()),
         }
     }
 

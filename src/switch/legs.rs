@@ -10,16 +10,21 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::uac_leg::{LegError, LocalSide, UacLeg, UacTarget};
-use super::{ALLOW, CallKind, ClientRequest, MediaOrder, MediaParams, MediaReport, Switch};
+use super::uac_leg::{LegError, UacLeg, UacTarget};
+use super::{
+    ALLOWED_METHODS, CallKind, ClientRequest, MediaOrder, MediaParams, MediaReport,
+    SUPPORTED_EXTENSIONS, Switch,
+};
 use crate::media::g711::Codec;
 use crate::media::prompt::Prompt;
 use crate::sip::TransportKind;
-use crate::sip::dialog::{Dialog, UasInvite, ViaParams};
+use crate::sip::builder;
+use crate::sip::dialog::{Dialog, UasInvite};
 use crate::sip::message::{
     self, Header, Method, Request, RequestSummary, Response, ResponseSummary,
 };
-use crate::sip::sdp::{self, Negotiated, SdpError};
+use crate::sip::sdp::{self, Direction, LocalSession, Negotiated, SdpError};
+use crate::sip::session_timer::{self, NextStep, Role, SessionTimer};
 use crate::sip::transaction::{KeyMethod, RequestDisposition, TransactionKey};
 use crate::workorder::RejectReason;
 
@@ -59,11 +64,12 @@ struct UasSide {
     local_tag: String,
     dialog: Dialog,
     state: UasState,
-    /// The INVITE (initial or re-INVITE) whose 2xx waits for its ACK.
-    awaiting_ack: Option<TransactionKey>,
-    /// Our offer went in that 2xx (late offer): its answer comes in the ACK.
-    offer_in_answer: bool,
     bye_key: Option<TransactionKey>,
+    /// RFC 4028: the session timer in force, and when it next acts.
+    session: Option<SessionTimer>,
+    session_deadline: Option<Instant>,
+    /// The session-timer headers our 2xx carries.
+    session_headers: Vec<Header>,
 }
 
 /// Where an outbound (UAC) leg stands beyond what [`UacLeg`] knows.
@@ -90,17 +96,16 @@ enum Signalling {
 }
 
 /// A leg's media as the switch knows it; the stream itself is the runtime's.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LegMedia {
     /// The bound RTP address, once the runtime reported it.
     local: Option<SocketAddr>,
     /// What SDP decided.
     negotiated: Option<Negotiated>,
     ssrc: u32,
-    /// SDP session id, and its version (RFC 3264 §8: incremented in each new offer
-    /// or changed answer).
-    sdp_session: u64,
-    sdp_version: u64,
+    /// Our descriptions in this dialog: one session id, a version that moves only
+    /// when the description changes (RFC 3264 §8).
+    sdp: LocalSession,
     /// `Start` or `Attach` was ordered.
     running: bool,
     /// Attached into another leg's stream.
@@ -119,8 +124,29 @@ pub struct Leg {
     pub peer: SocketAddr,
     pub transport: TransportKind,
     pub call_id: String,
+    /// The INVITE (initial or re-INVITE, either side's dialog) whose 2xx waits for its
+    /// ACK.
+    awaiting_ack: Option<TransactionKey>,
+    /// Our offer went in that 2xx (late offer): its answer comes in the ACK.
+    offer_in_answer: bool,
     sig: Signalling,
     media: LegMedia,
+}
+
+impl LegMedia {
+    fn new(ssrc: u32, session_id: u64) -> LegMedia {
+        LegMedia {
+            local: None,
+            negotiated: None,
+            ssrc,
+            sdp: LocalSession::new(session_id),
+            running: false,
+            attached_to: None,
+            held: false,
+            pending_prompt: None,
+            closed: false,
+        }
+    }
 }
 
 impl Leg {
@@ -138,9 +164,12 @@ impl Leg {
         }
     }
 
-    /// Leg-level deadlines (none yet: session timers arrive with RFC 4028 support).
+    /// When the leg's session timer acts next (RFC 4028 §10).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        match &self.sig {
+            Signalling::Uas(uas) => uas.session_deadline,
+            Signalling::Uac(_) => None,
+        }
     }
 
     /// The caller's number as the INVITE's From shows it (inbound legs).
@@ -166,6 +195,8 @@ pub struct InviteOffer {
     pub dialog: UasInvite,
     /// `None`: no SDP in the INVITE (late offer, RFC 3261 §13.2.1).
     pub negotiated: Option<Negotiated>,
+    /// The session timer our 2xx will set (RFC 4028).
+    pub session: session_timer::Decision,
 }
 
 impl Switch {
@@ -235,8 +266,9 @@ impl Switch {
             Method::Register => self.on_register(now, key, request, source, transport),
             Method::Options => {
                 let headers = vec![
-                    Header::Allow(message::Allow::new(ALLOW)),
+                    builder::allow(ALLOWED_METHODS),
                     Header::Accept(message::Accept::new("application/sdp")),
+                    builder::supported(SUPPORTED_EXTENSIONS),
                 ];
                 self.respond(now, &key, &request, 200, None, headers, None)
             }
@@ -254,8 +286,9 @@ impl Switch {
                         self.respond(now, &key, &request, 200, None, vec![], None);
                         self.leg_hung_up(now, leg);
                     }
-                    Method::Invite => self.on_reinvite(now, leg, key, request),
-                    Method::Update => self.on_update(now, leg, key, request),
+                    Method::Invite | Method::Update => {
+                        self.on_session_update(now, leg, key, request)
+                    }
                     _ => self.respond(now, &key, &request, 200, None, vec![], None),
                 }
             }
@@ -266,7 +299,7 @@ impl Switch {
                 &request,
                 405,
                 None,
-                vec![Header::Allow(message::Allow::new(ALLOW))],
+                vec![builder::allow(ALLOWED_METHODS)],
                 None,
             ),
         }
@@ -297,12 +330,9 @@ impl Switch {
                 None => return Err((481, "dialog not established")),
             },
         };
-        if dialog.remote_tag.is_some() && dialog.remote_tag != summary.from_tag {
-            return Err((481, "From tag does not match the dialog"));
-        }
         dialog
-            .check_remote_cseq(summary.cseq)
-            .map_err(|_| (500, "CSeq out of order"))
+            .check_request(summary)
+            .map_err(|refusal| (refusal.status_code(), refusal.reason()))
     }
 
     pub(super) fn on_response(
@@ -347,6 +377,7 @@ impl Switch {
             return Ok(InviteOffer {
                 dialog,
                 negotiated: None,
+                session: session_timer::Decision::None,
             });
         }
         let negotiated = match sdp::negotiate(&request.body, &[Codec::Pcmu, Codec::Pcma]) {
@@ -362,6 +393,7 @@ impl Switch {
         Ok(InviteOffer {
             dialog,
             negotiated: Some(negotiated),
+            session: session_timer::Decision::None,
         })
     }
 
@@ -424,8 +456,8 @@ impl Switch {
             self.inbound_dialogs
                 .insert((summary.call_id.clone(), from_tag.clone()), id);
         }
-        let session = u64::from(self.ids.next_u32());
-        let ssrc = self.ids.next_u32();
+        let session_id = self.ids.sdp_session_id();
+        let ssrc = (self.ids.next_u64() >> 32) as u32;
         self.legs.insert(
             id,
             Leg {
@@ -434,22 +466,22 @@ impl Switch {
                 peer: source,
                 transport,
                 call_id: summary.call_id.clone(),
+                awaiting_ack: None,
+                offer_in_answer: false,
                 sig: Signalling::Uas(Box::new(UasSide {
                     invite: request,
                     invite_key: key,
                     local_tag,
                     dialog,
                     state: UasState::Ringing,
-                    awaiting_ack: None,
-                    offer_in_answer: false,
                     bye_key: None,
+                    session: offer.session.timer(),
+                    session_deadline: None,
+                    session_headers: offer.session.response_headers(),
                 })),
                 media: LegMedia {
                     negotiated: offer.negotiated,
-                    ssrc,
-                    sdp_session: session,
-                    sdp_version: session,
-                    ..LegMedia::default()
+                    ..LegMedia::new(ssrc, session_id)
                 },
             },
         );
@@ -459,15 +491,7 @@ impl Switch {
 
     /// Our Contact for a transport: it keeps `;transport=tcp` (RFC 3261 §8.1.1.8).
     pub(super) fn contact(&self, transport: TransportKind) -> Header {
-        let ip = self.settings.advertised_ip;
-        let port = self.settings.local_port(transport);
-        let transport = match transport {
-            TransportKind::Udp => "",
-            TransportKind::Tcp => ";transport=tcp",
-        };
-        Header::Contact(message::Contact::new(format!(
-            "<sip:hotline@{ip}:{port}{transport}>"
-        )))
+        message::make_header("Contact", self.local(transport).contact_header("hotline"))
     }
 
     /// A response on a UAS leg's INVITE (with our tag and, for 101–299, our Contact and
@@ -488,7 +512,11 @@ impl Switch {
         };
         if (101..300).contains(&status) {
             headers.push(self.contact(l.transport));
-            headers.extend(record_routes(&uas.invite));
+            headers.push(builder::allow(ALLOWED_METHODS));
+        }
+        if (200..300).contains(&status) {
+            headers.push(builder::supported(SUPPORTED_EXTENSIONS));
+            headers.extend(uas.session_headers.iter().cloned());
         }
         let (key, invite, tag) = (
             uas.invite_key.clone(),
@@ -497,10 +525,14 @@ impl Switch {
         );
         let body = body.map(|b| ("application/sdp", b.into_bytes()));
         self.respond(now, &key, &invite, status, Some(&tag), headers, body);
-        if let Some(Signalling::Uas(uas)) = self.legs.get_mut(&leg).map(|l| &mut l.sig) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        if let Signalling::Uas(uas) = &mut l.sig {
             if (200..300).contains(&status) {
                 uas.state = UasState::Answered;
-                uas.awaiting_ack = Some(key);
+                l.awaiting_ack = Some(key);
+                uas.session_deadline = uas.session.and_then(|timer| session_deadline(timer, now));
             } else if status >= 300 {
                 uas.state = UasState::Ended;
             }
@@ -519,16 +551,14 @@ impl Switch {
             return false;
         };
         let body = match &l.media.negotiated {
-            Some(negotiated) => sdp::answer(ip, local.port(), negotiated, l.media.sdp_session),
+            Some(negotiated) => l.media.sdp.answer(ip, local.port(), negotiated),
             None => {
-                if let Signalling::Uas(uas) = &mut l.sig {
-                    uas.offer_in_answer = true;
-                }
-                sdp::offer(
+                l.offer_in_answer = true;
+                l.media.sdp.offer(
                     ip,
                     local.port(),
                     &[Codec::Pcmu, Codec::Pcma],
-                    l.media.sdp_session,
+                    Direction::SendRecv,
                 )
             }
         };
@@ -544,13 +574,11 @@ impl Switch {
         };
         let mut awaiting = None;
         let mut answer_failed = false;
-        if let Some(l) = self.legs.get_mut(&leg)
-            && let Signalling::Uas(uas) = &mut l.sig
-        {
-            awaiting = uas.awaiting_ack.clone();
-            if uas.offer_in_answer {
-                uas.offer_in_answer = false;
-                match sdp::negotiate(&request.body, &[Codec::Pcmu, Codec::Pcma]) {
+        if let Some(l) = self.legs.get_mut(&leg) {
+            awaiting = l.awaiting_ack.clone();
+            if l.offer_in_answer {
+                l.offer_in_answer = false;
+                match sdp::read_answer(&request.body, &[Codec::Pcmu, Codec::Pcma], 1) {
                     Ok(negotiated) => l.media.negotiated = Some(negotiated),
                     Err(e) => {
                         tracing::info!(error = %e, "the ACK carries no usable SDP answer");
@@ -572,10 +600,10 @@ impl Switch {
         let Some(l) = self.legs.get_mut(&leg) else {
             return;
         };
+        l.awaiting_ack = None;
         let Signalling::Uas(uas) = &mut l.sig else {
             return;
         };
-        uas.awaiting_ack = None;
         if uas.state == UasState::Answered {
             uas.state = UasState::Confirmed;
             uas.dialog.confirm();
@@ -616,10 +644,31 @@ impl Switch {
         self.leg_event(now, leg, LegEvent::HungUp);
     }
 
-    /// A re-INVITE in a confirmed dialog: hold, unhold, a new address or a session
-    /// refresh. Answered at once with our SDP; an offerless one gets our offer and its
-    /// answer comes in the ACK.
-    fn on_reinvite(&mut self, now: Instant, leg: LegId, key: TransactionKey, request: Request) {
+    /// A re-INVITE or UPDATE in a confirmed dialog (RFC 3261 §14, RFC 3311): hold,
+    /// unhold, a new address, or a session refresh (RFC 4028). An offer is answered at
+    /// once with ours, in the direction that answers it (RFC 3264 §6.1); an offerless
+    /// re-INVITE gets our offer and its answer comes in the ACK; an offerless UPDATE
+    /// only refreshes the session. One we cannot accept leaves the session as it was.
+    fn on_session_update(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        key: TransactionKey,
+        request: Request,
+    ) {
+        let is_invite = request.method == Method::Invite;
+        let timer_headers = match session_timer::parse(&request.headers) {
+            Ok(headers) => headers,
+            Err(e) => {
+                tracing::debug!(error = %e, "bad session-timer headers");
+                return self.respond(now, &key, &request, 400, None, vec![], None);
+            }
+        };
+        let decision = session_timer::negotiate_uas(&timer_headers, &self.settings.session_timers);
+        if matches!(decision, session_timer::Decision::Reject422 { .. }) {
+            let headers = decision.response_headers();
+            return self.respond(now, &key, &request, 422, None, headers, None);
+        }
         let ip = self.settings.advertised_ip;
         let Some(l) = self.legs.get_mut(&leg) else {
             return;
@@ -627,91 +676,82 @@ impl Switch {
         let Some(local) = l.media.local else {
             return self.respond(now, &key, &request, 500, None, vec![], None);
         };
-        let tag = match &l.sig {
-            Signalling::Uas(uas) => uas.local_tag.clone(),
-            Signalling::Uac(uac) => uac
-                .leg
-                .as_ref()
-                .and_then(UacLeg::dialog)
-                .map(|d| d.local_tag.clone())
-                .unwrap_or_default(),
-        };
+        let transport = l.transport;
+        let mut orders = Vec::new();
         let body = if request.body.is_empty() {
-            if let Signalling::Uas(uas) = &mut l.sig {
-                uas.offer_in_answer = true;
-            }
-            l.media.sdp_version += 1;
-            sdp::offer(
-                ip,
-                local.port(),
-                &[Codec::Pcmu, Codec::Pcma],
-                l.media.sdp_session,
-            )
+            is_invite.then(|| {
+                l.offer_in_answer = true;
+                l.media.sdp.offer(
+                    ip,
+                    local.port(),
+                    &[Codec::Pcmu, Codec::Pcma],
+                    Direction::SendRecv,
+                )
+            })
         } else {
             match sdp::negotiate(&request.body, &[Codec::Pcmu, Codec::Pcma]) {
                 Ok(negotiated) => {
-                    let body = sdp::answer(ip, local.port(), &negotiated, l.media.sdp_session);
-                    l.media.sdp_version += 1;
+                    let body = l.media.sdp.answer(ip, local.port(), &negotiated);
                     let changed = l.media.negotiated.as_ref().map(|n| (n.remote_rtp, n.codec))
                         != Some((negotiated.remote_rtp, negotiated.codec));
+                    // Hold (RFC 3264 §8.4): the peer will not receive, so we send nothing.
+                    let held = !negotiated.peer_receives();
                     l.media.negotiated = Some(negotiated);
-                    if changed && l.media.running {
-                        let params = media_params(l);
-                        if let Some(params) = params {
-                            self.media.push_back(MediaOrder::Update { leg, params });
-                        }
+                    if changed
+                        && l.media.running
+                        && let Some(params) = media_params(l)
+                    {
+                        orders.push(MediaOrder::Update { leg, params });
                     }
-                    let held = offer_holds(&request.body);
                     if held != l.media.held {
                         l.media.held = held;
-                        self.media.push_back(MediaOrder::Hold { leg, held });
+                        orders.push(MediaOrder::Hold { leg, held });
                     }
-                    body
+                    Some(body)
                 }
-                // RFC 3261 §14.2: a re-INVITE we cannot accept leaves the session as it was.
                 Err(_) => return self.respond(now, &key, &request, 488, None, vec![], None),
             }
         };
-        let transport = self
-            .legs
-            .get(&leg)
-            .map(|l| l.transport)
-            .unwrap_or(TransportKind::Udp);
-        let headers = vec![self.contact(transport)];
+        // A refresh re-arms the session timer with what it negotiated (RFC 4028 §9–10).
+        if let Signalling::Uas(uas) = &mut l.sig {
+            uas.session = decision.timer();
+            uas.session_headers = decision.response_headers();
+            uas.session_deadline = uas.session.and_then(|timer| session_deadline(timer, now));
+        }
+        self.media.extend(orders);
+        let mut headers = vec![
+            self.contact(transport),
+            builder::allow(ALLOWED_METHODS),
+            builder::supported(SUPPORTED_EXTENSIONS),
+        ];
+        headers.extend(decision.response_headers());
         self.respond(
             now,
             &key,
             &request,
             200,
-            Some(&tag),
+            None,
             headers,
-            Some(("application/sdp", body.into_bytes())),
+            body.map(|b| ("application/sdp", b.into_bytes())),
         );
-        self.server_invites.insert(key.clone(), leg);
-        if let Some(Signalling::Uas(uas)) = self.legs.get_mut(&leg).map(|l| &mut l.sig) {
-            uas.awaiting_ack = Some(key);
+        if is_invite {
+            self.server_invites.insert(key.clone(), leg);
+            if let Some(l) = self.legs.get_mut(&leg) {
+                l.awaiting_ack = Some(key);
+            }
         }
-    }
-
-    /// UPDATE (RFC 3311): a session refresh, with or without a new offer.
-    fn on_update(&mut self, now: Instant, leg: LegId, key: TransactionKey, request: Request) {
-        let transport = self
-            .legs
-            .get(&leg)
-            .map(|l| l.transport)
-            .unwrap_or(TransportKind::Udp);
-        let headers = vec![self.contact(transport)];
-        self.respond(now, &key, &request, 200, None, headers, None);
     }
 
     /// Sends BYE on a leg (either side). Its response, or its timeout, ends the leg.
     pub(super) fn hang_up_leg(&mut self, now: Instant, leg: LegId) {
-        let ip = self.settings.advertised_ip;
+        let Some(transport) = self.legs.get(&leg).map(|l| l.transport) else {
+            return;
+        };
+        let local = self.local(transport);
         let Some(l) = self.legs.get_mut(&leg) else {
             return;
         };
-        let port = self.settings.local_port(l.transport);
-        let (peer, transport) = (l.peer, l.transport);
+        let peer = l.peer;
         let bye = match &mut l.sig {
             Signalling::Uas(uas) => {
                 if matches!(uas.state, UasState::Ending | UasState::Ended) {
@@ -722,18 +762,13 @@ impl Switch {
                     return;
                 }
                 let branch = self.ids.branch();
-                let host = ip.to_string();
-                let bye = uas.dialog.build_bye(&ViaParams {
-                    host: &host,
-                    port,
-                    transport: transport.into(),
-                    branch: &branch,
-                });
+                let bye = uas.dialog.bye(&local, &branch);
                 uas.state = UasState::Ending;
+                uas.session_deadline = None;
                 let key = TransactionKey::rfc3261(
                     &branch,
                     KeyMethod::from_name("BYE"),
-                    &format!("{host}:{port}"),
+                    &local.host_port(),
                 );
                 uas.bye_key = Some(key.clone());
                 let destination = uas.dialog_destination(peer);
@@ -783,8 +818,8 @@ impl Switch {
         display: String,
     ) -> LegId {
         let id = self.new_leg_id();
-        let session = u64::from(self.ids.next_u32());
-        let ssrc = self.ids.next_u32();
+        let session_id = self.ids.sdp_session_id();
+        let ssrc = (self.ids.next_u64() >> 32) as u32;
         self.legs.insert(
             id,
             Leg {
@@ -793,6 +828,8 @@ impl Switch {
                 peer: target.destination,
                 transport: target.transport,
                 call_id: String::new(),
+                awaiting_ack: None,
+                offer_in_answer: false,
                 sig: Signalling::Uac(Box::new(UacSide {
                     leg: None,
                     target,
@@ -803,12 +840,7 @@ impl Switch {
                     bye_key: None,
                     ended: false,
                 })),
-                media: LegMedia {
-                    ssrc,
-                    sdp_session: session,
-                    sdp_version: session,
-                    ..LegMedia::default()
-                },
+                media: LegMedia::new(ssrc, session_id),
             },
         );
         self.media.push_back(MediaOrder::Open { leg: id });
@@ -818,6 +850,10 @@ impl Switch {
     /// The RTP port of a placed leg is open: send its INVITE.
     fn send_invite(&mut self, now: Instant, leg: LegId, rtp_port: u16) {
         let ip = self.settings.advertised_ip;
+        let Some(transport) = self.legs.get(&leg).map(|l| l.transport) else {
+            return;
+        };
+        let local = self.local(transport);
         let Some(l) = self.legs.get_mut(&leg) else {
             return;
         };
@@ -828,15 +864,17 @@ impl Switch {
             uac.ended = true;
             return self.leg_event(now, leg, LegEvent::Failed { status: 487 });
         }
-        let local = LocalSide {
+        let offer = l.media.sdp.offer(
             ip,
-            port: self.settings.local_port(uac.target.transport),
-        };
+            rtp_port,
+            &[Codec::Pcmu, Codec::Pcma],
+            Direction::SendRecv,
+        );
         let placed = match UacLeg::new(
             &mut self.ids,
             uac.target.clone(),
             local,
-            rtp_port,
+            offer,
             &uac.display,
         ) {
             Ok(placed) => placed,
@@ -1167,7 +1205,20 @@ impl Switch {
         }
     }
 
-    pub(super) fn leg_timeout(&mut self, _now: Instant, _leg: LegId) {}
+    /// A leg's session timer ran out: the peer stopped refreshing (RFC 4028 §10).
+    pub(super) fn leg_timeout(&mut self, now: Instant, leg: LegId) {
+        let expired = match self.legs.get_mut(&leg).map(|l| &mut l.sig) {
+            Some(Signalling::Uas(uas)) if uas.session_deadline.is_some_and(|at| at <= now) => {
+                uas.session_deadline = None;
+                true
+            }
+            _ => false,
+        };
+        if expired {
+            tracing::info!(%leg, "the session was not refreshed in time: hanging up");
+            self.leg_event(now, leg, LegEvent::SessionExpired);
+        }
+    }
 
     /// Tells the leg's call what happened to the leg.
     fn leg_event(&mut self, now: Instant, leg: LegId, event: LegEvent) {
@@ -1216,6 +1267,8 @@ pub enum LegEvent {
     MediaFailed,
     /// The peer has sent no RTP for the configured time (not on hold): it vanished.
     MediaInactive,
+    /// The peer stopped refreshing the session (RFC 4028 §10).
+    SessionExpired,
 }
 
 impl UasSide {
@@ -1226,23 +1279,15 @@ impl UasSide {
     }
 }
 
-/// Whether an offer puts the call on hold: its audio `sendonly` or `inactive`
-/// (RFC 3264 §8.4), or the RFC 2543 form, a connection address of 0.0.0.0.
-fn offer_holds(offer: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(offer);
-    text.lines().map(str::trim).any(|line| {
-        line == "a=sendonly" || line == "a=inactive" || line.starts_with("c=IN IP4 0.0.0.0")
-    })
-}
-
-/// The INVITE's Record-Route headers, in order, for a response that makes a dialog.
-fn record_routes(invite: &Request) -> Vec<Header> {
-    invite
-        .headers
-        .iter()
-        .filter(|h| matches!(h, Header::RecordRoute(_)))
-        .cloned()
-        .collect()
+/// When a session timer acts next after a 2xx or a refresh at `now`: the expiry
+/// deadline when the peer refreshes (RFC 4028 §10). When we are the refresher (only for a
+/// peer that does not support timers, §9) the engine sends no refreshes: such a peer
+/// expects none, and the RTP inactivity timeout ends a session whose peer vanished.
+fn session_deadline(timer: SessionTimer, now: Instant) -> Option<Instant> {
+    match timer.next_step(now, Role::Uas) {
+        NextStep::HangUpUnlessRefreshed(at) => Some(at),
+        NextStep::Refresh(_) => None,
+    }
 }
 
 fn media_params(leg: &Leg) -> Option<MediaParams> {

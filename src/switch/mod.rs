@@ -8,7 +8,7 @@
 //! drained with `poll_*` (transmits, the next timeout, media orders, store writes,
 //! events for the API). No tokio, no socket, no clock, no file and no operating-system
 //! randomness inside: tags and branches come from a seeded generator, so a simulation
-//! replays a seed exactly (see `crate::sim`). The runtime (`crate::runtime`) only moves
+//! replays a seed exactly (the simulation harness). The runtime (the tokio tasks) only moves
 //! bytes and events in and out.
 //!
 //! A call is a set of legs. A leg is inbound (UAS: a trunk's INVITE, a feature code from
@@ -28,7 +28,6 @@
 mod agents;
 pub mod call;
 mod feature;
-mod ids;
 mod inbound;
 mod io;
 mod legs;
@@ -51,14 +50,14 @@ use crate::acd::{Acd, CallKey};
 use crate::config::agents::AgentsConfig;
 use crate::metrics::ConnectionRateWindow;
 use crate::sip::TransportKind;
+use crate::sip::builder::{IdGenerator, LocalContact, ResponseBuilder};
 use crate::sip::digest::DigestAuthenticator;
-use crate::sip::message::{self, Header, Request, Response, StatusCode};
+use crate::sip::message::{Header, Method, Request, Response};
 use crate::sip::registrar::Registrar;
 use crate::sip::transaction::{Reliability, TransactionEvent, TransactionKey, Transactions};
 use crate::workorder::CallCountBucket;
 
 use feature::FeatureCall;
-use ids::Ids;
 use inbound::InboundCall;
 use legs::Leg;
 use outbound::OutboundCall;
@@ -67,7 +66,20 @@ use outbound::OutboundCall;
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Methods the engine answers; sent in `Allow` (RFC 3261 §20.5).
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
+const ALLOWED_METHODS: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Cancel,
+    Method::Bye,
+    Method::Options,
+    Method::Register,
+    Method::Update,
+    Method::Info,
+];
+
+/// Option tags the engine supports (`Supported`, and `Require` it accepts): RFC 4028
+/// session timers.
+const SUPPORTED_EXTENSIONS: &[&str] = &["timer"];
 
 /// Why the switch could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +122,7 @@ pub struct Switch {
     /// `now` at construction and the wall-clock time then: work orders and digest
     /// nonces get wall-clock times derived from `now`, never read from the system.
     epoch: (Instant, DateTime<Utc>),
-    ids: Ids,
+    ids: IdGenerator,
     transactions: Transactions,
     registrar: Registrar,
     digest: DigestAuthenticator,
@@ -185,7 +197,7 @@ impl Switch {
             passwords: agents::passwords(agents),
             prompts,
             epoch: (now, wall_clock),
-            ids: Ids::new(seed),
+            ids: IdGenerator::new(seed),
             registrar,
             digest,
             acd,
@@ -354,6 +366,15 @@ impl Switch {
         SystemTime::from(self.wall(now))
     }
 
+    /// Our side of the signalling on `transport`, for Via and Contact.
+    fn local(&self, transport: TransportKind) -> LocalContact {
+        LocalContact {
+            ip: self.settings.advertised_ip,
+            port: self.settings.local_port(transport),
+            transport,
+        }
+    }
+
     fn new_leg_id(&mut self) -> legs::LegId {
         let id = legs::LegId(self.next_leg);
         self.next_leg += 1;
@@ -386,8 +407,17 @@ impl Switch {
         headers: Vec<Header>,
         body: Option<(&str, Vec<u8>)>,
     ) {
-        let response =
-            message::build_response(request, StatusCode::from(status), to_tag, headers, body);
+        let mut builder = ResponseBuilder::to(request, status);
+        if let Some(tag) = to_tag {
+            builder = builder.to_tag(tag);
+        }
+        for header in headers {
+            builder = builder.header(header);
+        }
+        if let Some((content_type, bytes)) = body {
+            builder = builder.body(content_type, bytes);
+        }
+        let response = builder.build();
         if let Err(e) =
             self.transactions
                 .send_response(now, key, status, Bytes::from(response.to_string()))

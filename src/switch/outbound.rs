@@ -231,7 +231,7 @@ impl Switch {
                     out.dest_done = true;
                     self.outbound_hang_up(now, call, HangupSide::Caller);
                 }
-                LegEvent::MediaInactive => {
+                LegEvent::MediaInactive | LegEvent::SessionExpired => {
                     out.failure.get_or_insert("rtp_timeout");
                     self.outbound_hang_up(now, call, HangupSide::Hotline);
                 }

@@ -84,6 +84,12 @@ pub(super) fn test_settings() -> SwitchSettings {
         digest_secret: [7; 32],
         recordings_root: "recordings".into(),
         feature_prompt_limit: Duration::from_secs(10),
+        session_timers: Default::default(),
+        trunks: crate::sip::trunk::TrunkPolicy::new(vec![crate::sip::trunk::Trunk {
+            name: "loopback".into(),
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            credentials: None,
+        }]),
     }
 }
 
@@ -1021,4 +1027,139 @@ fn a_caller_whose_rtp_stops_is_hung_up_and_the_order_says_why() {
     )));
     assert_eq!(rig.switch.active_calls(), 0);
     assert_eq!(rig.switch.call_timers(), 0, "no timer outlives its call");
+}
+
+#[test]
+fn a_stranger_gets_403_and_a_trunk_with_credentials_is_challenged_r29() {
+    let mut settings = test_settings();
+    settings.trunks = crate::sip::trunk::TrunkPolicy::new(vec![crate::sip::trunk::Trunk {
+        name: "carrier".into(),
+        allow: vec!["10.0.0.0/8".parse().unwrap()],
+        credentials: None,
+    }]);
+    let mut rig = Rig::with(settings.clone());
+    rig.deliver(TRUNK, &invite("t1", "c", "z9hG4bK-t1", "", SDP));
+    assert_eq!(rig.statuses(), vec![403]);
+    assert_eq!(rig.switch.active_calls(), 0);
+    assert!(rig.store.is_empty(), "no work order for a refused stranger");
+
+    settings.trunks = crate::sip::trunk::TrunkPolicy::new(vec![crate::sip::trunk::Trunk {
+        name: "carrier".into(),
+        allow: vec!["10.0.0.0/8".parse().unwrap()],
+        credentials: Some(crate::sip::trunk::TrunkCredentials {
+            username: "carrier".into(),
+            password: "secret".into(),
+        }),
+    }]);
+    let mut rig = Rig::with(settings);
+    rig.deliver(TRUNK, &invite("t2", "c", "z9hG4bK-t2", "", SDP));
+    let challenge = rig.take_sent().pop().unwrap().1;
+    assert_eq!(status_of(&challenge), Some(401));
+    let parsed = parse_challenge(header(&challenge, "WWW-Authenticate").unwrap()).unwrap();
+    let answer = answer_challenge(
+        &parsed,
+        "INVITE",
+        "sip:8890@127.0.0.1:5060",
+        "carrier",
+        "secret",
+        ("c", 1),
+    )
+    .unwrap();
+    rig.deliver(
+        TRUNK,
+        &invite(
+            "t2",
+            "c",
+            "z9hG4bK-t3",
+            &format!("Authorization: {answer}\n"),
+            SDP,
+        )
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
+    );
+    assert_eq!(
+        rig.statuses(),
+        vec![100, 180],
+        "the right credentials admit the trunk"
+    );
+    let wrong = answer.replace("response=\"", "response=\"0");
+    rig.deliver(
+        TRUNK,
+        &invite(
+            "t4",
+            "c",
+            "z9hG4bK-t4",
+            &format!("Authorization: {wrong}\n"),
+            SDP,
+        ),
+    );
+    assert_eq!(rig.statuses(), vec![403], "wrong credentials");
+}
+
+#[test]
+fn session_timers_are_negotiated_and_a_peer_that_stops_refreshing_is_hung_up_rfc4028() {
+    let mut rig = Rig::new();
+    // Below our Min-SE: 422 with Min-SE.
+    rig.deliver(
+        TRUNK,
+        &invite(
+            "s0",
+            "c",
+            "z9hG4bK-s0",
+            "Supported: timer\nSession-Expires: 30\n",
+            SDP,
+        ),
+    );
+    let sent = rig.take_sent();
+    assert_eq!(status_of(&sent[0].1), Some(422));
+    assert_eq!(header(&sent[0].1, "Min-SE"), Some("90"));
+    // 90 s, the caller refreshes.
+    rig.deliver(
+        TRUNK,
+        &invite(
+            "s1",
+            "c",
+            "z9hG4bK-s1",
+            "Supported: timer\nSession-Expires: 90;refresher=uac\n",
+            SDP,
+        ),
+    );
+    rig.advance(Duration::from_secs(2));
+    let ok = rig
+        .take_sent()
+        .into_iter()
+        .find(|(_, t)| status_of(t) == Some(200))
+        .unwrap()
+        .1;
+    assert_eq!(header(&ok, "Session-Expires"), Some("90;refresher=uac"));
+    assert_eq!(header(&ok, "Require"), Some("timer"));
+    let tag = to_tag(&ok);
+    rig.deliver(
+        TRUNK,
+        &in_dialog("ACK", "s1", "c", &tag, 1, "z9hG4bK-s1-ack"),
+    );
+    // A refresh by UPDATE at 45 s restarts the timer.
+    rig.advance(Duration::from_secs(45));
+    let update = in_dialog("UPDATE", "s1", "c", &tag, 2, "z9hG4bK-s1-up").replace(
+        "Content-Length: 0",
+        "Supported: timer\nSession-Expires: 90;refresher=uac\nContent-Length: 0",
+    );
+    rig.deliver(TRUNK, &update);
+    let ok = rig
+        .take_sent()
+        .into_iter()
+        .find(|(_, t)| status_of(t) == Some(200))
+        .expect("refresh answered")
+        .1;
+    assert_eq!(header(&ok, "Session-Expires"), Some("90;refresher=uac"));
+    rig.advance(Duration::from_secs(59));
+    assert!(
+        !rig.take_sent().iter().any(|(_, t)| t.starts_with("BYE ")),
+        "refreshed: still up"
+    );
+    // No more refreshes: BYE before the session expires (90 - 30 s after the refresh).
+    rig.advance(Duration::from_secs(2));
+    assert!(
+        rig.take_sent().iter().any(|(_, t)| t.starts_with("BYE ")),
+        "not refreshed: hung up"
+    );
 }

@@ -1,20 +1,19 @@
 //! A leg the engine places (UAC): to an agent's softphone (the B2BUA's second leg) or to
-//! a destination (an outbound call). It builds the INVITE (with our SDP offer), its
-//! CANCEL, the ACKs (RFC 3261 §17.1.1.3 for a failure, §13.2.2.4 for a 2xx) and, once
-//! the peer answers, the dialog whose BYE ends the leg.
+//! a destination (an outbound call). It builds, through the typed builder, the INVITE
+//! (with our SDP offer), its CANCEL (RFC 3261 §9.1), the ACKs (§17.1.1.3 for a failure,
+//! §13.2.2.4 for a 2xx) and, once the peer answers, the dialog (§12.1.2) whose BYE ends
+//! the leg.
 //!
 //! Pure: the switch sends what it builds. Nothing here names a caller except the
 //! display given (a masked number for an agent's phone, R12).
 
-use std::net::{IpAddr, SocketAddr};
-
 use bytes::Bytes;
 
-use super::ids::Ids;
 use crate::media::g711::Codec;
 use crate::sip::TransportKind;
-use crate::sip::dialog::{Dialog, DialogState, ViaParams};
-use crate::sip::message::{self, HeadersExt, Method, Request, Response, Uri};
+use crate::sip::builder::{self, IdGenerator, LocalContact, RequestBuilder};
+use crate::sip::dialog::{Dialog, DialogError};
+use crate::sip::message::{Method, Request, Response, Uri};
 use crate::sip::sdp::{self, Negotiated, SdpError};
 use crate::sip::transaction::{KeyMethod, TransactionKey};
 
@@ -28,28 +27,21 @@ pub struct UacTarget {
     pub to: String,
     /// Where the INVITE goes: where an agent's REGISTER came from (the phone may sit
     /// behind NAT, and over TCP it is the open connection), or the destination's host.
-    pub destination: SocketAddr,
+    pub destination: std::net::SocketAddr,
     pub transport: TransportKind,
 }
 
-/// Our side of the signalling, as Via, From and Contact show it.
-#[derive(Clone, Debug)]
-pub struct LocalSide {
-    pub ip: IpAddr,
-    pub port: u16,
-}
-
-/// Why the phone's answer could not be used.
+/// Why the peer's answer could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LegError {
-    /// The 2xx could not be parsed or lacks what a dialog needs (To tag, Contact).
-    #[error("agent's answer unusable: {0}")]
-    BadAnswer(String),
-    /// The registered Contact does not make a valid INVITE.
-    #[error("cannot build an INVITE to {contact}: {reason}")]
-    BadTarget { contact: String, reason: String },
+    /// The 2xx lacks what a dialog needs (To tag, Contact).
+    #[error("answer unusable: {0}")]
+    BadAnswer(#[from] DialogError),
+    /// The target does not make a valid INVITE.
+    #[error("cannot build an INVITE to {0}")]
+    BadTarget(String),
     /// The 2xx's SDP has no codec we offered.
-    #[error("agent's SDP answer: {0}")]
+    #[error("SDP answer: {0}")]
     Sdp(#[from] SdpError),
 }
 
@@ -71,80 +63,43 @@ pub struct UacLeg {
     pub call_id: String,
     pub target: UacTarget,
     pub invite_key: TransactionKey,
-    local: LocalSide,
-    local_tag: String,
-    branch: String,
+    local: LocalContact,
     invite: Request,
     state: LegState,
 }
 
 impl UacLeg {
-    /// Builds the INVITE offering PCMU, PCMA and telephone-event on `rtp_port`. The
-    /// peer's display shows `display` (for an agent, a masked caller number, R12).
+    /// Builds the INVITE carrying `offer` (our SDP). The peer's display shows `display`
+    /// (for an agent, a masked caller number, R12).
     pub fn new(
-        ids: &mut Ids,
+        ids: &mut IdGenerator,
         target: UacTarget,
-        local: LocalSide,
-        rtp_port: u16,
+        local: LocalContact,
+        offer: String,
         display: &str,
     ) -> Result<UacLeg, LegError> {
         let call_id = ids.call_id(&local.ip.to_string());
         let local_tag = ids.tag();
         let branch = ids.branch();
-        let sdp = sdp::offer(
-            local.ip,
-            rtp_port,
-            &[Codec::Pcmu, Codec::Pcma],
-            ids.next_u32().into(),
-        );
-        let transport_param = match target.transport {
-            TransportKind::Udp => "",
-            TransportKind::Tcp => ";transport=tcp",
-        };
-        let text = format!(
-            "INVITE {contact} SIP/2.0\r\n\
-             Via: SIP/2.0/{via} {ip}:{port};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: \"{display}\" <sip:hotline@{ip}:{port}>;tag={local_tag}\r\n\
-             To: <{to}>\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: 1 INVITE\r\n\
-             Contact: <sip:hotline@{ip}:{port}{transport_param}>\r\n\
-             Content-Type: application/sdp\r\n\
-             Content-Length: {len}\r\n\r\n{sdp}",
-            contact = target.contact,
-            via = target.transport.via_token(),
-            ip = local.ip,
-            port = local.port,
-            len = sdp.len(),
-            display = display.replace(['"', '\\'], ""),
-            to = target.to,
-        );
-        // The Contact came from a phone's REGISTER: parse what we built, so a Contact
-        // that makes no valid request fails this one leg, visibly, not the call.
-        let invite = match message::parse(text.as_bytes()) {
-            Ok(message::SipMessage::Request(request)) => request,
-            other => {
-                return Err(LegError::BadTarget {
-                    contact: target.contact.to_string(),
-                    reason: other
-                        .err()
-                        .map_or("not a request".into(), |e| e.to_string()),
-                });
-            }
-        };
-        let invite_key = TransactionKey::rfc3261(
-            &branch,
-            KeyMethod::Invite,
-            &format!("{}:{}", local.ip, local.port),
-        );
+        let bad_target = || LegError::BadTarget(target.contact.to_string());
+        let from = local.parsed_uri("hotline").ok_or_else(bad_target)?;
+        let to = Uri::try_from(target.to.as_str()).map_err(|_| bad_target())?;
+        let invite = RequestBuilder::new(Method::Invite, target.contact.clone())
+            .via(&local, &branch)
+            .from(&from, Some(display), &local_tag)
+            .to(&to, None)
+            .call_id(call_id.clone())
+            .cseq(1)
+            .contact(&local, "hotline")
+            .header(builder::allow(super::ALLOWED_METHODS))
+            .body("application/sdp", offer.into_bytes())
+            .build();
+        let invite_key = TransactionKey::rfc3261(&branch, KeyMethod::Invite, &local.host_port());
         Ok(UacLeg {
             call_id,
             target,
             invite_key,
             local,
-            local_tag,
-            branch,
             invite,
             state: LegState::Inviting,
         })
@@ -163,115 +118,43 @@ impl UacLeg {
         matches!(self.state, LegState::Confirmed { .. })
     }
 
-    /// The CANCEL for the ringing INVITE (§9.1): same Request-URI, Via branch, Call-ID,
-    /// From, To and CSeq number. `None` when the leg is not ringing.
+    /// The CANCEL for the ringing INVITE (§9.1). `None` when the leg is not ringing.
     pub fn cancel(&mut self) -> Option<(TransactionKey, Bytes)> {
         if !self.is_ringing() {
             return None;
         }
         self.state = LegState::Cancelled;
-        let mut cancel = self.invite.clone();
-        cancel.method = Method::Cancel;
-        cancel.body.clear();
-        let headers: Vec<_> = cancel
-            .headers
-            .iter()
-            .filter(|h| {
-                !matches!(
-                    h,
-                    message::Header::Contact(_)
-                        | message::Header::ContentType(_)
-                        | message::Header::ContentLength(_)
-                        | message::Header::CSeq(_)
-                )
-            })
-            .cloned()
-            .chain([
-                message::make_header("CSeq", "1 CANCEL".to_owned()),
-                message::make_header("Content-Length", "0".to_owned()),
-            ])
-            .collect();
-        cancel.headers = message::Headers::from(headers);
-        let key = TransactionKey::rfc3261(&self.branch, KeyMethod::Cancel, &self.sent_by());
+        let cancel = builder::cancel_for(&self.invite);
+        let key = TransactionKey::rfc3261(
+            &self.invite_key.branch,
+            KeyMethod::Cancel,
+            &self.local.host_port(),
+        );
         Some((key, Bytes::from(cancel.to_string())))
     }
 
-    /// The ACK for a 300–699 to the INVITE (§17.1.1.3): part of the INVITE transaction,
-    /// so same branch, and the To of the response (with its tag).
+    /// The ACK for a 300–699 to the INVITE (§17.1.1.3).
     pub fn ack_for_failure(&mut self, response: &Response) -> Bytes {
         self.state = LegState::Ended;
-        let to = response
-            .to_header()
-            .map(|to| to.value().to_owned())
-            .unwrap_or_else(|_| format!("<{}>", self.target.to));
-        Bytes::from(self.ack_text(&self.branch.clone(), &self.invite.uri.to_string(), &to, &[]))
+        Bytes::from(builder::ack_for_failure(&self.invite, response).to_string())
     }
 
-    /// Takes the phone's 2xx: builds the dialog (§12.1.2), reads the SDP answer and
+    /// Takes the peer's 2xx: builds the dialog (§12.1.2), reads the SDP answer and
     /// returns it with the ACK to send (a new transaction: new branch, §13.2.2.4).
     pub fn answered(
         &mut self,
-        ids: &mut Ids,
+        ids: &mut IdGenerator,
         response: &Response,
     ) -> Result<(Negotiated, Bytes), LegError> {
-        if let LegState::Confirmed { ack, .. } = &self.state {
-            return Err(LegError::BadAnswer(format!(
-                "already answered; resend the ACK ({} bytes)",
-                ack.len()
-            )));
-        }
-        let to = response
-            .to_header()
-            .map_err(|e| LegError::BadAnswer(e.to_string()))?;
-        let remote_tag = to
-            .tag()
-            .ok()
-            .flatten()
-            .map(|t| t.value().to_owned())
-            .ok_or_else(|| LegError::BadAnswer("2xx without a To tag".into()))?;
-        let remote_uri = to.uri().map_err(|e| LegError::BadAnswer(e.to_string()))?;
-        let remote_target = response
-            .typed_contact_headers()
-            .ok()
-            .and_then(|c| c.into_iter().next())
-            .map(|c| c.uri)
-            .unwrap_or_else(|| self.target.contact.clone());
-        // A UAC's route set is the 2xx's Record-Route in reverse (§12.1.2).
-        let mut route_set: Vec<Uri> = response
-            .typed_record_route_headers()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|rr| rr.uri)
-            .collect();
-        route_set.reverse();
-        let negotiated = sdp::negotiate(&response.body, &[Codec::Pcmu, Codec::Pcma])?;
-        let local_uri = Uri::try_from(format!("sip:hotline@{}:{}", self.local.ip, self.local.port))
-            .map_err(|e| LegError::BadAnswer(e.to_string()))?;
-        let dialog = Dialog {
-            call_id: self.call_id.clone(),
-            local_tag: self.local_tag.clone(),
-            remote_tag: Some(remote_tag.clone()),
-            local_uri,
-            remote_uri,
-            remote_target: remote_target.clone(),
-            route_set: route_set.clone(),
-            local_cseq: 1,
-            remote_cseq: 0,
-            state: DialogState::Confirmed,
-            peer: self.target.destination,
-            transport: self.target.transport.into(),
-        };
-        let routes: Vec<String> = route_set.iter().map(|r| format!("<{r}>")).collect();
-        let to_value = format!(
-            "{};tag={remote_tag}",
-            to.value().split(";tag=").next().unwrap_or("")
-        );
-        let ack = Bytes::from(self.ack_text(
-            &ids.branch(),
-            &remote_target.to_string(),
-            &to_value,
-            &routes,
-        ));
+        let dialog = Dialog::new_uac(
+            &self.invite,
+            response,
+            self.target.destination,
+            self.target.transport.into(),
+        )?;
+        let negotiated = sdp::read_answer(&response.body, &[Codec::Pcmu, Codec::Pcma], 1)?;
+        let ack = dialog.ack_for_2xx(1, &self.local, &ids.branch(), None);
+        let ack = Bytes::from(ack.to_string());
         self.state = LegState::Confirmed {
             dialog: Box::new(dialog),
             ack: ack.clone(),
@@ -288,20 +171,18 @@ impl UacLeg {
     }
 
     /// The BYE that ends a connected leg, with its transaction key.
-    pub fn bye(&mut self, ids: &mut Ids) -> Option<(TransactionKey, Bytes)> {
+    pub fn bye(&mut self, ids: &mut IdGenerator) -> Option<(TransactionKey, Bytes)> {
         let LegState::Confirmed { dialog, .. } = &mut self.state else {
             return None;
         };
         let branch = ids.branch();
-        let host = self.local.ip.to_string();
-        let bye = dialog.build_bye(&ViaParams {
-            host: &host,
-            port: self.local.port,
-            transport: self.target.transport.into(),
-            branch: &branch,
-        });
+        let bye = dialog.bye(&self.local, &branch);
         self.state = LegState::Ended;
-        let key = TransactionKey::rfc3261(&branch, KeyMethod::from_name("BYE"), &self.sent_by());
+        let key = TransactionKey::rfc3261(
+            &branch,
+            KeyMethod::from_name("BYE"),
+            &self.local.host_port(),
+        );
         Some((key, Bytes::from(bye.to_string())))
     }
 
@@ -325,54 +206,43 @@ impl UacLeg {
         self.state = LegState::Ended;
     }
 
-    fn sent_by(&self) -> String {
-        format!("{}:{}", self.local.ip, self.local.port)
-    }
-
-    fn ack_text(&self, branch: &str, request_uri: &str, to: &str, routes: &[String]) -> String {
-        let mut text = format!(
-            "ACK {request_uri} SIP/2.0\r\n\
-             Via: SIP/2.0/{via} {ip}:{port};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n",
-            via = self.target.transport.via_token(),
-            ip = self.local.ip,
-            port = self.local.port,
-        );
-        for route in routes {
-            text.push_str(&format!("Route: {route}\r\n"));
-        }
-        let from = self
-            .invite
-            .from_header()
-            .map(|f| f.value().to_owned())
-            .unwrap_or_default();
-        text.push_str(&format!(
-            "From: {from}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-            self.call_id
-        ));
-        text
+    /// Our From tag.
+    #[cfg(test)]
+    pub fn local_tag(&self) -> String {
+        self.invite
+            .headers
+            .iter()
+            .find(|h| matches!(h, crate::sip::message::Header::From(_)))
+            .and_then(|h| h.value().split(";tag=").nth(1).map(str::to_owned))
+            .unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::SipMessage;
+    use crate::sip::message::{self, SipMessage};
 
     fn leg() -> UacLeg {
         UacLeg::new(
-            &mut Ids::new(1),
+            &mut IdGenerator::new(1),
             UacTarget {
                 contact: Uri::try_from("sip:1001@127.0.0.1:5071").unwrap(),
                 to: "sip:1001@127.0.0.1".into(),
                 destination: "127.0.0.1:5071".parse().unwrap(),
                 transport: TransportKind::Udp,
             },
-            LocalSide {
+            LocalContact {
                 ip: "127.0.0.1".parse().unwrap(),
                 port: 5060,
+                transport: TransportKind::Udp,
             },
-            20002,
+            sdp::offer(
+                "127.0.0.1".parse().unwrap(),
+                20002,
+                &[Codec::Pcmu, Codec::Pcma],
+                1,
+            ),
             "139****0001",
         )
         .expect("valid target")
@@ -401,7 +271,7 @@ mod tests {
              Record-Route: <sip:p1.example.com;lr>\r\nRecord-Route: <sip:p2.example.com;lr>\r\n\
              Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             leg.invite_key.branch,
-            leg.local_tag,
+            leg.local_tag(),
             leg.call_id,
             sdp.len()
         ))
@@ -441,7 +311,9 @@ mod tests {
     fn a_2xx_makes_a_dialog_acked_on_a_new_branch_with_the_route_set_reversed() {
         let mut leg = leg();
         let ok = ok_from_phone(&leg);
-        let (negotiated, ack) = leg.answered(&mut Ids::new(2), &ok).expect("usable 2xx");
+        let (negotiated, ack) = leg
+            .answered(&mut IdGenerator::new(2), &ok)
+            .expect("usable 2xx");
         assert_eq!(negotiated.codec, Codec::Pcmu);
         assert_eq!(negotiated.remote_rtp.port(), 6000);
         let ack = request(&ack);
@@ -456,15 +328,15 @@ mod tests {
         assert!(p2 < p1, "reversed Record-Route: {text}");
         assert!(leg.ack_again().is_some());
 
-        let (key, bye) = leg.bye(&mut Ids::new(3)).expect("connected");
+        let (key, bye) = leg.bye(&mut IdGenerator::new(3)).expect("connected");
         let bye = request(&bye);
         let summary = message::summary(&bye).expect("valid BYE");
         assert_eq!(bye.method, Method::Bye);
         assert_eq!(summary.cseq, 2);
         assert_eq!(summary.to_tag.as_deref(), Some("phone-tag"));
-        assert_eq!(summary.from_tag.as_deref(), Some(leg.local_tag.as_str()));
+        assert_eq!(summary.from_tag.as_deref(), Some(leg.local_tag().as_str()));
         assert_eq!(key.branch, summary.top_via_branch);
-        assert!(leg.bye(&mut Ids::new(4)).is_none(), "only once");
+        assert!(leg.bye(&mut IdGenerator::new(4)).is_none(), "only once");
     }
 
     #[test]
@@ -474,7 +346,9 @@ mod tests {
             "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={}\r\n\
              From: <sip:hotline@127.0.0.1:5060>;tag={}\r\nTo: <sip:1001@127.0.0.1>;tag=busy\r\n\
              Call-ID: {}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
-            leg.invite_key.branch, leg.local_tag, leg.call_id
+            leg.invite_key.branch,
+            leg.local_tag(),
+            leg.call_id
         ));
         let ack = request(&leg.ack_for_failure(&busy));
         let summary = message::summary(&ack).expect("valid ACK");
@@ -490,8 +364,13 @@ mod tests {
             "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={}\r\n\
              From: <sip:hotline@127.0.0.1:5060>;tag={}\r\nTo: <sip:1001@127.0.0.1>;tag=t\r\n\
              Call-ID: {}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
-            leg.invite_key.branch, leg.local_tag, leg.call_id
+            leg.invite_key.branch,
+            leg.local_tag(),
+            leg.call_id
         );
-        assert!(leg.answered(&mut Ids::new(5), &response(&text)).is_err());
+        assert!(
+            leg.answered(&mut IdGenerator::new(5), &response(&text))
+                .is_err()
+        );
     }
 }

@@ -376,7 +376,7 @@ impl WorkOrder {
 /// rang, ended in the IVR) do not count here at all.
 ///
 /// Both counts belong to the minute of [`WorkOrder::queued_at`], even when the agent
-/// answered in a later minute (see [`crate::metrics::ConnectionRateWindow`] for why).
+/// answered in a later minute (the metrics module's `ConnectionRateWindow` says why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallCountBucket {
     /// The start of the minute (seconds and below are zero).
