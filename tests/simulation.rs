@@ -531,7 +531,15 @@ fn calls_survive_20_percent_loss_duplication_and_reordering() {
 
 /// A world drawn from `seed`: a few agents with random habits, a few callers with
 /// random scripts, a clean or a lossy network.
-fn random_world(seed: u64) -> World {
+/// An outbound call the API places during a random run: when, for which agent, and
+/// the destination's phone.
+struct Originate {
+    at: Duration,
+    agent: String,
+    destination: String,
+}
+
+fn random_world(seed: u64) -> (World, Option<Originate>) {
     let mut rng = SimRng::new(seed ^ 0x5EED);
     let agents = 1 + rng.below(3) as usize;
     let mut config = WorldConfig::new(seed, agents);
@@ -589,11 +597,47 @@ fn random_world(seed: u64) -> World {
         }
         world.add_caller(script);
     }
-    world
+    // Now and then an agent also calls out (R16): a destination behind a trunk.
+    let originate = rng.chance(0.25).then(|| {
+        let answer = if rng.chance(0.8) {
+            AnswerPolicy::After(rng.duration_between(Duration::ZERO, 8 * SECOND))
+        } else {
+            AnswerPolicy::Refuse {
+                status: 486,
+                after: SECOND,
+            }
+        };
+        let destination = PhoneScript {
+            hangup_after: Some(rng.duration_between(SECOND, 60 * SECOND)),
+            ..PhoneScript::callee("13900002222", answer)
+        };
+        world.add_phone_at(loopback(4, 8000), destination);
+        Originate {
+            at: rng.duration_between(6 * SECOND, 90 * SECOND),
+            agent: format!("{}", 1001 + rng.below(agents as u64)),
+            destination: "sip:13900002222@127.0.0.4:8000".into(),
+        }
+    });
+    (world, originate)
 }
 
 fn run_seed(seed: u64) -> Result<(), String> {
-    let mut world = random_world(seed);
+    let (mut world, originate) = random_world(seed);
+    if let Some(originate) = originate {
+        world
+            .run_for(originate.at)
+            .map_err(|failure| failure.to_string())?;
+        // The agent may be busy, paused or logged out: any reply is fine, the
+        // invariants are what is checked.
+        let reply = world.command(Command::Originate {
+            agent: originate.agent,
+            destination: originate.destination,
+            caller_id: None,
+        });
+        if !matches!(reply, Some(Reply::Originated(_))) {
+            return Err(format!("seed {seed}: originate answered {reply:?}"));
+        }
+    }
     world
         .finish(Duration::from_secs(3600))
         .map_err(|failure| failure.to_string())?;
@@ -632,6 +676,11 @@ const KNOWN_SWITCH_DEFECTS: &[KnownDefect] = &[
         required: "saw a protocol error: BYE with CSeq",
         also: &[],
         what: "a retransmitted 2xx from a phone whose answer crossed the withdrawal gets a second BYE with the same CSeq",
+    },
+    KnownDefect {
+        required: "answered without an answer write",
+        also: &[],
+        what: "an outbound call whose agent hangs up while the destination still rings ends with outcome answered",
     },
     KnownDefect {
         required: "still rings for a call the switch has ended",
@@ -798,4 +847,30 @@ fn a_caller_hanging_up_before_the_agents_phone_answers_anything_still_cancels_it
         .next()
         .expect("the agent was rung");
     assert_eq!(rung.final_status, Some(487), "cancelled once it rang");
+}
+
+#[test]
+#[ignore = "an outbound call the agent hangs up while the destination rings is written as answered (reported to the lead)"]
+fn an_outbound_call_the_agent_gives_up_on_is_not_answered_r16() {
+    let mut world = world(16, 1);
+    let mut impatient = agent(1001, AnswerPolicy::After(SECOND));
+    impatient.hangup_after = Some(5 * SECOND);
+    logged_in(&mut world, &[impatient]);
+    world.add_phone_at(
+        loopback(4, 8000),
+        PhoneScript::callee("13900002222", AnswerPolicy::Never),
+    );
+    let reply = world.command(Command::Originate {
+        agent: "1001".into(),
+        destination: "sip:13900002222@127.0.0.4:8000".into(),
+        caller_id: None,
+    });
+    let Some(Reply::Originated(Ok(id))) = reply else {
+        panic!("originate: {reply:?}");
+    };
+    // The invariants include: an order that ends answered was answered.
+    finish(&mut world);
+    let order = &world.orders()[&id];
+    assert!(!order.answered);
+    assert_ne!(order.outcome, Some(CallOutcome::Answered));
 }
