@@ -677,12 +677,11 @@ impl World {
         }
         let _ = writeln!(out, "--- peers ---");
         for (index, caller) in self.callers.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "caller {index}: {:?} {:?}",
-                caller.state(),
-                caller.record()
-            );
+            let described = caller
+                .record()
+                .map(|record| describe(record, self.stage.epoch()))
+                .unwrap_or_else(|| "not dialled yet".to_string());
+            let _ = writeln!(out, "caller {index}: {:?} {described}", caller.state());
         }
         for (index, phone) in self.phones.iter().enumerate() {
             let _ = writeln!(
@@ -886,6 +885,37 @@ impl World {
             }
         }
     }
+}
+
+/// A call record with its instants as seconds since the start of the run, so two runs
+/// of one seed print the same.
+fn describe(record: &super::CallRecord, epoch: Instant) -> String {
+    let at = |instant: Option<Instant>| {
+        instant.map_or("-".to_string(), |i| {
+            format!("{:.3}s", i.saturating_duration_since(epoch).as_secs_f64())
+        })
+    };
+    format!(
+        "call {} invited {} answered {} ended {} by {:?} ({:?}); provisional {:?} final {:?}; bye sent {} received {} status {:?}; cancel sent {} status {:?}; re-INVITEs {:?} answers {:?}; session {:?}, refreshes sent {} received {}",
+        record.call_id.chars().take(8).collect::<String>(),
+        at(record.invited_at),
+        at(record.answered_at),
+        at(record.ended_at),
+        record.ended_by,
+        record.end_reason,
+        record.provisional,
+        record.final_status,
+        record.bye_sent,
+        record.bye_received,
+        record.bye_status,
+        record.cancel_sent,
+        record.cancel_status,
+        record.reinvites_sent,
+        record.answer_directions,
+        record.session,
+        record.refreshes_sent,
+        record.refreshes_received,
+    )
 }
 
 /// Every node of a world, the engine first, as the stage steps them.
