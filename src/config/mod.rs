@@ -6,6 +6,8 @@
 //! recordings, data) resolve against the process's working directory, as the README says.
 
 pub mod agents;
+pub mod limits;
+pub mod security;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +63,8 @@ pub struct Config {
     pub acd: AcdSettings,
     pub api: ApiConfig,
     pub registrar: RegistrarConfig,
+    pub limits: limits::LimitsConfig,
+    pub security: security::SecurityConfig,
 }
 
 /// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
@@ -245,6 +249,10 @@ struct RawConfig {
     acd: RawAcd,
     api: RawApi,
     registrar: RawRegistrar,
+    #[serde(default)]
+    limits: limits::RawLimits,
+    #[serde(default)]
+    security: security::RawSecurity,
 }
 
 #[derive(Deserialize)]
@@ -656,7 +664,12 @@ impl Validator<'_> {
             ));
         }
 
+        let limits = self.limits(&raw.limits)?;
+        let security = self.security(&raw.security)?;
+
         Ok(Config {
+            limits,
+            security,
             acd: AcdSettings {
                 agents_file,
                 default_queue: acd.default_queue.get_ref().trim().to_owned(),
