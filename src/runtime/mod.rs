@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod endpoint;
+pub mod limits;
 pub mod ports;
 pub mod transport;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::{Config, StoreConfig};
@@ -61,6 +62,9 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// The open-file limit cannot hold what the config allows.
+    #[error("{0}")]
+    FdLimit(#[from] limits::FdLimitError),
     /// A directory the engine writes to could not be created.
     #[error("cannot create {path}: {source}")]
     Directory {
@@ -191,10 +195,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Everything that can fail on a bad installation fails here, before any port.
     let prompts = Prompts::load(&config)?;
     let agents_config = config.load_agents()?;
-    std::fs::create_dir_all(&config.recordings.dir).map_err(|source| EngineError::Directory {
-        path: config.recordings.dir.clone(),
-        source,
-    })?;
+    crate::recording::create_root(&config.recordings.dir)?;
     let repair = crate::recording::repair_directory(&config.recordings.dir)?;
     for fixed in &repair.repaired {
         warn!(path = %fixed.path.display(), "recording left by a crash repaired");
@@ -226,6 +227,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     crate::metrics::publish_connection_rate(&window, now);
 
+    match limits::apply(&config)? {
+        limits::FdOutcome::ShortWarned(message) => warn!("{message}"),
+        outcome => info!(?outcome, "open-file limit"),
+    }
     let udp = match config.sip.listen_udp {
         Some(addr) => Some(Arc::new(UdpSocket::bind(addr).await.map_err(|source| {
             EngineError::Bind {
@@ -285,18 +290,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let transports = Transports::new(udp.clone());
     let mut io_tasks = Vec::new();
     if let Some(udp) = udp {
-        io_tasks.push(tokio::spawn(transport::run_udp(
+        io_tasks.push(tokio::spawn(transport::run_udp_with_limits(
             udp,
             inbound_tx.clone(),
             transports_stopped.clone(),
+            crate::sip::inbound::InboundLimits {
+                max_body_bytes: config.limits.max_body_bytes,
+            },
         )));
     }
     if let Some(tcp) = tcp {
-        io_tasks.push(tokio::spawn(transport::run_tcp(
+        io_tasks.push(tokio::spawn(transport::run_tcp_with_limits(
             tcp,
             transports.clone(),
             inbound_tx.clone(),
-            Arc::new(Semaphore::new(config.sip.max_tcp_connections)),
+            transport::TcpLimits::from_config(config),
             transports_stopped.clone(),
         )));
     }
