@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use super::agents::AgentsConfig;
 use super::{Config, ConfigError, Validator};
+use crate::sip::auth_guard::GuardSettings;
 
 /// The API token shipped in `config/hotline.toml`: public, so never for a reachable
 /// address.
@@ -44,6 +45,18 @@ impl Default for SecurityConfig {
             auth_backoff_max: Duration::from_secs(300),
             auth_forget_after: Duration::from_secs(900),
             allow_demo_secrets: false,
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// The settings of the failed-authentication throttle.
+    pub fn guard_settings(&self) -> GuardSettings {
+        GuardSettings {
+            failures_before_backoff: self.auth_failures_before_backoff,
+            backoff_initial: self.auth_backoff_initial,
+            backoff_max: self.auth_backoff_max,
+            forget_after: self.auth_forget_after,
         }
     }
 }

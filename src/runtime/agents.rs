@@ -22,7 +22,8 @@ use crate::call::driver::CallEvent;
 use crate::config::agents::{AgentsConfig, OverflowTarget, StrategyName};
 use crate::metrics::{AgentStateLabel, OfferResult};
 use crate::sip::TransportKind;
-use crate::sip::digest::{AuthOutcome, Credential, DigestAuthenticator};
+use crate::sip::auth_guard::{self, AuthGuard, Verdict};
+use crate::sip::digest::{self, AuthOutcome, Credential, DigestAuthenticator};
 use crate::sip::message::{self, Header, Request, StatusCode, Uri};
 use crate::sip::registrar::{RegisterOutcome, RegisterRequest, Registrar, RegistrarEvent};
 use crate::sip::transaction::TransactionKey;
@@ -289,6 +290,8 @@ pub struct AgentsActor {
     acd: Acd,
     registrar: Registrar,
     digest: DigestAuthenticator,
+    /// Failed-authentication throttle of REGISTER (issue 9 row 4).
+    guard: AuthGuard,
     passwords: HashMap<String, String>,
     /// Each queued call's event queue.
     calls: HashMap<CallKey, (mpsc::Sender<CallEvent>, String)>,
@@ -311,13 +314,16 @@ impl AgentsActor {
         // which phones retry without asking their user.
         let digest =
             DigestAuthenticator::new(reg.realm.clone(), rand::random(), reg.nonce_lifetime)
-                .with_offered_algorithms(reg.digest_algorithms.clone());
+                .with_offered_algorithms(reg.digest_algorithms.clone())
+                .with_rfc2069_allowed(settings.security.digest_allow_rfc2069);
+        let guard = AuthGuard::new(settings.security.guard_settings());
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let actor = AgentsActor {
             inbox: rx,
             acd,
             registrar,
             digest,
+            guard,
             passwords: passwords(agents),
             calls: HashMap::new(),
             endpoint,
@@ -397,7 +403,7 @@ impl AgentsActor {
             }
             Command::Authenticate { request, reply } => {
                 let _ = reply.send(
-                    self.authenticate(&request)
+                    self.authenticate(&request, None)
                         .map_err(|(challenges, _)| challenges),
                 );
             }
@@ -527,8 +533,32 @@ impl AgentsActor {
         source: std::net::SocketAddr,
         transport: TransportKind,
     ) {
-        let user = match self.authenticate(&request) {
-            Ok(user) => user,
+        let claimed = digest::claimed_username(&request);
+        if let Verdict::Throttled { retry_after, scope } =
+            self.guard.check(now, source.ip(), claimed.as_deref())
+        {
+            warn!(
+                "{}",
+                auth_guard::auth_throttled_line(
+                    source.ip(),
+                    claimed.as_deref(),
+                    scope,
+                    retry_after
+                )
+            );
+            metrics::counter!(auth_guard::AUTH_THROTTLED_TOTAL, "scope" => scope.label())
+                .increment(1);
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let headers = vec![message::make_header("Retry-After", seconds.to_string())];
+            return self
+                .respond(&key, &request, StatusCode::Forbidden, headers)
+                .await;
+        }
+        let user = match self.authenticate(&request, Some(source)) {
+            Ok(user) => {
+                self.guard.record_success(source.ip(), &user);
+                user
+            }
             Err((challenges, status)) => {
                 let headers = challenges
                     .into_iter()
@@ -548,6 +578,7 @@ impl AgentsActor {
         };
         // An agent registers only its own number (R29): the credentials name the AOR.
         if register.aor != user {
+            self.record_auth_failure(now, source, Some(&user), "wrong_aor");
             return self
                 .respond(&key, &request, StatusCode::Forbidden, vec![])
                 .await;
@@ -580,33 +611,69 @@ impl AgentsActor {
     }
 
     /// The agent number whose password answered the challenge, or the challenges to send.
-    fn authenticate(&self, request: &Request) -> Result<String, (Vec<String>, StatusCode)> {
-        let outcome = self
-            .digest
-            .verify_request(SystemTime::now(), request, |user| {
-                self.passwords
-                    .get(user)
-                    .map(|p| Credential::Password(p.clone()))
-            });
+    /// With the request's `source` (REGISTER), nonces are sealed to it and failures
+    /// count in the throttle and the security log.
+    fn authenticate(
+        &mut self,
+        request: &Request,
+        source: Option<std::net::SocketAddr>,
+    ) -> Result<String, (Vec<String>, StatusCode)> {
+        let lookup = |user: &str| {
+            self.passwords
+                .get(user)
+                .map(|p| Credential::Password(p.clone()))
+        };
+        let outcome = match source {
+            Some(source) => {
+                self.digest
+                    .verify_request_from(SystemTime::now(), source, request, lookup)
+            }
+            None => self
+                .digest
+                .verify_request(SystemTime::now(), request, lookup),
+        };
+        let challenges = |stale: bool| match source {
+            Some(source) => self.digest.challenges_for(SystemTime::now(), source, stale),
+            None => self.digest.challenges(SystemTime::now(), stale),
+        };
         match outcome {
             AuthOutcome::Authenticated { username } => Ok(username),
-            AuthOutcome::Stale => Err((
-                self.digest.challenges(SystemTime::now(), true),
-                StatusCode::Unauthorized,
-            )),
+            AuthOutcome::Stale => Err((challenges(true), StatusCode::Unauthorized)),
             AuthOutcome::Invalid(e) => {
-                // Logged without the user name's password, never the caller's number.
-                info!(error = %e, "digest authentication failed");
-                Err((
-                    self.digest.challenges(SystemTime::now(), false),
-                    StatusCode::Unauthorized,
-                ))
+                let challenges = challenges(false);
+                match source {
+                    Some(source) => {
+                        let claimed = digest::claimed_username(request);
+                        self.record_auth_failure(
+                            Instant::now(),
+                            source,
+                            claimed.as_deref(),
+                            e.reason(),
+                        );
+                    }
+                    // Logged without the user name's password, never the caller's number.
+                    None => info!(error = %e, "digest authentication failed"),
+                }
+                Err((challenges, StatusCode::Unauthorized))
             }
-            AuthOutcome::Missing => Err((
-                self.digest.challenges(SystemTime::now(), false),
-                StatusCode::Unauthorized,
-            )),
+            AuthOutcome::Missing => Err((challenges(false), StatusCode::Unauthorized)),
         }
+    }
+
+    /// One failed authentication: the throttle, the metric and the security log line.
+    fn record_auth_failure(
+        &mut self,
+        now: Instant,
+        source: std::net::SocketAddr,
+        user: Option<&str>,
+        reason: &'static str,
+    ) {
+        self.guard.record_failure(now, source.ip(), user);
+        metrics::counter!(auth_guard::AUTH_FAILURES_TOTAL, "reason" => reason).increment(1);
+        warn!(
+            "{}",
+            auth_guard::auth_failed_line(source.ip(), user, reason)
+        );
     }
 
     async fn respond(
