@@ -650,8 +650,12 @@ async fn serve_tcp_connection(
                     // re-synchronised (RFC 3261 §18.3): answer if we can, then close.
                     count_malformed(TransportKind::Tcp);
                     debug!(%peer, error = %e, "TCP framing error; closing connection");
+                    let reason = match e.status_code() {
+                        413 => "Request Entity Too Large".to_owned(),
+                        _ => e.to_string(),
+                    };
                     if let Some(reply) =
-                        message::error_response_from_raw(&buf, e.status_code(), &e.to_string())
+                        message::error_response_from_raw(&buf, e.status_code(), &reason)
                     {
                         let _ = queue_tx.try_send(Bytes::from(reply));
                     }

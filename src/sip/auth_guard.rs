@@ -171,7 +171,8 @@ impl AuthGuard {
         let by_user = user
             .and_then(|u| self.users.retry_after(&u.to_owned(), now, &self.settings))
             .map(|d| (d, ThrottleScope::User));
-        match by_source.into_iter().chain(by_user).max_by_key(|(d, _)| *d) {
+        // The longer wait wins; on a tie the source, which is what a firewall can act on.
+        match by_user.into_iter().chain(by_source).max_by_key(|(d, _)| *d) {
             Some((retry_after, scope)) => Verdict::Throttled { retry_after, scope },
             None => Verdict::Allow,
         }

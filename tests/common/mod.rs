@@ -25,6 +25,9 @@ pub struct EngineOptions {
     pub position_announcement_seconds: u64,
     /// The agents file; [`DEMO_AGENTS`] unless a test needs other agents or queues.
     pub agents_toml: String,
+    /// Appended to the config: whole sections the harness does not write itself
+    /// (`[limits]`, `[security]`).
+    pub extra_config: String,
 }
 
 /// Three agents (1001–1003, password `pw<id>`) in one queue with no wrap-up, so tests
@@ -65,6 +68,7 @@ impl Default for EngineOptions {
             agent_ring_timeout_ms: 10_000,
             position_announcement_seconds: 20,
             agents_toml: DEMO_AGENTS.to_owned(),
+            extra_config: String::new(),
         }
     }
 }
@@ -166,7 +170,9 @@ max_expires_seconds = 3600
 default_expires_seconds = 600
 nonce_lifetime_seconds = 300
 digest_algorithms = ["MD5", "SHA-256"]
+{extra}
 "#,
+            extra = options.extra_config,
             ring_timeout = options.agent_ring_timeout_ms,
             announce = options.position_announcement_seconds,
             max_concurrent = options.max_concurrent.min(49),
