@@ -401,7 +401,7 @@ pub fn claimed_username(request: &Request) -> Option<String> {
         .headers
         .iter()
         .filter(|header| header.name().eq_ignore_ascii_case("Authorization"))
-        .find_map(|header| parse_authorization(&header.value().to_string()).ok())
+        .find_map(|header| parse_authorization(header.value()).ok())
         .map(|response| response.username)
 }
 
