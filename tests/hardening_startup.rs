@@ -53,8 +53,14 @@ fn demo_secrets_on_a_public_address_are_refused_unless_allowed() {
     assert_eq!(check.status.code(), Some(64), "{}", text(&check));
     let said = text(&check);
     assert!(said.contains("0.0.0.0:5060"), "{said}");
-    assert!(said.contains("api.token is the shipped demo token"), "{said}");
-    assert!(said.contains("agent 1001 has the shipped demo password"), "{said}");
+    assert!(
+        said.contains("api.token is the shipped demo token"),
+        "{said}"
+    );
+    assert!(
+        said.contains("agent 1001 has the shipped demo password"),
+        "{said}"
+    );
     assert!(said.contains("--allow-demo-secrets"), "{said}");
 
     // `run` refuses the same way, before binding anything.
@@ -65,7 +71,11 @@ fn demo_secrets_on_a_public_address_are_refused_unless_allowed() {
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(64), "{}", text(&run));
-    assert!(text(&run).contains("shipped demo secrets"), "{}", text(&run));
+    assert!(
+        text(&run).contains("shipped demo secrets"),
+        "{}",
+        text(&run)
+    );
 
     // With the flag: accepted, with a loud warning.
     let allowed = hotline()

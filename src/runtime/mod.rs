@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod endpoint;
 pub mod limits;
+pub mod memory;
 pub mod ports;
 pub mod transport;
 
@@ -319,6 +320,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }));
     io_tasks.push(tokio::spawn(agents_actor.run(transports_stopped.clone())));
+    io_tasks.push(tokio::spawn(memory::return_freed_memory(
+        transports_stopped.clone(),
+    )));
     io_tasks.push(tokio::spawn(reload_on_sighup(
         shared.clone(),
         transports_stopped.clone(),
