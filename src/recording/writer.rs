@@ -193,11 +193,13 @@ fn start_inner(
                 source,
             },
         })?;
-    file.write_all_at(&wav::wav_header(0), 0)
-        .map_err(|source| RecordingError::Create {
-            path: path.clone(),
-            source,
-        })?;
+    if let Err(source) = file.write_all_at(&wav::wav_header(0), 0) {
+        // A file without its header (the disk full at the first byte) is no recording
+        // and would count as an unplayable one: it goes.
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(RecordingError::Create { path, source });
+    }
 
     let (sender, receiver) = mpsc::channel(FRAME_QUEUE_CAPACITY);
     let writer = Writer {
