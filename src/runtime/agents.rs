@@ -317,6 +317,14 @@ impl AgentsActor {
                 .with_offered_algorithms(reg.digest_algorithms.clone())
                 .with_rfc2069_allowed(settings.security.digest_allow_rfc2069);
         let guard = AuthGuard::new(settings.security.guard_settings());
+        metrics::describe_counter!(
+            auth_guard::AUTH_FAILURES_TOTAL,
+            "Failed digest authentications of REGISTER, by reason (security log: auth_failed)."
+        );
+        metrics::describe_counter!(
+            auth_guard::AUTH_THROTTLED_TOTAL,
+            "REGISTERs refused 403 unverified while their source or user backs off, by scope."
+        );
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let actor = AgentsActor {
             inbox: rx,
