@@ -11,7 +11,9 @@
 #                                           page test)
 #   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
 #                                           checks WAV lengths), curl, jq, time, and
-#                                           cargo-fuzz
+#                                           cargo-fuzz; for scripts/chaos.sh sqlite3
+#                                           (locks the store) and python3 (slow
+#                                           connections, WAV checks)
 #   scripts/install-test-deps.sh --prompts  also espeak-ng and sox, to regenerate the
 #                                           prompts (scripts/make-prompts.sh); the WAVs
 #                                           are committed, so nothing else needs them
@@ -57,6 +59,8 @@ if [ "$bench" = 1 ]; then
   want jq jq
   want taskset util-linux
   [ -x /usr/bin/time ] || need+=(time)
+  want sqlite3 sqlite3
+  want python3 python3
 fi
 if [ "$prompts" = 1 ]; then
   want espeak-ng espeak-ng

@@ -26,9 +26,17 @@ enum Command {
     Run {
         #[arg(long, default_value = "config/hotline.toml")]
         config: PathBuf,
+        /// Start even with the shipped demo secrets on a non-loopback address (warns).
+        #[arg(long)]
+        allow_demo_secrets: bool,
     },
     /// Validate a config file and exit (0 valid, 64 invalid).
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        file: PathBuf,
+        /// Accept the shipped demo secrets on a non-loopback address (warns).
+        #[arg(long)]
+        allow_demo_secrets: bool,
+    },
     /// Print the SHA-256 of a bearer token read from stdin, for `[[access.tokens]]`
     /// in the config. The token is read from stdin so it stays out of shell history
     /// and the process list.
@@ -101,23 +109,35 @@ enum WorkOrdersCommand {
 }
 
 /// Loads the config and the agents file it names: both must be valid before anything
-/// starts.
-fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+/// starts. Returns the warnings to show (demo secrets allowed on a reachable address).
+fn load_config(
+    path: &std::path::Path,
+    allow_demo_secrets: bool,
+) -> Result<(Config, Vec<String>), ExitCode> {
     let bad = |e: hotline::config::ConfigError| {
         eprintln!("hotline: bad config: {e}");
         ExitCode::from(EXIT_BAD_CONFIG)
     };
     let config = Config::load(path).map_err(bad)?;
-    config.load_agents().map_err(bad)?;
-    Ok(config)
+    let agents = config.load_agents().map_err(bad)?;
+    let warnings =
+        hotline::config::security::check_demo_secrets(&config, &agents, allow_demo_secrets)
+            .map_err(bad)?;
+    Ok((config, warnings))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::HashToken => hash_token(),
-        Command::CheckConfig { file } => match load_config(&file) {
-            Ok(_) => {
+        Command::CheckConfig {
+            file,
+            allow_demo_secrets,
+        } => match load_config(&file, allow_demo_secrets) {
+            Ok((_, warnings)) => {
+                for warning in warnings {
+                    eprintln!("hotline: WARNING: {warning}");
+                }
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
@@ -128,12 +148,19 @@ fn main() -> ExitCode {
             agents,
             prompts,
         } => check_dialplan(&file, &agents, prompts),
-        Command::Run { config } => {
-            let config = match load_config(&config) {
-                Ok(c) => c,
+        Command::Run {
+            config,
+            allow_demo_secrets,
+        } => {
+            let (config, warnings) = match load_config(&config, allow_demo_secrets) {
+                Ok(loaded) => loaded,
                 Err(code) => return code,
             };
             init_logging(&config.log.filter);
+            for warning in warnings {
+                tracing::warn!("{warning}");
+                eprintln!("hotline: WARNING: {warning}");
+            }
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -177,8 +204,9 @@ fn work_order_command(command: WorkOrdersCommand) -> ExitCode {
         | WorkOrdersCommand::ImportKnowledge { config, .. }
         | WorkOrdersCommand::ImportProviders { config, .. } => config.clone(),
     };
-    let config = match load_config(&config_path) {
-        Ok(c) => c,
+    // Work-order commands bind nothing: the demo-secret guard is not for them.
+    let config = match load_config(&config_path, true) {
+        Ok((config, _)) => config,
         Err(code) => return code,
     };
     let runtime = match tokio::runtime::Runtime::new() {

@@ -14,6 +14,8 @@ pub mod trunks;
 
 pub use store::{StoreBackend, StoreConfig, StoreTls};
 pub mod callbacks;
+pub mod limits;
+pub mod security;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -76,6 +78,8 @@ pub struct Config {
     pub access: access::AccessConfig,
     pub qa: qa::QaConfig,
     pub callbacks: callbacks::CallbacksConfig,
+    pub limits: limits::LimitsConfig,
+    pub security: security::SecurityConfig,
 }
 
 /// `[acd]`: how calls reach agents (the agents themselves are in `agents_file`).
@@ -266,6 +270,10 @@ struct RawConfig {
     qa: qa::RawQa,
     #[serde(default)]
     callbacks: callbacks::RawCallbacks,
+    #[serde(default)]
+    limits: limits::RawLimits,
+    #[serde(default)]
+    security: security::RawSecurity,
 }
 
 #[derive(Deserialize)]
@@ -675,6 +683,8 @@ impl Validator<'_> {
         let access = access::validate(self, &raw.access)?;
         let qa = qa::validate(self, &raw.qa)?;
         let callbacks = self.callbacks(&raw.callbacks)?;
+        let limits = self.limits(&raw.limits)?;
+        let security = self.security(&raw.security)?;
 
         Ok(Config {
             trunks,
@@ -682,6 +692,8 @@ impl Validator<'_> {
             access,
             qa,
             callbacks,
+            limits,
+            security,
             acd: AcdSettings {
                 agents_file,
                 default_queue: acd.default_queue.get_ref().trim().to_owned(),

@@ -15,7 +15,8 @@ mod writer;
 
 pub use repair::{RepairReport, RepairedFile, repair_directory};
 pub use writer::{
-    FRAME_QUEUE_CAPACITY, FrameSink, Recording, RecordingSummary, recording_path, start,
+    FRAME_QUEUE_CAPACITY, FrameSink, Recording, RecordingSummary, create_root, recording_path,
+    start,
 };
 
 /// Samples per channel in one 20 ms frame at 8 kHz.

@@ -4,7 +4,7 @@
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,36 @@ const MAX_BUFFERED_BYTES: usize = 2 * wav::BYTE_RATE as usize;
 const FILE_MODE: u32 = 0o600;
 /// Group may list and read (QA staff group); nobody else.
 const DIRECTORY_MODE: u32 = 0o750;
+
+/// Creates the root of the recordings tree (and any missing parent) mode 0750, like the
+/// date directories below it (R12); a root that exists already open to others is
+/// closed to them (the engine's own directory: group and owner keep their access).
+pub fn create_root(root: &Path) -> Result<(), RecordingError> {
+    let failed = |source| RecordingError::CreateDirectory {
+        path: root.to_path_buf(),
+        source,
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIRECTORY_MODE)
+        .create(root)
+        .map_err(failed)?;
+    let mode = std::fs::metadata(root)
+        .map_err(failed)?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        let closed = mode & 0o7770;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(closed)).map_err(failed)?;
+        tracing::warn!(
+            path = %root.display(),
+            from = format!("{:o}", mode & 0o7777),
+            to = format!("{closed:o}"),
+            "recordings directory was open to others; closed (R12)"
+        );
+    }
+    Ok(())
+}
 
 /// Where the recording of `work_order_id` made on `date` lives:
 /// `<root>/<YYYY-MM-DD>/<work_order_id>.wav`.
@@ -163,11 +193,13 @@ fn start_inner(
                 source,
             },
         })?;
-    file.write_all_at(&wav::wav_header(0), 0)
-        .map_err(|source| RecordingError::Create {
-            path: path.clone(),
-            source,
-        })?;
+    if let Err(source) = file.write_all_at(&wav::wav_header(0), 0) {
+        // A file without its header (the disk full at the first byte) is no recording
+        // and would count as an unplayable one: it goes.
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(RecordingError::Create { path, source });
+    }
 
     let (sender, receiver) = mpsc::channel(FRAME_QUEUE_CAPACITY);
     let writer = Writer {
@@ -319,6 +351,13 @@ impl Writer {
 
         self.write_batch(buffer, buffered_frames).await;
         self.sync_to_disk().await;
+        // Frames that reached the writer but not the disk (disk full, size limit) are
+        // dropped frames as much as those the media side could not queue: the metric
+        // counts both, so it says what the "frames lost" log line says.
+        if self.frames_lost > 0 {
+            metrics::counter!(crate::metrics::RECORDING_FRAMES_DROPPED_TOTAL)
+                .increment(self.frames_lost);
+        }
         match self.failure.take() {
             None => Ok(WriterOutcome {
                 frames: self.frames_written,
@@ -498,6 +537,25 @@ mod tests {
         assert_eq!(fs_mode(&summary.path), 0o600);
     }
 
+    #[test]
+    fn the_root_is_created_0750_and_an_open_one_is_closed_to_others_r12() {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("deep").join("recordings");
+        create_root(&root).unwrap();
+        assert_eq!(fs_mode(&root), 0o750);
+        assert_eq!(fs_mode(root.parent().unwrap()), 0o750);
+
+        let open = parent.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_root(&open).unwrap();
+        assert_eq!(fs_mode(&open), 0o750);
+        // Idempotent, and a stricter root is left as the operator made it.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o700)).unwrap();
+        create_root(&open).unwrap();
+        assert_eq!(fs_mode(&open), 0o700);
+    }
+
     fn fs_mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
@@ -661,5 +719,47 @@ mod tests {
         assert_eq!(error_path, &path);
         assert_eq!(*frames_lost, 40);
         assert_eq!(std::fs::read(&path).unwrap(), wav::wav_header(0));
+    }
+
+    /// Issue 9 row 9: frames a full disk swallowed show in
+    /// `hotline_recording_frames_dropped_total`, not only in the log line.
+    #[test]
+    fn frames_lost_to_a_failing_disk_are_counted_in_the_metric() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("full-disk.wav");
+        std::fs::write(&path, wav::wav_header(0)).unwrap();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let error = metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let writer = Writer {
+                    path: path.clone(),
+                    // Read-only: every write fails, as on a full disk.
+                    file: Arc::new(File::open(&path).unwrap()),
+                    header_interval: Duration::from_millis(10),
+                    data_bytes: 0,
+                    frames_written: 0,
+                    frames_lost: 0,
+                    failure: None,
+                };
+                let (sender, receiver) = mpsc::channel(300);
+                for index in 0..201 {
+                    sender.try_send(tone_frame(index)).unwrap();
+                }
+                drop(sender);
+                writer.run(receiver).await.unwrap_err()
+            })
+        });
+        assert!(error.to_string().contains("201 frames lost"), "{error}");
+        let rendered = handle.render();
+        let line = rendered
+            .lines()
+            .find(|l| l.starts_with("hotline_recording_frames_dropped_total"))
+            .unwrap_or_else(|| panic!("metric missing:\n{rendered}"));
+        assert_eq!(line.split_whitespace().last(), Some("201"), "{line}");
     }
 }

@@ -15,7 +15,9 @@
 //! grace period, then BYE; calls whose peers do not answer the BYE within a short bound
 //! are closed anyway; recordings and work orders are finalised before exit.
 
+pub mod limits;
 pub mod media;
+pub mod memory;
 pub mod ports;
 pub mod store;
 pub mod stream;
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::api::{SwitchClient, SwitchRequest};
@@ -84,6 +86,9 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// The open-file limit cannot hold what the config allows.
+    #[error("{0}")]
+    FdLimit(#[from] limits::FdLimitError),
     /// A directory the engine writes to could not be created.
     #[error("cannot create {path}: {source}")]
     Directory {
@@ -157,10 +162,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Everything that can fail on a bad installation fails here, before any port.
     let agents = config.load_agents()?;
     let prompts = load_prompts(&config, &agents)?;
-    std::fs::create_dir_all(&config.recordings.dir).map_err(|source| EngineError::Directory {
-        path: config.recordings.dir.clone(),
-        source,
-    })?;
+    crate::recording::create_root(&config.recordings.dir)?;
     let repair = crate::recording::repair_directory(&config.recordings.dir)?;
     for fixed in &repair.repaired {
         warn!(path = %fixed.path.display(), "recording left by a crash repaired");
@@ -200,6 +202,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         &history,
     )?;
 
+    match limits::apply(&config)? {
+        limits::FdOutcome::ShortWarned(message) => warn!("{message}"),
+        outcome => info!(?outcome, "open-file limit"),
+    }
     let udp = match config.sip.listen_udp {
         Some(addr) => Some(Arc::new(UdpSocket::bind(addr).await.map_err(|source| {
             EngineError::Bind {
@@ -240,21 +246,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Transports stop last: in-dialog messages (BYE and its 200) must flow while calls end.
     let (stop_transports, transports_stopped) = watch::channel(false);
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-    let transports = Transports::new(udp.clone(), inbound_tx.clone(), transports_stopped.clone());
+    let transports = Transports::new(
+        udp.clone(),
+        inbound_tx.clone(),
+        transport::TcpLimits::from_config(&config),
+        transports_stopped.clone(),
+    );
     let mut io_tasks = Vec::new();
     if let Some(udp) = udp {
-        io_tasks.push(tokio::spawn(transport::run_udp(
+        io_tasks.push(tokio::spawn(transport::run_udp_with_limits(
             udp,
             inbound_tx.clone(),
             transports_stopped.clone(),
+            crate::sip::inbound::InboundLimits {
+                max_body_bytes: config.limits.max_body_bytes,
+            },
         )));
     }
     if let Some(tcp) = tcp {
-        io_tasks.push(tokio::spawn(transport::run_tcp(
+        io_tasks.push(tokio::spawn(transport::run_tcp_with_limits(
             tcp,
             transports.clone(),
             inbound_tx.clone(),
-            Arc::new(Semaphore::new(config.sip.max_tcp_connections)),
+            transport::TcpLimits::from_config(&config),
             transports_stopped.clone(),
         )));
     }
@@ -270,6 +284,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
     }));
+    io_tasks.push(tokio::spawn(memory::return_freed_memory(
+        transports_stopped.clone(),
+    )));
     io_tasks.push(tokio::spawn(reload_on_sighup(
         config.clone(),
         client.clone(),

@@ -103,6 +103,8 @@ pub fn default_settings() -> SwitchSettings {
             allow: vec!["127.0.0.0/8".parse().expect("a CIDR")],
             credentials: None,
         }]),
+        digest_allow_rfc2069: false,
+        auth_guard: crate::config::security::SecurityConfig::default().guard_settings(),
     }
 }
 

@@ -9,6 +9,14 @@
 //! bounded table of the highest nonce-count seen per (user, nonce), which refuses a
 //! replayed `nc` (RFC 7616 §3.4.5).
 //!
+//! Replay defences (issue 9 row 3): an answer must use `qop=auth` with a nonce-count
+//! unless [`DigestAuthenticator::with_rfc2069_allowed`] says otherwise, and then an
+//! RFC 2069 answer (no qop) is good once per nonce. A nonce handed out with
+//! [`DigestAuthenticator::challenges_for`] is sealed to the address it was sent to, and
+//! [`DigestAuthenticator::verify_request_from`] answers the same credentials from another
+//! address as [`AuthOutcome::Stale`]: a registration change from a new source always
+//! takes a fresh challenge, which a replayer cannot answer.
+//!
 //! The engine answers an unauthenticated REGISTER with `401` and every value of
 //! [`DigestAuthenticator::challenges`] as a `WWW-Authenticate` header, then checks the
 //! retried request with [`DigestAuthenticator::verify`] (or
@@ -16,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,8 +41,9 @@ use crate::sip::message::Request;
 const NONCE_COUNT_CAPACITY: usize = 4096;
 /// Bytes of HMAC kept in a nonce: 128 bits are beyond guessing.
 const NONCE_MAC_LEN: usize = 16;
-/// Nonce payload: issue time (unix seconds) and a serial, both big-endian u64.
-const NONCE_PAYLOAD_LEN: usize = 16;
+/// Nonce payload: issue time (unix seconds), a serial, and the tag of the address it was
+/// issued to (zero when unbound), each 8 bytes big-endian.
+const NONCE_PAYLOAD_LEN: usize = 24;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -88,6 +98,36 @@ pub enum DigestError {
     /// The response does not match: wrong password, method, uri or tampering.
     #[error("digest response does not match")]
     WrongResponse,
+    /// An RFC 2069 answer (no `qop`) where `qop=auth` is required.
+    #[error("qop=auth is required")]
+    QopRequired,
+    /// An RFC 2069 answer with a nonce already used once.
+    #[error("nonce already used")]
+    NonceReused,
+}
+
+impl DigestError {
+    /// A short stable token for logs and metrics (`reason=` of the security log line).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DigestError::NotDigest => "not_digest",
+            DigestError::Syntax(_) => "syntax",
+            DigestError::DuplicateParameter(_) => "duplicate_parameter",
+            DigestError::MissingParameter(_) => "missing_parameter",
+            DigestError::WrongRealm(_) => "wrong_realm",
+            DigestError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            DigestError::UnsupportedQop(_) => "unsupported_qop",
+            DigestError::BadNonceCount(_) => "bad_nonce_count",
+            DigestError::ForgedNonce => "forged_nonce",
+            DigestError::OpaqueMismatch => "opaque_mismatch",
+            DigestError::NonceCountReplayed(_) => "nonce_count_replayed",
+            DigestError::UnknownUser(_) => "unknown_user",
+            DigestError::NoCredentialForAlgorithm { .. } => "no_credential_for_algorithm",
+            DigestError::WrongResponse => "wrong_password",
+            DigestError::QopRequired => "qop_required",
+            DigestError::NonceReused => "nonce_reused",
+        }
+    }
 }
 
 /// A digest hash algorithm (RFC 7616 §3.2, RFC 8760).
@@ -354,6 +394,17 @@ pub fn answer_challenge(
     Ok(header)
 }
 
+/// The `username` a request's credentials claim (the first parsable `Authorization`),
+/// unverified: for throttling and the security log, never for trust.
+pub fn claimed_username(request: &Request) -> Option<String> {
+    request
+        .headers
+        .iter()
+        .filter(|header| header.name().eq_ignore_ascii_case("Authorization"))
+        .find_map(|header| parse_authorization(header.value()).ok())
+        .map(|response| response.username)
+}
+
 /// The result of checking a request's credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthOutcome {
@@ -374,9 +425,13 @@ pub struct DigestAuthenticator {
     secret: [u8; 32],
     nonce_lifetime: Duration,
     offered: Vec<Algorithm>,
+    allow_rfc2069: bool,
     serial: AtomicU64,
     nonce_counts: Mutex<HashMap<(String, String), NonceCountRecord>>,
 }
+
+/// The highest count recorded for a nonce an RFC 2069 answer used: it is spent.
+const NONCE_SPENT: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
 struct NonceCountRecord {
@@ -406,6 +461,7 @@ impl DigestAuthenticator {
             secret,
             nonce_lifetime,
             offered: vec![Algorithm::Sha256, Algorithm::Md5],
+            allow_rfc2069: false,
             serial: AtomicU64::new(0),
             nonce_counts: Mutex::new(HashMap::new()),
         }
@@ -421,6 +477,14 @@ impl DigestAuthenticator {
         self
     }
 
+    /// Also accepts RFC 2069 answers (no `qop`, so no nonce-count), each nonce then good
+    /// for one request (`security.digest_allow_rfc2069`). Off by default: such an answer
+    /// can be replayed for the nonce's lifetime by whoever captured it.
+    pub fn with_rfc2069_allowed(mut self, allowed: bool) -> Self {
+        self.allow_rfc2069 = allowed;
+        self
+    }
+
     /// The realm of the challenges.
     pub fn realm(&self) -> &str {
         &self.realm
@@ -428,17 +492,69 @@ impl DigestAuthenticator {
 
     /// One `WWW-Authenticate` value offering `algorithm` with `qop="auth"`.
     pub fn challenge(&self, now: SystemTime, algorithm: Algorithm, stale: bool) -> String {
-        self.format_challenge(&self.new_nonce(now), algorithm, stale)
+        self.format_challenge(&self.new_nonce(now, 0), algorithm, stale)
     }
 
     /// One `WWW-Authenticate` value per offered algorithm, preferred first, sharing one
     /// nonce; each goes in its own header of the `401`.
     pub fn challenges(&self, now: SystemTime, stale: bool) -> Vec<String> {
-        let nonce = self.new_nonce(now);
+        self.challenges_with(now, 0, stale)
+    }
+
+    /// [`Self::challenges`] with a nonce sealed to `source`, the address the `401` goes
+    /// to: [`Self::verify_request_from`] accepts it from that address only.
+    pub fn challenges_for(&self, now: SystemTime, source: SocketAddr, stale: bool) -> Vec<String> {
+        self.challenges_with(now, self.source_tag(source), stale)
+    }
+
+    fn challenges_with(&self, now: SystemTime, source_tag: u64, stale: bool) -> Vec<String> {
+        let nonce = self.new_nonce(now, source_tag);
         self.offered
             .iter()
             .map(|&algorithm| self.format_challenge(&nonce, algorithm, stale))
             .collect()
+    }
+
+    /// [`Self::verify_request`] for a request that came from `source`: the right answer
+    /// to a nonce issued to another address (a replay from elsewhere, or a phone whose
+    /// address changed) is [`AuthOutcome::Stale`], so it gets a fresh challenge, which
+    /// only the password's owner can answer.
+    pub fn verify_request_from(
+        &self,
+        now: SystemTime,
+        source: SocketAddr,
+        request: &Request,
+        lookup: impl Fn(&str) -> Option<Credential>,
+    ) -> AuthOutcome {
+        let chosen = self.authorization_of(request);
+        let Some(value) = chosen else {
+            return AuthOutcome::Missing;
+        };
+        match self.check(
+            now,
+            Some(source),
+            &request.method.to_string(),
+            &value,
+            lookup,
+        ) {
+            Ok(outcome) => outcome,
+            Err(error) => AuthOutcome::Invalid(error),
+        }
+    }
+
+    /// The `Authorization` value for our realm, else the first one.
+    fn authorization_of(&self, request: &Request) -> Option<String> {
+        let values: Vec<String> = request
+            .headers
+            .iter()
+            .filter(|header| header.name().eq_ignore_ascii_case("Authorization"))
+            .map(|header| header.value().to_string())
+            .collect();
+        let ours = values.iter().position(|value| {
+            parse_authorization(value).is_ok_and(|response| response.realm == self.realm)
+        });
+        ours.or((!values.is_empty()).then_some(0))
+            .map(|index| values[index].clone())
     }
 
     /// Checks the `Authorization` values of a request: the one for our realm counts
@@ -449,22 +565,8 @@ impl DigestAuthenticator {
         request: &Request,
         lookup: impl Fn(&str) -> Option<Credential>,
     ) -> AuthOutcome {
-        let values: Vec<String> = request
-            .headers
-            .iter()
-            .filter(|header| header.name().eq_ignore_ascii_case("Authorization"))
-            .map(|header| header.value().to_string())
-            .collect();
-        let ours = values.iter().find(|value| {
-            parse_authorization(value).is_ok_and(|response| response.realm == self.realm)
-        });
-        let chosen = ours.or(values.first());
-        self.verify(
-            now,
-            &request.method.to_string(),
-            chosen.map(String::as_str),
-            lookup,
-        )
+        let chosen = self.authorization_of(request);
+        self.verify(now, &request.method.to_string(), chosen.as_deref(), lookup)
     }
 
     /// Checks one `Authorization` value for a request with `method`. `lookup` gives
@@ -479,7 +581,7 @@ impl DigestAuthenticator {
         let Some(value) = authorization else {
             return AuthOutcome::Missing;
         };
-        match self.check(now, method, value, lookup) {
+        match self.check(now, None, method, value, lookup) {
             Ok(outcome) => outcome,
             Err(error) => AuthOutcome::Invalid(error),
         }
@@ -488,6 +590,7 @@ impl DigestAuthenticator {
     fn check(
         &self,
         now: SystemTime,
+        source: Option<SocketAddr>,
         method: &str,
         value: &str,
         lookup: impl Fn(&str) -> Option<Credential>,
@@ -518,13 +621,16 @@ impl DigestAuthenticator {
             }
             Some(other) => return Err(DigestError::UnsupportedQop(other.to_string())),
         };
+        if qop.is_none() && !self.allow_rfc2069 {
+            return Err(DigestError::QopRequired);
+        }
         if algorithm.is_session() && qop.is_none() {
             return Err(DigestError::UnsupportedQop(format!(
                 "{} without qop",
                 algorithm.token()
             )));
         }
-        let issued_at = self.open_nonce(&response.nonce)?;
+        let (issued_at, issued_to) = self.open_nonce(&response.nonce)?;
         if let Some(opaque) = &response.opaque
             && !constant_time_eq(opaque.as_bytes(), self.opaque().as_bytes())
         {
@@ -554,15 +660,24 @@ impl DigestAuthenticator {
         if !self.is_fresh(issued_at, now_secs) {
             return Ok(AuthOutcome::Stale);
         }
-        if let Some((_, count)) = qop {
-            self.record_nonce_count(
-                &response.username,
-                &response.nonce,
-                count,
-                issued_at,
-                now_secs,
-            )?;
+        if let Some(source) = source
+            && issued_to != self.source_tag(source)
+        {
+            return Ok(AuthOutcome::Stale);
         }
+        // Without qop there is no count: the nonce is spent by its first use.
+        let count = qop.map_or(NONCE_SPENT, |(_, count)| count);
+        self.record_nonce_count(
+            &response.username,
+            &response.nonce,
+            count,
+            issued_at,
+            now_secs,
+        )
+        .map_err(|error| match (qop, error) {
+            (None, DigestError::NonceCountReplayed(_)) => DigestError::NonceReused,
+            (_, error) => error,
+        })?;
         Ok(AuthOutcome::Authenticated {
             username: response.username,
         })
@@ -596,19 +711,35 @@ impl DigestAuthenticator {
         to_hex(&self.mac(b"opaque\0", &[]).finalize().into_bytes()[..NONCE_MAC_LEN])
     }
 
-    fn new_nonce(&self, now: SystemTime) -> String {
+    /// A keyed tag of an address (never zero, which marks an unbound nonce): the
+    /// nonce carries it without revealing the address.
+    fn source_tag(&self, source: SocketAddr) -> u64 {
+        let mut data = match source.ip() {
+            IpAddr::V4(ip) => ip.to_ipv6_mapped().octets().to_vec(),
+            IpAddr::V6(ip) => ip.octets().to_vec(),
+        };
+        data.extend_from_slice(&source.port().to_be_bytes());
+        let tag = self.mac(b"source\0", &data).finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag[..8]);
+        u64::from_be_bytes(first).max(1)
+    }
+
+    fn new_nonce(&self, now: SystemTime, source_tag: u64) -> String {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let mut payload = [0u8; NONCE_PAYLOAD_LEN];
         payload[..8].copy_from_slice(&unix_seconds(now).to_be_bytes());
-        payload[8..].copy_from_slice(&serial.to_be_bytes());
+        payload[8..16].copy_from_slice(&serial.to_be_bytes());
+        payload[16..].copy_from_slice(&source_tag.to_be_bytes());
         let tag = self.mac(b"nonce\0", &payload).finalize().into_bytes();
         let mut nonce = to_hex(&payload);
         nonce.push_str(&to_hex(&tag[..NONCE_MAC_LEN]));
         nonce
     }
 
-    /// The issue time of a nonce this server made, or [`DigestError::ForgedNonce`].
-    fn open_nonce(&self, nonce: &str) -> Result<u64, DigestError> {
+    /// The issue time of a nonce this server made and the tag of the address it was
+    /// issued to, or [`DigestError::ForgedNonce`].
+    fn open_nonce(&self, nonce: &str) -> Result<(u64, u64), DigestError> {
         let bytes = from_hex(nonce).ok_or(DigestError::ForgedNonce)?;
         if bytes.len() != NONCE_PAYLOAD_LEN + NONCE_MAC_LEN {
             return Err(DigestError::ForgedNonce);
@@ -619,7 +750,9 @@ impl DigestAuthenticator {
             .map_err(|_| DigestError::ForgedNonce)?;
         let mut issued = [0u8; 8];
         issued.copy_from_slice(&payload[..8]);
-        Ok(u64::from_be_bytes(issued))
+        let mut issued_to = [0u8; 8];
+        issued_to.copy_from_slice(&payload[16..]);
+        Ok((u64::from_be_bytes(issued), u64::from_be_bytes(issued_to)))
     }
 
     /// A nonce is fresh within its lifetime; one issued "in the future" (the clock went
@@ -1011,23 +1144,123 @@ mod tests {
                 username: "1001".into()
             }
         );
-        // SIPp (and RFC 2069 phones) against a challenge without qop.
+        // Uppercase hex from a sloppy client is still the same response.
+        let upper = header
+            .replace(&with_qop, &with_qop.to_ascii_uppercase())
+            .replace("nc=00000001", "nc=00000002");
+        let with_qop_2 = md5(format!("{ha1}:{nonce}:00000002:6b8b4567:auth:{ha2}"));
+        let upper = upper.replace(
+            &with_qop.to_ascii_uppercase(),
+            &with_qop_2.to_ascii_uppercase(),
+        );
+        assert!(matches!(
+            auth.verify(at(1), "REGISTER", Some(&upper), agents),
+            AuthOutcome::Authenticated { .. }
+        ));
+        // SIPp (and RFC 2069 phones) without qop: refused unless allowed (issue 9 row 3).
         let without_qop = md5(format!("{ha1}:{nonce}:{ha2}"));
         let header = format!(
             "Digest username=\"1001\",realm=\"{REALM}\",uri=\"sip:127.0.0.1:5060\",nonce=\"{nonce}\",response=\"{without_qop}\",algorithm=MD5"
         );
         assert_eq!(
             auth.verify(at(1), "REGISTER", Some(&header), agents),
+            AuthOutcome::Invalid(DigestError::QopRequired)
+        );
+    }
+
+    /// The RFC 2069 answer of `challenge` (no qop), as an old phone sends it.
+    fn rfc2069_answer(challenge_value: &str, password: &str) -> String {
+        let challenge = parse_challenge(challenge_value).expect("challenge");
+        let md5 = |text: String| to_hex(&Md5::digest(text.as_bytes()));
+        let ha1 = md5(format!("1001:{REALM}:{password}"));
+        let ha2 = md5("REGISTER:sip:hotline.example".to_string());
+        let response = md5(format!("{ha1}:{}:{ha2}", challenge.nonce));
+        format!(
+            "Digest username=\"1001\",realm=\"{REALM}\",uri=\"sip:hotline.example\",nonce=\"{}\",response=\"{response}\",algorithm=MD5",
+            challenge.nonce
+        )
+    }
+
+    #[test]
+    fn an_rfc2069_answer_is_refused_by_default_and_single_use_where_allowed() {
+        let strict = authenticator();
+        let challenge = strict.challenge(at(0), Algorithm::Md5, false);
+        let old_phone = rfc2069_answer(&challenge, "s3cret");
+        assert_eq!(
+            strict.verify(at(1), "REGISTER", Some(&old_phone), agents),
+            AuthOutcome::Invalid(DigestError::QopRequired)
+        );
+
+        let lenient = authenticator().with_rfc2069_allowed(true);
+        let challenge = lenient.challenge(at(0), Algorithm::Md5, false);
+        let old_phone = rfc2069_answer(&challenge, "s3cret");
+        assert_eq!(
+            lenient.verify(at(1), "REGISTER", Some(&old_phone), agents),
             AuthOutcome::Authenticated {
                 username: "1001".into()
             }
         );
-        // Uppercase hex from a sloppy client is still the same response.
-        let upper = header.replace(&without_qop, &without_qop.to_ascii_uppercase());
+        // The captured answer replayed within the nonce's lifetime: refused.
+        assert_eq!(
+            lenient.verify(at(2), "REGISTER", Some(&old_phone), agents),
+            AuthOutcome::Invalid(DigestError::NonceReused)
+        );
+        // And a qop answer cannot reuse the spent nonce either.
         assert!(matches!(
-            auth.verify(at(1), "REGISTER", Some(&upper), agents),
-            AuthOutcome::Authenticated { .. }
+            lenient.verify(
+                at(2),
+                "REGISTER",
+                Some(&answer(&challenge, "s3cret", 1)),
+                agents
+            ),
+            AuthOutcome::Invalid(DigestError::NonceCountReplayed(_))
         ));
+    }
+
+    #[test]
+    fn a_nonce_sealed_to_one_address_is_stale_from_another() {
+        let auth = authenticator();
+        let phone: SocketAddr = "192.0.2.10:5060".parse().unwrap();
+        let attacker: SocketAddr = "192.0.2.10:5070".parse().unwrap();
+        let challenge = &auth.challenges_for(at(0), phone, false)[0];
+        let register = |authorization: &str| {
+            let wire = format!(
+                "REGISTER sip:hotline.example SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKsrc\r\n\
+                 From: <sip:1001@hotline.example>;tag=1\r\n\
+                 To: <sip:1001@hotline.example>\r\n\
+                 Call-ID: src-1\r\nCSeq: 1 REGISTER\r\n\
+                 Authorization: {authorization}\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            match parse(wire.as_bytes()).expect("request") {
+                SipMessage::Request(request) => request,
+                SipMessage::Response(_) => unreachable!(),
+            }
+        };
+        let first = register(&answer(challenge, "s3cret", 1));
+        let replay = register(&answer(challenge, "s3cret", 2));
+        // From another port, even with a fresh count, the right answer earns only a
+        // fresh challenge.
+        assert_eq!(
+            auth.verify_request_from(at(1), attacker, &replay, agents),
+            AuthOutcome::Stale
+        );
+        assert_eq!(
+            auth.verify_request_from(at(1), phone, &first, agents),
+            AuthOutcome::Authenticated {
+                username: "1001".into()
+            }
+        );
+        // A wrong password from elsewhere is still just wrong.
+        let wrong = register(&answer(challenge, "guess", 3));
+        assert_eq!(
+            auth.verify_request_from(at(1), attacker, &wrong, agents),
+            AuthOutcome::Invalid(DigestError::WrongResponse)
+        );
+        // The error tokens the security log uses are stable.
+        assert_eq!(DigestError::WrongResponse.reason(), "wrong_password");
+        assert_eq!(DigestError::NonceReused.reason(), "nonce_reused");
     }
 
     #[test]

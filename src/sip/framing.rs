@@ -12,8 +12,24 @@ use super::message::find_header_end;
 /// Largest header section accepted on a stream: a peer that sends more without a
 /// blank line is broken or hostile, and waiting longer would only grow the buffer.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// Largest body accepted on a stream; SDP offers are a few hundred bytes.
+/// Largest body accepted on a stream by default (`limits.max_body_bytes`); SDP offers
+/// are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The limits a stream is framed under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// Larger bodies are [`FrameError::BodyTooLarge`].
+    pub max_body_bytes: usize,
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        FrameLimits {
+            max_body_bytes: MAX_BODY_BYTES,
+        }
+    }
+}
 
 /// Why a stream can no longer be framed. Every variant is fatal for the connection:
 /// once framing is lost nothing after it can be trusted, so the transport closes it.
@@ -29,9 +45,20 @@ pub enum FrameError {
     /// with different values.
     #[error("bad Content-Length: {0}")]
     BadContentLength(String),
-    /// Content-Length larger than [`MAX_BODY_BYTES`].
-    #[error("SIP body of {0} bytes exceeds the {MAX_BODY_BYTES}-byte limit")]
-    BodyTooLarge(usize),
+    /// Content-Length larger than [`FrameLimits::max_body_bytes`].
+    #[error("SIP body of {size} bytes exceeds the {limit}-byte limit")]
+    BodyTooLarge { size: usize, limit: usize },
+}
+
+impl FrameError {
+    /// The response that tells the peer why its connection is being closed:
+    /// `413` for a body over the limit (RFC 3261 §21.4.14), `400` otherwise.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            FrameError::BodyTooLarge { .. } => 413,
+            _ => 400,
+        }
+    }
 }
 
 /// One unit cut from the stream.
@@ -49,6 +76,14 @@ pub enum Frame {
 /// Leading CRLFs between messages are consumed: a double CRLF is reported as
 /// [`Frame::KeepAlive`], a lone CRLF (a pong, or padding) is skipped silently.
 pub fn next_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    next_frame_with(buf, FrameLimits::default())
+}
+
+/// [`next_frame`] under configured limits.
+pub fn next_frame_with(
+    buf: &mut BytesMut,
+    limits: FrameLimits,
+) -> Result<Option<Frame>, FrameError> {
     loop {
         if buf.starts_with(b"\r\n\r\n") {
             buf.advance(4);
@@ -82,8 +117,11 @@ pub fn next_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         return Err(FrameError::HeaderTooLong);
     }
     let body_len = content_length(&buf[..header_end])?;
-    if body_len > MAX_BODY_BYTES {
-        return Err(FrameError::BodyTooLarge(body_len));
+    if body_len > limits.max_body_bytes {
+        return Err(FrameError::BodyTooLarge {
+            size: body_len,
+            limit: limits.max_body_bytes,
+        });
     }
     let total = body_start + body_len;
     if buf.len() < total {
@@ -260,7 +298,21 @@ mod tests {
         );
         assert_eq!(
             next_frame(&mut BytesMut::from(huge.as_bytes())),
-            Err(FrameError::BodyTooLarge(MAX_BODY_BYTES + 1))
+            Err(FrameError::BodyTooLarge {
+                size: MAX_BODY_BYTES + 1,
+                limit: MAX_BODY_BYTES
+            })
+        );
+        let small = FrameLimits {
+            max_body_bytes: 1_024,
+        };
+        let error = next_frame_with(&mut BytesMut::from(&message(&"x".repeat(1_025))[..]), small)
+            .unwrap_err();
+        assert_eq!(error.status_code(), 413);
+        assert_eq!(
+            next_frame_with(&mut BytesMut::from(&message(&"x".repeat(1_024))[..]), small)
+                .map(|frame| frame.is_some()),
+            Ok(true)
         );
     }
 

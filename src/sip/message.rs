@@ -52,6 +52,14 @@ pub enum SipError {
     /// Request-URI scheme other than sip, sips or tel; answered with `416`.
     #[error("unsupported Request-URI scheme {0}")]
     UnsupportedUriScheme(String),
+    /// A body larger than the engine accepts; answered with `413` (RFC 3261 §21.4.14).
+    #[error("body of {size} bytes exceeds the {limit}-byte limit")]
+    BodyTooLarge {
+        /// The body's (declared or actual) length.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 impl SipError {
@@ -62,6 +70,7 @@ impl SipError {
             SipError::UnsupportedVersion(_) => 505,
             SipError::UnknownMethod(_) => 501,
             SipError::UnsupportedUriScheme(_) => 416,
+            SipError::BodyTooLarge { .. } => 413,
             _ => 400,
         }
     }
@@ -96,11 +105,28 @@ pub fn parse(datagram: &[u8]) -> Result<SipMessage, SipError> {
         .ok_or_else(|| SipError::Parse("no empty line after the headers".into()))?;
     let head = std::str::from_utf8(&datagram[..header_end])
         .map_err(|_| SipError::Parse("header section is not UTF-8".into()))?;
+    // RFC 3261 §25.1: a NUL may only stand escaped as a quoted-pair (`\` NUL inside a
+    // quoted string, RFC 4475 `intmeth`); a bare one, in the Request-URI or any header,
+    // would cut the value short for every C peer the engine talks to.
+    if let Some(at) = bare_nul(head.as_bytes()) {
+        let what = if head[..at].contains('\n') {
+            "a header"
+        } else {
+            "the start line"
+        };
+        return Err(SipError::Parse(format!("NUL byte in {what}")));
+    }
     let lines = unfold(head);
     let start_line = lines
         .first()
         .ok_or_else(|| SipError::Parse("empty message".into()))?;
     check_start_line(start_line)?;
+    if let Some(line) = lines[1..].iter().find(|line| !line.contains(':')) {
+        let shown: String = line.chars().take(40).collect();
+        return Err(SipError::Parse(format!(
+            "header line without a colon: {shown:?}"
+        )));
+    }
 
     let available = &datagram[body_start..];
     let body = match content_length(&lines)? {
@@ -348,7 +374,7 @@ pub fn error_response_from_raw(bytes: &[u8], status: u16, reason: &str) -> Optio
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
-        let value = value.trim().to_string();
+        let value: String = value.trim().chars().filter(|c| *c != '\0').collect();
         match canonical_name(name.trim()).as_str() {
             "Via" => vias.push(value),
             "From" => from = from.or(Some(value)),
@@ -492,6 +518,14 @@ pub(crate) fn find_header_end(bytes: &[u8]) -> Option<(usize, usize)> {
         index = lf + 1;
     }
     None
+}
+
+/// Where a NUL stands that is not the second octet of a quoted-pair.
+fn bare_nul(head: &[u8]) -> Option<usize> {
+    head.iter()
+        .enumerate()
+        .find(|&(at, &b)| b == 0 && (at == 0 || head[at - 1] != b'\\'))
+        .map(|(at, _)| at)
 }
 
 /// Header section lines with CRLF or LF removed and folded continuation lines joined

@@ -2,6 +2,7 @@
 //! SDP offer/answer, and reading what a transport delivers. All pure: the sockets are
 //! the runtime's.
 
+pub mod auth_guard;
 pub mod builder;
 pub mod dialog;
 pub mod digest;

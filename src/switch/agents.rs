@@ -18,7 +18,8 @@ use crate::acd::{
 use crate::config::agents::{AgentsConfig, OverflowTarget, StrategyName};
 use crate::metrics::OfferResult;
 use crate::sip::TransportKind;
-use crate::sip::digest::{AuthOutcome, Credential};
+use crate::sip::auth_guard::{self, Verdict};
+use crate::sip::digest::{self, AuthOutcome, Credential};
 use crate::sip::message::{self, Request, Uri};
 use crate::sip::registrar::{RegisterOutcome, RegisterRequest, RegistrarEvent};
 use crate::sip::transaction::TransactionKey;
@@ -76,28 +77,83 @@ pub(super) enum Authenticated {
 }
 
 impl Switch {
-    /// The agent number whose password answered the challenge, or the challenges.
-    pub(super) fn authenticate(&self, now: Instant, request: &Request) -> Authenticated {
+    /// The agent number whose password answered the challenge, or the challenges. Nonces
+    /// are sealed to the request's `source` (an answer replayed from elsewhere gets a
+    /// fresh challenge), and failures count in the throttle and the security log.
+    pub(super) fn authenticate(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        request: &Request,
+    ) -> Authenticated {
         let at = self.system_time(now);
-        let outcome = self.digest.verify_request(at, request, |user| {
-            self.passwords
-                .get(user)
-                .map(|p| Credential::Password(p.clone()))
-        });
+        let outcome = self
+            .digest
+            .verify_request_from(at, source, request, |user| {
+                self.passwords
+                    .get(user)
+                    .map(|p| Credential::Password(p.clone()))
+            });
         match outcome {
-            AuthOutcome::Authenticated { username } => Authenticated::Agent(username),
-            AuthOutcome::Stale => Authenticated::Challenge(self.digest.challenges(at, true)),
-            AuthOutcome::Invalid(e) => {
-                // Never the password, never a caller's number.
-                info!(error = %e, "digest authentication failed");
-                Authenticated::Challenge(self.digest.challenges(at, false))
+            AuthOutcome::Authenticated { username } => {
+                self.auth_guard.record_success(source.ip(), &username);
+                Authenticated::Agent(username)
             }
-            AuthOutcome::Missing => Authenticated::Challenge(self.digest.challenges(at, false)),
+            AuthOutcome::Stale => {
+                Authenticated::Challenge(self.digest.challenges_for(at, source, true))
+            }
+            AuthOutcome::Invalid(e) => {
+                let claimed = digest::claimed_username(request);
+                self.record_auth_failure(now, source, claimed.as_deref(), e.reason());
+                Authenticated::Challenge(self.digest.challenges_for(at, source, false))
+            }
+            AuthOutcome::Missing => {
+                Authenticated::Challenge(self.digest.challenges_for(at, source, false))
+            }
         }
     }
 
-    /// REGISTER (RFC 3261 §10.3): digest first, then the registrar. An agent registers
-    /// only its own number (R29): the credentials name the address of record.
+    /// A source or user shut out after repeated failures: `403` with `Retry-After`,
+    /// counted and logged in the security log's stable format. `None`: go ahead.
+    pub(super) fn throttled(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        request: &Request,
+    ) -> Option<Vec<crate::sip::message::Header>> {
+        let claimed = digest::claimed_username(request);
+        let Verdict::Throttled { retry_after, scope } =
+            self.auth_guard.check(now, source.ip(), claimed.as_deref())
+        else {
+            return None;
+        };
+        warn!(
+            "{}",
+            auth_guard::auth_throttled_line(source.ip(), claimed.as_deref(), scope, retry_after)
+        );
+        metrics::counter!(auth_guard::AUTH_THROTTLED_TOTAL, "scope" => scope.label()).increment(1);
+        let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        Some(vec![crate::sip::builder::retry_after(seconds)])
+    }
+
+    /// One failed authentication: the throttle, the metric and the security log line.
+    fn record_auth_failure(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        user: Option<&str>,
+        reason: &'static str,
+    ) {
+        self.auth_guard.record_failure(now, source.ip(), user);
+        metrics::counter!(auth_guard::AUTH_FAILURES_TOTAL, "reason" => reason).increment(1);
+        warn!(
+            "{}",
+            auth_guard::auth_failed_line(source.ip(), user, reason)
+        );
+    }
+
+    /// REGISTER (RFC 3261 §10.3): the throttle, digest, then the registrar. An agent
+    /// registers only its own number (R29): the credentials name the address of record.
     pub(super) fn on_register(
         &mut self,
         now: Instant,
@@ -107,12 +163,15 @@ impl Switch {
         transport: TransportKind,
     ) {
         let tag = self.ids.tag();
-        let user = match self.authenticate(now, &request) {
+        if let Some(headers) = self.throttled(now, source, &request) {
+            return self.respond(now, &key, &request, 403, Some(&tag), headers, None);
+        }
+        let user = match self.authenticate(now, source, &request) {
             Authenticated::Agent(user) => user,
             Authenticated::Challenge(challenges) => {
                 let headers = challenges
                     .into_iter()
-                    .map(|c| message::make_header("WWW-Authenticate", c))
+                    .map(crate::sip::builder::www_authenticate)
                     .collect();
                 return self.respond(now, &key, &request, 401, Some(&tag), headers, None);
             }
@@ -125,6 +184,7 @@ impl Switch {
             }
         };
         if register.aor != user {
+            self.record_auth_failure(now, source, Some(&user), "wrong_aor");
             return self.respond(now, &key, &request, 403, Some(&tag), vec![], None);
         }
         let (status, headers) = match self.registrar.register(now, register) {

@@ -54,7 +54,11 @@ impl Switch {
         transport: TransportKind,
         action: AgentAction,
     ) {
-        let agent = match self.authenticate(now, &request) {
+        if let Some(headers) = self.throttled(now, source, &request) {
+            let tag = self.ids.tag();
+            return self.respond(now, &key, &request, 403, Some(&tag), headers, None);
+        }
+        let agent = match self.authenticate(now, source, &request) {
             Authenticated::Agent(agent) => agent,
             Authenticated::Challenge(challenges) => {
                 let tag = self.ids.tag();

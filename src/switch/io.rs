@@ -396,6 +396,10 @@ pub struct SwitchSettings {
     pub session_timers: crate::sip::session_timer::SessionTimerConfig,
     /// Who may send calls in (R29).
     pub trunks: crate::sip::trunk::TrunkPolicy,
+    /// RFC 2069 (no-qop) digest answers accepted, each nonce once (`[security]`).
+    pub digest_allow_rfc2069: bool,
+    /// The failed-authentication throttle (`[security]`).
+    pub auth_guard: crate::sip::auth_guard::GuardSettings,
 }
 
 impl SwitchSettings {
@@ -428,6 +432,8 @@ impl SwitchSettings {
             feature_prompt_limit: Duration::from_secs(10),
             session_timers: crate::sip::session_timer::SessionTimerConfig::default(),
             trunks: crate::sip::trunk::TrunkPolicy::new(config.trunks.clone()),
+            digest_allow_rfc2069: config.security.digest_allow_rfc2069,
+            auth_guard: config.security.guard_settings(),
         }
     }
 

@@ -126,6 +126,8 @@ pub struct Switch {
     transactions: Transactions,
     registrar: Registrar,
     digest: DigestAuthenticator,
+    /// Throttles repeated failed authentication per source and per user.
+    auth_guard: crate::sip::auth_guard::AuthGuard,
     passwords: HashMap<String, String>,
     acd: Acd,
     window: ConnectionRateWindow,
@@ -189,12 +191,14 @@ impl Switch {
             settings.digest_secret,
             settings.nonce_lifetime,
         )
-        .with_offered_algorithms(settings.digest_algorithms.clone());
+        .with_offered_algorithms(settings.digest_algorithms.clone())
+        .with_rfc2069_allowed(settings.digest_allow_rfc2069);
         let mut window = ConnectionRateWindow::new();
         window.seed(history);
         Ok(Switch {
             transactions: Transactions::new(settings.timers),
             passwords: agents::passwords(agents),
+            auth_guard: crate::sip::auth_guard::AuthGuard::new(settings.auth_guard),
             prompts,
             epoch: (now, wall_clock),
             ids: IdGenerator::new(seed),

@@ -90,6 +90,8 @@ pub(super) fn test_settings() -> SwitchSettings {
             allow: vec!["127.0.0.0/8".parse().unwrap()],
             credentials: None,
         }]),
+        digest_allow_rfc2069: false,
+        auth_guard: crate::config::security::SecurityConfig::default().guard_settings(),
     }
 }
 

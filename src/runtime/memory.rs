@@ -1,0 +1,62 @@
+//! Giving freed memory back to the system after a flood (issue 9 row 6), I/O.
+//!
+//! glibc's allocator keeps freed memory in its per-thread arenas: after a flood of
+//! INVITEs (each a transaction, a parsed message, a 503 retransmitted until timer H)
+//! the engine's resident size stays at the flood's peak although the memory is free,
+//! and each later flood, landing on other worker threads' arenas, raises it further.
+//! `malloc_trim(0)` returns the free pages of every arena; it walks the heap, so it
+//! runs on the blocking pool, every [`TRIM_INTERVAL`]. Other allocators (musl) return
+//! memory themselves; there this task does nothing.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// How often free memory is handed back: short next to a flood's aftermath (timer H,
+/// 32 s), long next to the cost of a trim (milliseconds for a heap of this size).
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Trims the allocator every [`TRIM_INTERVAL`] until `stop` turns true.
+pub async fn return_freed_memory(mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(TRIM_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let _ = tokio::task::spawn_blocking(trim).await;
+            }
+            // The guard wait_for returns is not Send: drop it inside.
+            _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => return,
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    // SAFETY: malloc_trim takes no pointers and only rearranges the allocator's own
+    // free lists under its locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_task_trims_until_told_to_stop() {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(return_freed_memory(stop_rx));
+        tokio::time::sleep(TRIM_INTERVAL * 3).await;
+        assert!(!task.is_finished());
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("stops when told")
+            .unwrap();
+    }
+}
