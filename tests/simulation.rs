@@ -661,50 +661,6 @@ fn run_seed(seed: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Switch defects the simulation found and the lead has been told about: a seed
-/// whose violations all belong to one of these (the first pattern present, the others
-/// allowed) is listed, not failed, so the other seeds keep guarding everything else;
-/// `known_switch_defects` (ignored) fails for as long as any of them is still there.
-struct KnownDefect {
-    required: &'static str,
-    also: &'static [&'static str],
-    what: &'static str,
-}
-
-const KNOWN_SWITCH_DEFECTS: &[KnownDefect] = &[
-    KnownDefect {
-        required: "saw a protocol error: BYE with CSeq",
-        also: &[],
-        what: "a retransmitted 2xx from a phone whose answer crossed the withdrawal gets a second BYE with the same CSeq",
-    },
-    KnownDefect {
-        required: "answered without an answer write",
-        also: &[],
-        what: "an outbound call whose agent hangs up while the destination still rings ends with outcome answered",
-    },
-    KnownDefect {
-        required: "still rings for a call the switch has ended",
-        also: &["transactions left in the switch after the run"],
-        what: "a caller who hangs up before the agent's phone sent any provisional: the switch forgets the leg, never sends the CANCEL, and its INVITE transaction never ends",
-    },
-];
-
-fn known_defect(failure: &str) -> Option<&'static str> {
-    let violations: Vec<&str> = failure
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("violated: "))
-        .collect();
-    KNOWN_SWITCH_DEFECTS
-        .iter()
-        .find(|defect| {
-            violations.iter().any(|v| v.contains(defect.required))
-                && violations.iter().all(|v| {
-                    v.contains(defect.required) || defect.also.iter().any(|p| v.contains(p))
-                })
-        })
-        .map(|defect| defect.what)
-}
-
 fn seeds() -> Vec<u64> {
     match seed_from_env() {
         Some(seed) => vec![seed],
@@ -720,42 +676,11 @@ fn seeds() -> Vec<u64> {
 
 #[test]
 fn random_flows_hold_every_invariant() {
-    let replaying = seed_from_env().is_some();
-    let mut known = Vec::new();
     for seed in seeds() {
-        let Err(failure) = run_seed(seed) else {
-            continue;
-        };
-        match known_defect(&failure) {
-            Some(defect) if !replaying => known.push((seed, defect)),
-            _ => panic!(
-                "{failure}\nreplay: SIM_SEED={seed} cargo test --test simulation random_flows"
-            ),
+        if let Err(failure) = run_seed(seed) {
+            panic!("{failure}\nreplay: SIM_SEED={seed} cargo test --test simulation random_flows");
         }
     }
-    for (seed, defect) in &known {
-        eprintln!(
-            "seed {seed}: known switch defect: {defect} (replay: SIM_SEED={seed} cargo test --test simulation random_flows)"
-        );
-    }
-}
-
-#[test]
-#[ignore = "fails while a known switch defect remains (see KNOWN_SWITCH_DEFECTS)"]
-fn known_switch_defects() {
-    let failing: Vec<_> = seeds()
-        .into_iter()
-        .filter_map(|seed| run_seed(seed).err().map(|failure| (seed, failure)))
-        .collect();
-    assert!(
-        failing.is_empty(),
-        "{} seeds fail; the first:\n{}",
-        failing.len(),
-        failing
-            .first()
-            .map(|(_, failure)| failure.as_str())
-            .unwrap_or("")
-    );
 }
 
 #[test]
@@ -785,7 +710,6 @@ fn callers_and_phones_over_tcp_are_served_without_retransmissions() {
 }
 
 #[test]
-#[ignore = "at the maximum call length the switch offers the next call to the agent while its old leg is still hanging up (reported to the lead)"]
 fn a_call_cut_at_the_maximum_length_frees_its_agent_only_once_the_leg_has_ended() {
     let mut config = WorldConfig::new(14, 1);
     config.settings.max_call_length = Duration::from_secs(60);
@@ -808,7 +732,6 @@ fn a_call_cut_at_the_maximum_length_frees_its_agent_only_once_the_leg_has_ended(
 }
 
 #[test]
-#[ignore = "the switch forgets an agent leg that has no provisional yet when the caller hangs up: no CANCEL, the phone rings on (reported to the lead)"]
 fn a_caller_hanging_up_before_the_agents_phone_answers_anything_still_cancels_it_rfc3261_9_1() {
     // The switch's INVITE takes 300 ms to reach the agent's phone.
     let setup = |hangup_after: Option<Duration>| {
@@ -850,7 +773,6 @@ fn a_caller_hanging_up_before_the_agents_phone_answers_anything_still_cancels_it
 }
 
 #[test]
-#[ignore = "an outbound call the agent hangs up while the destination rings is written as answered (reported to the lead)"]
 fn an_outbound_call_the_agent_gives_up_on_is_not_answered_r16() {
     let mut world = world(16, 1);
     let mut impatient = agent(1001, AnswerPolicy::After(SECOND));

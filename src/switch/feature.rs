@@ -171,7 +171,7 @@ impl Switch {
         }
     }
 
-    pub(super) fn feature_finish(&mut self, _now: Instant, call: CallKey) {
-        self.remove_call(call);
+    pub(super) fn feature_finish(&mut self, now: Instant, call: CallKey) {
+        self.remove_call(now, call);
     }
 }

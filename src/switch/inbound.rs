@@ -658,7 +658,7 @@ impl Switch {
             reason,
         });
         info!(?ending, "call ended");
-        self.remove_call(call);
+        self.remove_call(now, call);
     }
 
     /// Ends an inbound call at once (last phase of shutdown): its work order closes as

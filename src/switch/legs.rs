@@ -157,6 +157,30 @@ impl Leg {
         }
     }
 
+    /// We sent BYE on this leg: its conversation is over, the BYE transaction is not.
+    pub fn is_hanging_up(&self) -> bool {
+        match &self.sig {
+            Signalling::Uas(uas) => uas.state == UasState::Ending,
+            Signalling::Uac(uac) => uac.bye_key.is_some() && !uac.ended,
+        }
+    }
+
+    /// A placed leg whose INVITE still waits for its final answer: it must stay known
+    /// after its call is over, to CANCEL it (RFC 3261 §9.1: only after a provisional)
+    /// and to ACK its 487, or to hang up a 2xx that crosses.
+    pub fn is_still_inviting(&self) -> bool {
+        match &self.sig {
+            Signalling::Uas(_) => false,
+            Signalling::Uac(uac) => {
+                !uac.ended
+                    && uac
+                        .leg
+                        .as_ref()
+                        .is_none_or(|placed| !placed.is_connected() && uac.bye_key.is_none())
+            }
+        }
+    }
+
     pub fn is_ended(&self) -> bool {
         match &self.sig {
             Signalling::Uas(uas) => uas.state == UasState::Ended,
@@ -967,6 +991,7 @@ impl Switch {
                     uac.ended = true;
                     self.leg_event(now, leg, LegEvent::Failed { status: 408 });
                 }
+                self.forget_if_orphan(leg);
             }
         }
     }
@@ -979,6 +1004,7 @@ impl Switch {
             }
         }
         self.leg_event(now, leg, LegEvent::ByeFinished);
+        self.forget_if_orphan(leg);
     }
 
     fn invite_response(
@@ -1059,6 +1085,7 @@ impl Switch {
                 if was_ringing && status != 487 {
                     self.leg_event(now, leg, LegEvent::Failed { status });
                 }
+                self.forget_if_orphan(leg);
             }
         }
     }
@@ -1178,6 +1205,18 @@ impl Switch {
         l.media.running = false;
         if l.media.local.is_some() {
             self.media.push_back(MediaOrder::Close { leg });
+        }
+    }
+
+    /// A placed leg that outlived its call (see `Switch::remove_call`) is forgotten once
+    /// its INVITE or BYE is over.
+    fn forget_if_orphan(&mut self, leg: LegId) {
+        let orphan_done = self.legs.get(&leg).is_some_and(|l| {
+            !self.calls.contains_key(&l.call)
+                && (l.is_ended() || !l.is_still_inviting() && !l.is_hanging_up())
+        });
+        if orphan_done {
+            self.forget_leg(leg);
         }
     }
 

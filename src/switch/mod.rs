@@ -339,7 +339,8 @@ impl Switch {
     pub fn agents_in_calls(&self) -> Vec<String> {
         self.legs
             .values()
-            .filter(|leg| !leg.is_ended())
+            .filter(|leg| self.calls.contains_key(&leg.call))
+            .filter(|leg| !leg.is_ended() && !leg.is_hanging_up())
             .filter_map(|leg| leg.agent().map(str::to_owned))
             .collect()
     }
@@ -597,8 +598,11 @@ impl Switch {
         self.rearm(key);
     }
 
-    /// Removes a finished call, its legs' indexes and its timer.
-    fn remove_call(&mut self, key: CallKey) {
+    /// Removes a finished call, its legs' indexes and its timer. A placed leg still
+    /// waiting for the answer to its INVITE stays, withdrawn and on its own, until that
+    /// answer (or its timeout) comes: its CANCEL, its 487's ACK or the BYE for a 2xx
+    /// that crossed are still owed (RFC 3261 §9.1, §17.1.1.3).
+    fn remove_call(&mut self, now: Instant, key: CallKey) {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
@@ -606,7 +610,12 @@ impl Switch {
             self.timers.remove(&(at, key));
         }
         for leg in call.legs {
-            self.forget_leg(leg);
+            if self.legs.get(&leg).is_some_and(Leg::is_still_inviting) {
+                self.close_media(leg);
+                self.cancel_leg(now, leg);
+            } else {
+                self.forget_leg(leg);
+            }
         }
     }
 

@@ -44,6 +44,8 @@ pub struct OutboundCall {
     first_to_leave: Option<HangupSide>,
     /// Why the call did not connect, once known (`busy`, `no_answer`, `failed`…).
     failure: Option<&'static str>,
+    /// The destination answered and was bridged to the agent.
+    connected: bool,
 }
 
 impl OutboundCall {
@@ -149,6 +151,7 @@ impl Switch {
                     dest_done: false,
                     first_to_leave: None,
                     failure: None,
+                    connected: false,
                 })),
                 legs: vec![agent_leg],
                 armed: None,
@@ -212,6 +215,7 @@ impl Switch {
                 LegEvent::Answered if out.phase == Phase::RingingDestination => {
                     out.phase = Phase::Connected;
                     out.ring_deadline = None;
+                    out.connected = true;
                     let (agent, agent_leg, id) =
                         (out.agent.clone(), out.agent_leg, out.work_order.clone());
                     self.connect_outbound(now, leg, agent_leg, agent, id);
@@ -352,12 +356,18 @@ impl Switch {
         let Some(out) = self.outbound(call) else {
             return;
         };
-        let connected = out.failure.is_none();
-        let (id, agent, side, failure) = (
+        let connected = out.connected;
+        let failure = if connected {
+            // Why the engine ended a connected call, if it did (rtp_timeout).
+            out.failure
+        } else {
+            // Nothing answered: say why, the agent's hang-up included.
+            Some(out.failure.unwrap_or("agent_hung_up"))
+        };
+        let (id, agent, side) = (
             out.work_order.clone(),
             out.agent.clone(),
             out.first_to_leave,
-            out.failure,
         );
         let outcome = if connected {
             CallOutcome::Answered
@@ -378,7 +388,7 @@ impl Switch {
             tracing::debug!(error = %e, "outbound end refused by the ACD");
         }
         info!(agent, ?failure, "outbound call ended");
-        self.remove_call(call);
+        self.remove_call(now, call);
     }
 
     pub(super) fn outbound_abandon(&mut self, now: Instant, call: CallKey) {

@@ -54,7 +54,11 @@ enum LegState {
         dialog: Box<Dialog>,
         ack: Bytes,
     },
-    Ended,
+    /// Over. `ack` is the ACK of the 2xx it had, if any: a retransmitted 2xx after our
+    /// BYE gets that ACK again, never a second dialog.
+    Ended {
+        ack: Option<Bytes>,
+    },
 }
 
 /// One INVITE we sent and what became of it.
@@ -135,7 +139,7 @@ impl UacLeg {
 
     /// The ACK for a 300–699 to the INVITE (§17.1.1.3).
     pub fn ack_for_failure(&mut self, response: &Response) -> Bytes {
-        self.state = LegState::Ended;
+        self.state = LegState::Ended { ack: None };
         Bytes::from(builder::ack_for_failure(&self.invite, response).to_string())
     }
 
@@ -162,22 +166,24 @@ impl UacLeg {
         Ok((negotiated, ack))
     }
 
-    /// The ACK again, for a retransmitted 2xx (our ACK was lost).
+    /// The ACK again, for a retransmitted 2xx (our ACK was lost), even after our BYE.
     pub fn ack_again(&self) -> Option<Bytes> {
         match &self.state {
             LegState::Confirmed { ack, .. } => Some(ack.clone()),
+            LegState::Ended { ack } => ack.clone(),
             _ => None,
         }
     }
 
     /// The BYE that ends a connected leg, with its transaction key.
     pub fn bye(&mut self, ids: &mut IdGenerator) -> Option<(TransactionKey, Bytes)> {
-        let LegState::Confirmed { dialog, .. } = &mut self.state else {
+        let LegState::Confirmed { dialog, ack } = &mut self.state else {
             return None;
         };
         let branch = ids.branch();
         let bye = dialog.bye(&self.local, &branch);
-        self.state = LegState::Ended;
+        let ack = Some(ack.clone());
+        self.state = LegState::Ended { ack };
         let key = TransactionKey::rfc3261(
             &branch,
             KeyMethod::from_name("BYE"),
@@ -203,7 +209,8 @@ impl UacLeg {
 
     /// The peer hung up: nothing more to send on this leg.
     pub fn ended_by_peer(&mut self) {
-        self.state = LegState::Ended;
+        let ack = self.ack_again();
+        self.state = LegState::Ended { ack };
     }
 
     /// Our From tag.
