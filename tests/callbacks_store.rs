@@ -70,7 +70,11 @@ async fn the_tables_live_beside_the_work_orders_with_their_own_schema_version() 
     let user_version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(user_version, 2, "the work orders' version is theirs alone");
+    assert_eq!(
+        user_version,
+        hotline::workorder::sqlite::SCHEMA_VERSION,
+        "the work orders' version is theirs alone"
+    );
     let version: i64 = conn
         .query_row("SELECT version FROM callback_schema", [], |row| row.get(0))
         .unwrap();

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Principal, Role};
-use super::desk::Desk;
+use super::desk_access::Desk;
 use super::error::{ApiError, ApiQuery, ErrorBody};
 use crate::workorder::ReadAuditEntry;
 

@@ -12,26 +12,16 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
-use chrono::Utc;
 use utoipa_axum::router::OpenApiRouter;
 
-use super::auth::{self, Authenticator, Principal, Role};
-use super::error::{self, ApiError};
+use super::auth::{self, Authenticator};
+use super::error::{self};
 use crate::config::Config;
-use crate::privacy::mask_number;
 use crate::qa::PhraseChecker;
-use crate::workorder::{
-    AuditedRead, ReadAuditEntry, StoreError, WorkOrder, WorkOrderFile, WorkOrderId, WorkOrderStore,
-};
+use crate::workorder::WorkOrderStore;
 
-/// What every desk handler shares.
-#[derive(Clone)]
-pub struct Desk {
-    pub store: Arc<dyn WorkOrderStore>,
-    pub phrases: Arc<PhraseChecker>,
-}
+pub use super::desk_access::Desk;
 
-/// The desk routes, authenticated, plus the open `/openapi.json` that describes them.
 pub fn router(
     config: &Config,
     store: Arc<dyn WorkOrderStore>,
@@ -69,134 +59,4 @@ pub fn openapi_router() -> OpenApiRouter<Desk> {
         .merge(super::recordings::routes())
         .merge(super::knowledge::routes())
         .merge(super::audit::routes())
-}
-
-/// Whether `principal` may read `file` (R12, R15, R23):
-/// - a supervisor reads every order;
-/// - an agent, the orders they own (R7) and those with a call they took;
-/// - QA, the orders picked for review.
-pub fn may_read(principal: &Principal, file: &WorkOrderFile) -> bool {
-    match principal.role {
-        Role::Supervisor => true,
-        Role::Agent => is_agents_own(principal, file),
-        Role::Qa => file.matter.qa.is_some(),
-    }
-}
-
-/// Whether `principal` may change `file`: supervisors any order, agents their own;
-/// QA reviews and does not write.
-pub fn may_change(principal: &Principal, file: &WorkOrderFile) -> bool {
-    match principal.role {
-        Role::Supervisor => true,
-        Role::Agent => is_agents_own(principal, file),
-        Role::Qa => false,
-    }
-}
-
-fn is_agents_own(principal: &Principal, file: &WorkOrderFile) -> bool {
-    let Some(me) = principal.agent.as_deref() else {
-        return false;
-    };
-    file.order.agent.as_deref() == Some(me)
-        || file.calls.iter().any(|c| c.agent.as_deref() == Some(me))
-}
-
-/// Loads an order `principal` may read: 404 if there is none, 403 if it is not theirs.
-pub async fn readable_file(
-    desk: &Desk,
-    principal: &Principal,
-    id: &WorkOrderId,
-) -> Result<WorkOrderFile, ApiError> {
-    let file = desk
-        .store
-        .get_file(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no work order {id}")))?;
-    if !may_read(principal, &file) {
-        return Err(ApiError::forbidden(match principal.role {
-            Role::Qa => "QA reads only the work orders sampled for review (R23)",
-            _ => "an agent reads only their own work orders (R12)",
-        }));
-    }
-    Ok(file)
-}
-
-/// Loads an order `principal` may change: as [`readable_file`], and 403 for QA or
-/// another agent's order.
-pub async fn changeable_file(
-    desk: &Desk,
-    principal: &Principal,
-    id: &WorkOrderId,
-) -> Result<WorkOrderFile, ApiError> {
-    principal.require(&[Role::Agent, Role::Supervisor], "change work orders")?;
-    let file = readable_file(desk, principal, id).await?;
-    if !may_change(principal, &file) {
-        return Err(ApiError::forbidden(
-            "an agent changes only their own work orders",
-        ));
-    }
-    Ok(file)
-}
-
-/// Parses a work-order id from a path: 404 for anything that cannot be one.
-pub fn parse_id(text: &str) -> Result<WorkOrderId, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::NotFound(format!("no work order {text:?}")))
-}
-
-/// Whether full numbers go into this answer: only a supervisor who asks explicitly
-/// (`?unmasked=true`); anyone else asking is refused (R12).
-pub fn unmask_allowed(principal: &Principal, asked: bool) -> Result<bool, ApiError> {
-    if !asked {
-        return Ok(false);
-    }
-    principal.require(&[Role::Supervisor], "see full caller numbers")?;
-    Ok(true)
-}
-
-/// A number as the answer may show it.
-pub fn shown_number(number: &str, unmasked: bool) -> String {
-    if unmasked {
-        number.to_owned()
-    } else {
-        mask_number(number)
-    }
-}
-
-/// Writes a read-audit entry (R12) before the read is answered: if it cannot be
-/// written, the read is refused (503), so no full number or recording leaves
-/// unrecorded.
-pub async fn audit_read(
-    desk: &Desk,
-    principal: &Principal,
-    read: AuditedRead,
-    order: &WorkOrder,
-    target: &str,
-) -> Result<(), ApiError> {
-    let entry = ReadAuditEntry {
-        at: Utc::now(),
-        actor: principal.name.clone(),
-        read,
-        work_order: Some(order.id.clone()),
-        target: target.to_owned(),
-    };
-    desk.store.append_read_audit(&entry).await?;
-    Ok(())
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(id) => ApiError::NotFound(format!("no work order {id}")),
-            StoreError::InvalidTransition { id, refused } => {
-                ApiError::InvalidTransition(format!("work order {id}: {refused}"))
-            }
-            StoreError::Invalid(reason) => ApiError::InvalidInput(reason),
-            StoreError::Duplicate(id) => {
-                ApiError::InvalidInput(format!("work order {id} already exists"))
-            }
-            e if e.is_transient() => ApiError::StoreUnavailable(e.to_string()),
-            e => ApiError::Internal(e.to_string()),
-        }
-    }
 }

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Principal;
-use super::desk::{Desk, changeable_file, parse_id};
+use super::desk_access::{Desk, changeable_file, parse_id};
 use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::workorder::{KnowledgeEntry, Provider};
 

@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod auth;
 pub mod desk;
+pub mod desk_access;
 pub mod error;
 pub mod knowledge;
 pub mod openapi;

@@ -3,7 +3,7 @@
 //! `Accept-Ranges: bytes`).
 //!
 //! Who may: a supervisor, the agent whose order it is, and QA for orders sampled for
-//! review ([`super::desk::may_read`]). Every download is written to the read-audit log
+//! review ([`super::desk_access::may_read`]). Every download is written to the read-audit log
 //! before the first byte is sent; if it cannot be written, nothing is sent. I/O: reads
 //! the file in chunks, never whole into memory.
 
@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Principal;
-use super::desk::{Desk, audit_read, parse_id, readable_file};
+use super::desk_access::{Desk, audit_read, parse_id, readable_file};
 use super::error::{ApiError, ApiQuery, ErrorBody};
 use super::range::ByteRange;
 use crate::workorder::AuditedRead;

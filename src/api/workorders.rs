@@ -3,7 +3,7 @@
 //! and record its evaluation, the caller's ratings, and the audit trail.
 //!
 //! Agents see and change their own orders, QA reads the sampled ones, supervisors do
-//! everything ([`super::desk::may_read`]). Caller numbers are masked unless a
+//! everything ([`super::desk_access::may_read`]). Caller numbers are masked unless a
 //! supervisor asks for them with `?unmasked=true`, and then every order shown in full
 //! is written to the read-audit log first. What agents write is checked for forbidden
 //! phrases (R28): hits are stored and the order flagged for QA; the text is stored as
@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Principal, Role};
-use super::desk::{
+use super::desk_access::{
     Desk, audit_read, changeable_file, parse_id, readable_file, shown_number, unmask_allowed,
 };
 use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};

@@ -190,7 +190,12 @@ mod tests {
 
     #[test]
     fn a_tiny_body_limit_is_refused() {
-        let text = SHIPPED.replacen("max_body_bytes = 65536", "max_body_bytes = 10", 1);
+        let limits = SHIPPED.find("[limits]").expect("a [limits] section");
+        let (before, after) = SHIPPED.split_at(limits);
+        let text = format!(
+            "{before}{}",
+            after.replacen("max_body_bytes = 65536", "max_body_bytes = 10", 1)
+        );
         let err = Config::parse(Path::new("t.toml"), &text).unwrap_err();
         assert!(err.to_string().contains("limits.max_body_bytes"), "{err}");
     }

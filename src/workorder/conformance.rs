@@ -18,25 +18,7 @@ use super::{
     WorkOrder, WorkOrderId, WorkOrderStore,
 };
 
-/// A fixed instant with a non-zero sub-second part, so a backend that drops precision
-/// is caught.
-pub fn base_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 28, 15, 30, 12)
-        .single()
-        .expect("fixed test time is valid")
-        + Duration::nanoseconds(123_456_789)
-}
-
-/// An inbound stub with a full (unmasked) mobile number, offered at `offered_at`.
-pub fn inbound_order(n: u64, offered_at: DateTime<Utc>) -> WorkOrder {
-    WorkOrder::new_inbound(
-        WorkOrderId::from_parts(offered_at, n),
-        format!("call-{n}@trunk.example"),
-        format!("138{n:08}"),
-        "8890",
-        offered_at,
-    )
-}
+pub use super::fixtures::{base_time, inbound_order};
 
 /// R10: the stub written at INVITE comes back field for field, full caller number
 /// included; so does an order with every optional field set.

@@ -293,7 +293,7 @@ pub fn format_file(file: &WorkOrderFile, events: &[WorkOrderEvent], numbers: Num
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workorder::conformance::{base_time, inbound_order};
+    use crate::workorder::fixtures::{base_time, inbound_order};
     use crate::workorder::matter::{CallRecord, Matter};
 
     fn file() -> WorkOrderFile {

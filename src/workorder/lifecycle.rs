@@ -132,7 +132,7 @@ fn check_closing(file: &WorkOrderFile) -> Result<(), TransitionRefused> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workorder::conformance::{base_time, inbound_order};
+    use crate::workorder::fixtures::{base_time, inbound_order};
     use crate::workorder::matter::{EnterpriseEvaluation, EnterpriseReferral, Matter};
     use crate::workorder::model::Satisfaction;
 

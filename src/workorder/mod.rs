@@ -25,11 +25,13 @@ mod open;
 pub mod postgres;
 pub mod retention;
 mod sql;
-pub mod sqlite;
+pub use sql::sqlite;
 mod store;
 
 #[doc(hidden)]
 pub mod conformance;
+#[doc(hidden)]
+pub mod fixtures;
 
 pub use listing::format_listing;
 pub use matter::{

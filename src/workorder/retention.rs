@@ -96,7 +96,7 @@ pub async fn run_purge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workorder::conformance::base_time;
+    use crate::workorder::fixtures::base_time;
 
     #[test]
     fn orders_older_than_the_period_are_due_and_no_others() {
@@ -122,8 +122,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::workorder::SqlStore::open(&dir.path().join("data")).expect("open");
         let now = base_time();
-        let old = crate::workorder::conformance::inbound_order(1, now - Duration::days(40));
-        let young = crate::workorder::conformance::inbound_order(2, now - Duration::days(2));
+        let old = crate::workorder::fixtures::inbound_order(1, now - Duration::days(40));
+        let young = crate::workorder::fixtures::inbound_order(2, now - Duration::days(2));
         for order in [&old, &young] {
             store.create(order).await.expect("create");
         }

@@ -181,7 +181,6 @@ digest_algorithms = ["MD5", "SHA-256"]
             grace = options.shutdown_grace_seconds,
             prompts = prompts.display(),
         );
-        let config = format!("{config}\n{}", options.extra_config);
         let config_path = dir.path().join("hotline.toml");
         std::fs::write(&config_path, config).expect("write config");
         std::fs::write(dir.path().join("agents.toml"), &options.agents_toml).expect("write agents");

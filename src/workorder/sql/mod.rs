@@ -32,6 +32,7 @@
 
 mod logic;
 mod row;
+pub mod sqlite;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,9 +1,9 @@
 //! The worker's group commit: savepoints keep one job's failure to itself, and a lost
 //! database fails the whole group at once.
 
+use super::sqlite::SqliteDb;
 use super::*;
-use crate::workorder::conformance::{base_time, inbound_order};
-use crate::workorder::sqlite::SqliteDb;
+use crate::workorder::fixtures::{base_time, inbound_order};
 
 type Answer<T> = oneshot::Receiver<Result<T, StoreError>>;
 

@@ -27,8 +27,8 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 
-use super::sql::{Db, DbError, Dialect, Row, SqlStore, Value};
-use super::store::{ErrorSource, StoreError, message_source};
+use super::{Db, DbError, Dialect, Row, SqlStore, Value};
+use crate::workorder::store::{ErrorSource, StoreError, message_source};
 
 /// The database file inside the data directory.
 pub const DB_FILE_NAME: &str = "work-orders.sqlite3";
