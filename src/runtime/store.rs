@@ -123,7 +123,18 @@ async fn apply(store: &dyn WorkOrderStore, write: &StoreWrite) -> Result<(), Sto
             at,
             side,
             outcome,
-            ..
-        } => store.mark_ended(id, *at, *side, *outcome).await,
+            reason,
+        } => {
+            store.mark_ended(id, *at, *side, *outcome).await?;
+            // Why the engine ended the call (no ACK, session timer, RTP silence,
+            // shutdown…) goes on the work order's trail, where a supervisor reads it.
+            match reason {
+                Some(reason) => {
+                    let note = format!("call ended by the engine: {reason}");
+                    store.add_note(id, &note, "engine", *at).await
+                }
+                None => Ok(()),
+            }
+        }
     }
 }

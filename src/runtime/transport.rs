@@ -28,9 +28,9 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::sip::framing::{self, Frame, FrameLimits};
-pub use crate::sip::inbound::{Inbound, TransportKind};
 use crate::sip::inbound::{InboundLimits, Received, classify_with};
 use crate::sip::message;
+pub use crate::sip::{Inbound, TransportKind};
 
 /// The largest UDP datagram we accept; RFC 3261 §18.1.1 keeps SIP over UDP well below.
 const MAX_DATAGRAM: usize = 65_535;

@@ -11,7 +11,7 @@ use super::ua::{Direction, EndReason, RefreshMethod, Side};
 use super::*;
 use crate::sip::digest::{AuthOutcome, Credential, DigestAuthenticator};
 use crate::sip::inbound::{Inbound, Received, classify};
-use crate::sip::message::{self, StatusCode, make_header};
+use crate::sip::message::make_header;
 
 const CALLER: u8 = 2;
 const PHONE: u8 = 3;
@@ -522,13 +522,7 @@ impl Node for DigestRegistrar {
             ),
             AuthOutcome::Invalid(_) => (403, vec![]),
         };
-        let response = message::build_response(
-            &request,
-            StatusCode::from(status),
-            Some("reg"),
-            headers,
-            None,
-        );
+        let response = super::ua::build_response(&request, status, Some("reg"), headers, None);
         self.out.push(Transmit {
             destination: from,
             transport,

@@ -27,7 +27,7 @@ use crate::media::g711::Codec;
 use crate::sip::TransportKind;
 use crate::sip::digest::{answer_challenge, parse_challenge};
 use crate::sip::inbound::{Inbound, Received, classify};
-use crate::sip::message::{self, Request, StatusCode, make_header};
+use crate::sip::message::{self, Header, Request, Response, make_header};
 use crate::sip::sdp;
 use crate::sip::transaction::{
     KeyMethod, Reliability, RequestDisposition, TimerConfig, TransactionEvent, TransactionKey,
@@ -927,9 +927,9 @@ impl UserAgent {
             .map(|(name, value)| make_header(name, value.to_string()))
             .collect();
         let tag = self.calls[call].local_tag.clone();
-        let response = message::build_response(
+        let response = build_response(
             &request,
-            StatusCode::from(200),
+            200,
             Some(&tag),
             headers,
             Some(("application/sdp", body.into_bytes())),
@@ -1796,9 +1796,9 @@ impl UserAgent {
         if status > 100 && status < 300 && !extra.iter().any(|l| l.starts_with("Contact:")) {
             headers.push(make_header("Contact", format!("<{}>", self.contact_uri())));
         }
-        let response = message::build_response(
+        let response = build_response(
             request,
-            StatusCode::from(status),
+            status,
             tag.as_deref(),
             headers,
             body.map(|b| ("application/sdp", b.into_bytes())),
@@ -1821,8 +1821,7 @@ impl UserAgent {
             .filter_map(|line| line.split_once(": "))
             .map(|(name, value)| make_header(name, value.to_string()))
             .collect();
-        let response =
-            message::build_response(request, StatusCode::from(status), Some(&tag), headers, None);
+        let response = build_response(request, status, Some(&tag), headers, None);
         self.send_response(now, key, status, response.to_string());
     }
 
@@ -2146,6 +2145,28 @@ fn granted_expires(raw: &str, our_host_port: &str) -> Option<u32> {
             })
         });
     from_contact.or_else(|| header(raw, "Expires").and_then(|v| v.trim().parse().ok()))
+}
+
+/// A response through the crate's one typed builder (the peers write their requests by
+/// hand, as a phone would; their responses follow RFC 3261 §8.2.6 like the engine's).
+pub(super) fn build_response(
+    request: &Request,
+    status: u16,
+    to_tag: Option<&str>,
+    headers: Vec<Header>,
+    body: Option<(&str, Vec<u8>)>,
+) -> Response {
+    let mut builder = crate::sip::builder::ResponseBuilder::to(request, status);
+    if let Some(tag) = to_tag {
+        builder = builder.to_tag(tag);
+    }
+    for header in headers {
+        builder = builder.header(header);
+    }
+    if let Some((content_type, bytes)) = body {
+        builder = builder.body(content_type, bytes);
+    }
+    builder.build()
 }
 
 #[cfg(test)]

@@ -7,46 +7,8 @@ use std::net::SocketAddr;
 
 use tracing::debug;
 
+use super::TransportKind;
 use super::message::{self, Request, RequestSummary, Response, ResponseSummary, SipMessage};
-
-/// Which transport a message came in on or goes out by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    Udp,
-    Tcp,
-}
-
-impl TransportKind {
-    /// The Via transport token.
-    pub fn via_token(self) -> &'static str {
-        match self {
-            TransportKind::Udp => "UDP",
-            TransportKind::Tcp => "TCP",
-        }
-    }
-
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            TransportKind::Udp => "udp",
-            TransportKind::Tcp => "tcp",
-        }
-    }
-
-    /// Whether the transport retransmits for us (RFC 3261 §17: timers differ).
-    pub fn is_reliable(self) -> bool {
-        self == TransportKind::Tcp
-    }
-}
-
-impl From<TransportKind> for rsipstack::sip::Transport {
-    fn from(kind: TransportKind) -> Self {
-        match kind {
-            TransportKind::Udp => rsipstack::sip::Transport::Udp,
-            TransportKind::Tcp => rsipstack::sip::Transport::Tcp,
-        }
-    }
-}
 
 /// A well-formed message handed to the endpoint.
 // Requests are the common case; boxing them would cost an allocation per message for
@@ -139,7 +101,7 @@ pub fn classify_with(
             }
             Err(e) => {
                 debug!(%source, error = %e, "invalid SIP request");
-                Received::Malformed(message::error_response(&request, &e))
+                Received::Malformed(super::builder::error_response(&request, &e))
             }
         },
         SipMessage::Response(response) => match message::response_summary(&response) {

@@ -6,7 +6,7 @@
 //! file. On top of the crate this module adds what a UAS needs and the crate does not
 //! do: LF-only line endings, Content-Length enforcement for datagrams (RFC 3261 §18.3),
 //! a strict start line, comma-joined Via values, the mandatory-header checks of
-//! RFC 3261 §8.2 ([`summary`]), response building (§8.2.6), a best-effort `400` for
+//! RFC 3261 §8.2 ([`summary`]), a best-effort `400` for
 //! messages the parser rejects ([`bad_request_from_raw`]), and RFC 3581 `rport`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -293,56 +293,6 @@ pub fn response_summary(response: &Response) -> Result<ResponseSummary, SipError
     })
 }
 
-/// Builds a response to `request` (RFC 3261 §8.2.6): every Via in order, From, To (with
-/// `;tag=to_tag` added when the request's To has no tag), Call-ID and CSeq copied;
-/// then `extra_headers`, `Server: hotline`, Content-Type when there is a body, and
-/// Content-Length. Nothing else.
-pub fn build_response(
-    request: &Request,
-    status: StatusCode,
-    to_tag: Option<&str>,
-    extra_headers: Vec<Header>,
-    body: Option<(&str, Vec<u8>)>,
-) -> Response {
-    let mut headers: Vec<Header> = Vec::new();
-    for header in request.headers.iter() {
-        match header {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                headers.push(header.clone())
-            }
-            Header::To(to) => {
-                let value = to.value().to_string();
-                let has_tag = parse_name_addr(&value, "To")
-                    .map(|to| to.param("tag").is_some())
-                    .unwrap_or_else(|_| value.contains(";tag="));
-                let value = match to_tag {
-                    Some(tag) if !has_tag => format!("{value};tag={tag}"),
-                    _ => value,
-                };
-                headers.push(make_header("To", value));
-            }
-            _ => {}
-        }
-    }
-    headers.extend(extra_headers);
-    headers.push(make_header("Server", "hotline".to_string()));
-    let body = match body {
-        Some((content_type, bytes)) => {
-            headers.push(make_header("Content-Type", content_type.to_string()));
-            bytes
-        }
-        None => Vec::new(),
-    };
-    headers.push(make_header("Content-Length", body.len().to_string()));
-    Response {
-        status_code: status,
-        wire_reason: None,
-        version: Version::V2,
-        headers: Headers::from(headers),
-        body,
-    }
-}
-
 /// A best-effort `400` (serialized) for a request the full parser rejected, so the
 /// sender learns why instead of retransmitting into silence. Header lines are scanned
 /// leniently (compact forms too); without a request line, Via, From, To, Call-ID and
@@ -406,28 +356,6 @@ pub fn error_response_from_raw(bytes: &[u8], status: u16, reason: &str) -> Optio
     out.push_str(&format!("CSeq: {}\r\n", cseq?));
     out.push_str("Server: hotline\r\nContent-Length: 0\r\n\r\n");
     Some(out.into_bytes())
-}
-
-/// The error response (serialized) for a parsed request that failed [`summary`], or
-/// `None` for an ACK, which is never answered (RFC 3261 §17.2.1).
-pub fn error_response(request: &Request, error: &SipError) -> Option<Vec<u8>> {
-    if request.method == Method::Ack {
-        return None;
-    }
-    let reason: String = error
-        .to_string()
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    let mut response = build_response(
-        request,
-        StatusCode::from(error.status_code()),
-        None,
-        vec![],
-        None,
-    );
-    response.wire_reason = Some(reason);
-    Some(response.to_string().into_bytes())
 }
 
 /// RFC 3261 §18.2.1 and RFC 3581 §4: records where the request really came from in its
@@ -1289,71 +1217,6 @@ mod tests {
         // Compact forms are recognised too.
         let compact = INVITE.replace("Call-ID:", "i:").replace("Via:", "v:");
         assert!(bad_request_from_raw(compact.as_bytes(), "bad").is_some());
-    }
-
-    #[test]
-    fn a_response_copies_the_dialog_headers_and_adds_a_to_tag() {
-        let request = request(INVITE.as_bytes());
-        let response = build_response(
-            &request,
-            StatusCode::OK,
-            Some("as83kd9bs"),
-            vec![make_header("Contact", "<sip:hotline@192.0.2.1>".into())],
-            Some(("application/sdp", b"v=0\r\n".to_vec())),
-        );
-        let bytes = response.to_bytes();
-        let text = String::from_utf8_lossy(&bytes);
-        let Ok(SipMessage::Response(parsed)) = parse(&bytes) else {
-            panic!("unparseable: {text}");
-        };
-        let s = response_summary(&parsed).expect("summary");
-        assert_eq!(s.status, 200);
-        assert_eq!(s.to_tag.as_deref(), Some("as83kd9bs"));
-        assert_eq!(
-            (s.cseq, s.call_id.as_str()),
-            (314159, "a84b4c76e66710@trunk.example")
-        );
-        assert_eq!(s.top_via_branch, "z9hG4bK776asdhds");
-        assert_eq!(parsed.body, b"v=0\r\n");
-        let names: Vec<String> = header_fields(&parsed.headers)
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "Via",
-                "Via",
-                "From",
-                "To",
-                "Call-ID",
-                "CSeq",
-                "Contact",
-                "Server",
-                "Content-Type",
-                "Content-Length"
-            ]
-        );
-        assert!(text.contains("Server: hotline\r\n"));
-        assert!(text.contains("Content-Length: 5\r\n"));
-    }
-
-    #[test]
-    fn an_existing_to_tag_is_kept() {
-        let in_dialog = INVITE.replace(
-            "To: <sip:12345@hotline.example>",
-            "To: <sip:12345@hotline.example>;tag=abc",
-        );
-        let response = build_response(
-            &request(in_dialog.as_bytes()),
-            StatusCode::OK,
-            Some("new"),
-            vec![],
-            None,
-        );
-        let s = response_summary(&response).expect("summary");
-        assert_eq!(s.to_tag.as_deref(), Some("abc"));
-        assert!(String::from_utf8_lossy(&response.to_bytes()).contains("Content-Length: 0\r\n"));
     }
 
     #[test]
