@@ -361,8 +361,9 @@ struct SwitchTask {
 }
 
 impl SwitchTask {
-    /// Runs until every source of input is closed: the transports stop after the
-    /// calls have ended, and the command senders are dropped at shutdown.
+    /// Runs until the transports have stopped (after the calls have ended). It does
+    /// not wait for every command sender to go: the HTTP server holds some until its
+    /// open streams (wallboards) end, and those end when this task does.
     async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
@@ -371,7 +372,7 @@ impl SwitchTask {
     ) {
         let mut requests_open = true;
         let mut inbound_open = true;
-        while inbound_open || requests_open {
+        while inbound_open {
             let deadline = self.switch.poll_timeout();
             let timer = async move {
                 match deadline {
