@@ -3,7 +3,9 @@
 #
 #   scripts/install-test-deps.sh            the test suite: sip-tester (SIPp 3.6, the
 #                                           black-box tests' SIP peer, with its RTP pcaps
-#                                           under /usr/share/sip-tester/), a PostgreSQL
+#                                           under /usr/share/sip-tester/), kamailio (a
+#                                           record-routing proxy in front of the engine),
+#                                           a PostgreSQL
 #                                           server on 127.0.0.1:5432 trusting user
 #                                           postgres (the store tests), prometheus
 #                                           (promtool, for the rules tests), chromium,
@@ -37,6 +39,8 @@ want() { # want COMMAND PACKAGE
 }
 want sipp sip-tester
 [ -f /usr/share/sip-tester/g711a.pcap ] || need+=(sip-tester)
+# Kamailio: the record-routing proxy of tests/sip_features.rs (a trunk behind an SBC).
+[ -x /usr/sbin/kamailio ] || need+=(kamailio)
 
 # --- supervisors (deploy/) ---------------------------------------------------------
 # promtool (Debian package prometheus) checks and unit-tests deploy/prometheus/ rules

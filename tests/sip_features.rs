@@ -149,3 +149,89 @@ fn a_caller_from_no_allowed_trunk_gets_403_and_no_work_order_r29() {
     );
     assert_eq!(engine.metric("hotline_calls_offered_total", ""), 0.0);
 }
+
+/// Kamailio, the record-routing proxy carriers and SBCs put in front of a hotline.
+fn kamailio() -> std::path::PathBuf {
+    let path = std::path::PathBuf::from("/usr/sbin/kamailio");
+    assert!(
+        path.is_file(),
+        "kamailio is missing: run scripts/install-test-deps.sh"
+    );
+    path
+}
+
+/// A trunk behind a record-routing proxy (RFC 3261 §12.1.1): the engine copies the
+/// proxy's Record-Route into its 180 and 200, so the caller's ACK, re-INVITEs and BYE
+/// follow the proxy and reach the call. Without it every such call would end after
+/// 64·T1 as "never acknowledged".
+#[test]
+fn a_call_behind_a_record_routing_proxy_keeps_its_dialog_rfc3261_12_1_1() {
+    let kamailio = kamailio();
+    let engine = Engine::start(EngineOptions::default());
+    let proxy_port = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kamailio.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+listen=udp:127.0.0.1:{proxy_port}
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK") && t_check_trans()) {{ t_relay(); exit; }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    record_route();
+    $du = "sip:127.0.0.1:{engine_port}";
+    t_relay();
+}}
+"#,
+            engine_port = engine.sip.port()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
+    let mut proxy = std::process::Command::new(kamailio)
+        .args(["-DD", "-E", "-m", "64", "-M", "8", "-f"])
+        .arg(&config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("kamailio starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], proxy_port).into();
+    let result = Sipp::new("uac_hold.xml", proxy_addr)
+        .args(["-m", "1"])
+        .run(Duration::from_secs(60));
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    if !result.status.success() {
+        eprintln!(
+            "kamailio log:\n{}",
+            std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default()
+        );
+    }
+    result.assert_success_against(&engine);
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1);
+    assert_ended_by_the_caller(&orders[0]);
+    assert!(
+        !engine.log().contains("never acknowledged"),
+        "the ACK came through the proxy"
+    );
+}
