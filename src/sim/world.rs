@@ -74,38 +74,7 @@ pub struct WorldConfig {
 /// timers, a 2 s ring before the IVR answers inside a 10 s budget (R6), agents rung
 /// for 10 s.
 pub fn default_settings() -> SwitchSettings {
-    SwitchSettings {
-        advertised_ip: ENGINE_ADDR.ip(),
-        udp_port: Some(ENGINE_ADDR.port()),
-        tcp_port: Some(ENGINE_ADDR.port()),
-        timers: Default::default(),
-        max_concurrent: 100,
-        ring_before_answer: Duration::from_secs(2),
-        ring_budget: Duration::from_secs(10),
-        max_call_length: Duration::from_secs(3600),
-        retry_after: Duration::from_secs(5),
-        default_queue: "general".into(),
-        agent_ring_timeout: Duration::from_secs(10),
-        position_announcement_interval: Duration::from_secs(20),
-        realm: "hotline".into(),
-        min_expires: Duration::from_secs(60),
-        max_expires: Duration::from_secs(3600),
-        default_expires: Duration::from_secs(600),
-        nonce_lifetime: Duration::from_secs(300),
-        digest_algorithms: vec![crate::sip::digest::Algorithm::Md5],
-        digest_secret: [7; 32],
-        recordings_root: "recordings".into(),
-        feature_prompt_limit: Duration::from_secs(10),
-        session_timers: Default::default(),
-        // Every simulated trunk caller sits on 127.0.0.0/8.
-        trunks: crate::sip::trunk::TrunkPolicy::new(vec![crate::sip::trunk::Trunk {
-            name: "simulated".into(),
-            allow: vec!["127.0.0.0/8".parse().expect("a CIDR")],
-            credentials: None,
-        }]),
-        digest_allow_rfc2069: false,
-        auth_guard: crate::config::security::SecurityConfig::default().guard_settings(),
-    }
+    SwitchSettings::loopback(ENGINE_ADDR.port())
 }
 
 /// Prompts of distinct lengths (so a trace can tell them apart), each a plain tone.

@@ -42,6 +42,14 @@ pub enum CidrError {
 }
 
 impl Cidr {
+    /// 127.0.0.0/8: every loopback address.
+    pub fn loopback_v4() -> Cidr {
+        Cidr {
+            network: IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)),
+            prefix: 8,
+        }
+    }
+
     pub fn network(&self) -> IpAddr {
         self.network
     }

@@ -437,6 +437,44 @@ impl SwitchSettings {
         }
     }
 
+    /// The engine's defaults on a loopback address (`127.0.0.1:port`), every caller on
+    /// 127.0.0.0/8 admitted as a trunk: the settings the switch's own tests and the
+    /// simulation run with. RFC 3261 timers, a 2 s ring before the IVR answers inside a
+    /// 10 s budget (R6), agents rung for 10 s, queue `general`.
+    pub fn loopback(port: u16) -> SwitchSettings {
+        SwitchSettings {
+            advertised_ip: IpAddr::from([127, 0, 0, 1]),
+            udp_port: Some(port),
+            tcp_port: Some(port),
+            timers: TimerConfig::default(),
+            max_concurrent: 100,
+            ring_before_answer: Duration::from_secs(2),
+            ring_budget: Duration::from_secs(10),
+            max_call_length: Duration::from_secs(3600),
+            retry_after: Duration::from_secs(5),
+            default_queue: "general".into(),
+            agent_ring_timeout: Duration::from_secs(10),
+            position_announcement_interval: Duration::from_secs(20),
+            realm: "hotline".into(),
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
+            default_expires: Duration::from_secs(600),
+            nonce_lifetime: Duration::from_secs(300),
+            digest_algorithms: vec![Algorithm::Md5],
+            digest_secret: [7; 32],
+            recordings_root: "recordings".into(),
+            feature_prompt_limit: Duration::from_secs(10),
+            session_timers: Default::default(),
+            trunks: crate::sip::trunk::TrunkPolicy::new(vec![crate::sip::trunk::Trunk {
+                name: "loopback".into(),
+                allow: vec![crate::sip::trunk::Cidr::loopback_v4()],
+                credentials: None,
+            }]),
+            digest_allow_rfc2069: false,
+            auth_guard: crate::config::security::SecurityConfig::default().guard_settings(),
+        }
+    }
+
     /// Our SIP port for a transport (5060 when we do not listen on it).
     pub fn local_port(&self, transport: TransportKind) -> u16 {
         match transport {

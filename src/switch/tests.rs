@@ -62,37 +62,7 @@ pub(super) fn test_prompts() -> Prompts {
 }
 
 pub(super) fn test_settings() -> SwitchSettings {
-    SwitchSettings {
-        advertised_ip: "127.0.0.1".parse().unwrap(),
-        udp_port: Some(5060),
-        tcp_port: Some(5060),
-        timers: Default::default(),
-        max_concurrent: 10,
-        ring_before_answer: Duration::from_secs(2),
-        ring_budget: Duration::from_secs(10),
-        max_call_length: Duration::from_secs(3600),
-        retry_after: Duration::from_secs(5),
-        default_queue: "general".into(),
-        agent_ring_timeout: Duration::from_secs(10),
-        position_announcement_interval: Duration::from_secs(20),
-        realm: "hotline".into(),
-        min_expires: Duration::from_secs(60),
-        max_expires: Duration::from_secs(3600),
-        default_expires: Duration::from_secs(600),
-        nonce_lifetime: Duration::from_secs(300),
-        digest_algorithms: vec![crate::sip::digest::Algorithm::Md5],
-        digest_secret: [7; 32],
-        recordings_root: "recordings".into(),
-        feature_prompt_limit: Duration::from_secs(10),
-        session_timers: Default::default(),
-        trunks: crate::sip::trunk::TrunkPolicy::new(vec![crate::sip::trunk::Trunk {
-            name: "loopback".into(),
-            allow: vec!["127.0.0.0/8".parse().unwrap()],
-            credentials: None,
-        }]),
-        digest_allow_rfc2069: false,
-        auth_guard: crate::config::security::SecurityConfig::default().guard_settings(),
-    }
+    SwitchSettings::loopback(5060)
 }
 
 /// A switch with the runtime played by the test: media ports open at once, prompts end
