@@ -107,7 +107,9 @@ async fn run(
                 .map(|writes| apply_in_order(store.as_ref(), writes)),
         )
         .await;
-        let left = backlog.fetch_sub(taken, Ordering::Relaxed).saturating_sub(taken);
+        let left = backlog
+            .fetch_sub(taken, Ordering::Relaxed)
+            .saturating_sub(taken);
         metrics::gauge!(crate::metrics::STORE_BACKLOG).set(left as f64);
     }
 }
