@@ -84,7 +84,13 @@ fn three_agents_take_ten_callers_and_both_sides_are_recorded() {
             path.display()
         );
     }
-    assert_eq!(taken.len(), 3, "every agent took calls: {taken:?}");
+    if taken.len() != 3 {
+        let (_, agents) = engine.api("GET", "/agents");
+        panic!(
+            "every agent took calls: {taken:?}\nagents: {agents}\n{}",
+            engine.log()
+        );
+    }
 
     let metrics = engine.metrics();
     let value = |name: &str, labels: &str| common::metric_value(&metrics, name, labels);

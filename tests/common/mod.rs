@@ -603,10 +603,14 @@ pub fn agent_phone(engine: &Engine, id: &str, on_call: &str, shift: Duration) ->
 }
 
 /// An even UDP port free at the moment of asking (SIPp's media port).
+///
+/// SIPp's `[auto_media_port]` adds up to 9,998 to `-mp` from call to call, so the
+/// base stays below 55,000: above it an agent's SDP answer could name a port past
+/// 65,535, which the engine rightly refuses (488) and then logs that agent out.
 pub fn free_even_port() -> u16 {
     loop {
         let port = free_port();
-        if port.is_multiple_of(2) && port < 65_000 {
+        if port.is_multiple_of(2) && port < 55_000 {
             return port;
         }
     }
