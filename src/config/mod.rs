@@ -195,14 +195,25 @@ impl Config {
         Config::parse(path, &text)
     }
 
-    /// Parses and validates config text; `path` is only used in messages.
+    /// Parses and validates config text; `path` is only used in messages. A secret
+    /// named by `api.token_env` is read from this process's environment.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with_env(path, text, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with the environment given: tests name their own variables
+    /// instead of changing the process's environment under other threads.
+    pub fn parse_with_env(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
             reason: e.message().trim().to_owned(),
         })?;
-        Validator { path, text }.validate(raw)
+        Validator { path, text, env }.validate(raw)
     }
 
     /// The path of the greeting prompt, resolved against the prompts directory.
@@ -260,7 +271,7 @@ struct RawConfig {
     #[serde(default)]
     log: RawLog,
     acd: RawAcd,
-    api: RawApi,
+    api: Spanned<RawApi>,
     registrar: RawRegistrar,
     trunks: Option<Vec<trunks::RawTrunk>>,
     session_timers: Option<session_timers::RawSessionTimers>,
@@ -289,7 +300,10 @@ struct RawAcd {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawApi {
-    token: Spanned<String>,
+    #[serde(default)]
+    token: Option<Spanned<String>>,
+    #[serde(default)]
+    token_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -402,9 +416,74 @@ impl Default for RawLog {
 struct Validator<'a> {
     path: &'a Path,
     text: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Validator<'_> {
+    /// The API's legacy supervisor token: written in the file (`api.token`) or, so the
+    /// file can be shared without it, read from the environment variable that
+    /// `api.token_env` names. Exactly one of the two.
+    fn api_token(&self, api: &Spanned<RawApi>) -> Result<String, ConfigError> {
+        let (token, span, key) = match (&api.get_ref().token, &api.get_ref().token_env) {
+            (Some(_), Some(name)) => {
+                return Err(self.invalid(
+                    name.span(),
+                    "api.token_env",
+                    "give api.token or api.token_env, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.invalid(
+                    api.span(),
+                    "api.token",
+                    "missing: give api.token, or api.token_env naming the environment \
+                     variable that holds it",
+                ));
+            }
+            (Some(token), None) => (token.get_ref().clone(), token.span(), "api.token"),
+            (None, Some(name)) => {
+                let variable = self.env_var_name(name, "api.token_env")?;
+                let Some(token) = (self.env)(&variable) else {
+                    return Err(self.invalid(
+                        name.span(),
+                        "api.token_env",
+                        format!("the environment variable {variable} is not set"),
+                    ));
+                };
+                (token, name.span(), "api.token_env")
+            }
+        };
+        if token.len() < 16 {
+            return Err(self.invalid(
+                span,
+                key,
+                "the token must be at least 16 characters: it guards caller data (R12)",
+            ));
+        }
+        Ok(token)
+    }
+
+    /// A value that names an environment variable: letters, digits and `_`, not
+    /// starting with a digit.
+    fn env_var_name(
+        &self,
+        name: &Spanned<String>,
+        key: &'static str,
+    ) -> Result<String, ConfigError> {
+        let n = name.get_ref();
+        let valid = !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !n.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(self.invalid(
+                name.span(),
+                key,
+                format!("{n:?} is not an environment variable name"),
+            ));
+        }
+        Ok(n.clone())
+    }
+
     fn invalid(
         &self,
         span: Range<usize>,
@@ -620,14 +699,7 @@ impl Validator<'_> {
             5..=600,
         )?;
 
-        let token = raw.api.token.get_ref();
-        if token.len() < 16 {
-            return Err(self.invalid(
-                raw.api.token.span(),
-                "api.token",
-                "must be at least 16 characters: it guards caller data (R12)",
-            ));
-        }
+        let token = self.api_token(&raw.api)?;
 
         let reg = &raw.registrar;
         if reg.realm.get_ref().trim().is_empty() || reg.realm.get_ref().contains('"') {
@@ -702,9 +774,7 @@ impl Validator<'_> {
                 position_announcement_interval: Duration::from_secs(announce),
                 default_queue_line: line_of(self.text, acd.default_queue.span().start),
             },
-            api: ApiConfig {
-                token: token.clone(),
-            },
+            api: ApiConfig { token },
             registrar: RegistrarConfig {
                 realm: reg.realm.get_ref().clone(),
                 min_expires: Duration::from_secs(min_expires),
@@ -823,6 +893,77 @@ mod tests {
         let err = parse(&text).unwrap_err();
         assert!(
             matches!(err, ConfigError::Invalid { line: l, key: "sip.listen_udp", .. } if l == line),
+            "{err}"
+        );
+    }
+
+    const SHIPPED_TOKEN_LINE: &str = "token = \"demo-token-change-me-0123456789\"";
+
+    fn with_env(text: &str, variable: &str, value: Option<&str>) -> Result<Config, ConfigError> {
+        Config::parse_with_env(Path::new("test.toml"), text, &|name| {
+            (name == variable)
+                .then(|| value.map(str::to_owned))
+                .flatten()
+        })
+    }
+
+    fn line_starting(text: &str, start: &str) -> usize {
+        text.lines().position(|l| l.starts_with(start)).unwrap() + 1
+    }
+
+    #[test]
+    fn the_api_token_can_come_from_the_environment_r12() {
+        let text = SHIPPED.replacen(SHIPPED_TOKEN_LINE, "token_env = \"HOTLINE_API_TOKEN\"", 1);
+        let secret = "a-token-kept-out-of-the-file-42";
+        let cfg = with_env(&text, "HOTLINE_API_TOKEN", Some(secret)).expect("token from env");
+        assert_eq!(cfg.api.token, secret);
+
+        let line = line_starting(&text, "token_env");
+        let err = with_env(&text, "HOTLINE_API_TOKEN", None).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { line: l, key: "api.token_env", .. } if l == line),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("HOTLINE_API_TOKEN is not set"),
+            "{err}"
+        );
+
+        let err = with_env(&text, "HOTLINE_API_TOKEN", Some("short")).unwrap_err();
+        assert!(err.to_string().contains("at least 16 characters"), "{err}");
+    }
+
+    #[test]
+    fn the_api_token_is_given_exactly_once() {
+        let both = SHIPPED.replacen(
+            SHIPPED_TOKEN_LINE,
+            &format!("{SHIPPED_TOKEN_LINE}\ntoken_env = \"HOTLINE_API_TOKEN\""),
+            1,
+        );
+        let err = with_env(&both, "HOTLINE_API_TOKEN", Some("x".repeat(20).as_str())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "api.token_env",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let neither = SHIPPED.replacen(SHIPPED_TOKEN_LINE, "", 1);
+        let err = parse(&neither).unwrap_err();
+        let line = line_starting(&neither, "[api]");
+        assert!(
+            matches!(err, ConfigError::Invalid { line: l, key: "api.token", .. } if l == line),
+            "{err}"
+        );
+
+        let bad_name = SHIPPED.replacen(SHIPPED_TOKEN_LINE, "token_env = \"1-token\"", 1);
+        let err = parse(&bad_name).unwrap_err();
+        assert!(
+            err.to_string().contains("not an environment variable name"),
             "{err}"
         );
     }

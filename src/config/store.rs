@@ -143,23 +143,11 @@ impl Validator<'_> {
                  store.password_env instead, so it is not in the config file",
             ));
         }
-        let password_env = match &raw.password_env {
-            None => None,
-            Some(name) => {
-                let n = name.get_ref();
-                let valid = !n.is_empty()
-                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !n.starts_with(|c: char| c.is_ascii_digit());
-                if !valid {
-                    return Err(self.invalid(
-                        name.span(),
-                        "store.password_env",
-                        format!("{n:?} is not an environment variable name"),
-                    ));
-                }
-                Some(n.clone())
-            }
-        };
+        let password_env = raw
+            .password_env
+            .as_ref()
+            .map(|name| self.env_var_name(name, "store.password_env"))
+            .transpose()?;
         let ca_file = raw
             .ca_file
             .as_ref()
