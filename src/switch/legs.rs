@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::uac_leg::{LegError, UacLeg, UacTarget};
 use super::{
-    ALLOWED_METHODS, CallKind, ClientRequest, MediaOrder, MediaParams, MediaReport,
+    ALLOWED_METHODS, ClientRequest, Flow, MediaOrder, MediaParams, MediaReport,
     SUPPORTED_EXTENSIONS, Switch,
 };
 use crate::media::g711::Codec;
@@ -1265,16 +1265,11 @@ impl Switch {
         let Some(call) = self.legs.get(&leg).map(|l| l.call) else {
             return;
         };
-        let kind = match self.calls.get(&call).map(|c| &c.kind) {
-            Some(CallKind::Inbound(_)) => 0,
-            Some(CallKind::Outbound(_)) => 1,
-            Some(CallKind::Feature(_)) => 2,
+        match self.flow(call) {
+            Some(Flow::Inbound) => self.inbound_leg_event(now, call, leg, event),
+            Some(Flow::Outbound) => self.outbound_leg_event(now, call, leg, event),
+            Some(Flow::Feature) => self.feature_leg_event(now, call, leg, event),
             None => return,
-        };
-        match kind {
-            0 => self.inbound_leg_event(now, call, leg, event),
-            1 => self.outbound_leg_event(now, call, leg, event),
-            _ => self.feature_leg_event(now, call, leg, event),
         }
         self.rearm(call);
     }

@@ -107,6 +107,15 @@ enum CallKind {
     Feature(Box<FeatureCall>),
 }
 
+/// Which flow a call is, without borrowing it: the switch dispatches on this and then
+/// calls the flow's own method, which needs `&mut self`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Inbound,
+    Outbound,
+    Feature,
+}
+
 /// What a request we sent was for, to route its responses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ClientRequest {
@@ -582,18 +591,11 @@ impl Switch {
         for leg in legs {
             self.leg_timeout(now, leg);
         }
-        let kind = match self.calls.get(&key) {
-            Some(call) => match &call.kind {
-                CallKind::Inbound(_) => 0,
-                CallKind::Outbound(_) => 1,
-                CallKind::Feature(_) => 2,
-            },
+        match self.flow(key) {
+            Some(Flow::Inbound) => self.inbound_timeout(now, key),
+            Some(Flow::Outbound) => self.outbound_timeout(now, key),
+            Some(Flow::Feature) => self.feature_timeout(now, key),
             None => return,
-        };
-        match kind {
-            0 => self.inbound_timeout(now, key),
-            1 => self.outbound_timeout(now, key),
-            _ => self.feature_timeout(now, key),
         }
         self.rearm(key);
     }
@@ -683,32 +685,32 @@ impl Switch {
         }
     }
 
+    fn flow(&self, key: CallKey) -> Option<Flow> {
+        self.calls.get(&key).map(|call| match call.kind {
+            CallKind::Inbound(_) => Flow::Inbound,
+            CallKind::Outbound(_) => Flow::Outbound,
+            CallKind::Feature(_) => Flow::Feature,
+        })
+    }
+
     fn shutdown_call(&mut self, now: Instant, key: CallKey) {
-        let kind = match self.calls.get(&key).map(|c| &c.kind) {
-            Some(CallKind::Inbound(_)) => 0,
-            Some(CallKind::Outbound(_)) => 1,
-            Some(CallKind::Feature(_)) => 2,
-            None => return,
-        };
-        match kind {
-            0 => self.inbound_input(now, key, call::CallInput::Shutdown),
-            1 => self.outbound_hang_up(now, key, crate::workorder::HangupSide::Hotline),
-            _ => self.feature_finish(now, key),
+        match self.flow(key) {
+            Some(Flow::Inbound) => self.inbound_input(now, key, call::CallInput::Shutdown),
+            Some(Flow::Outbound) => {
+                self.outbound_hang_up(now, key, crate::workorder::HangupSide::Hotline)
+            }
+            Some(Flow::Feature) => self.feature_finish(now, key),
+            None => {}
         }
     }
 
     /// Ends a call at once, without waiting for its peers (the last phase of shutdown).
     fn abandon_call(&mut self, now: Instant, key: CallKey) {
-        let kind = match self.calls.get(&key).map(|c| &c.kind) {
-            Some(CallKind::Inbound(_)) => 0,
-            Some(CallKind::Outbound(_)) => 1,
-            Some(CallKind::Feature(_)) => 2,
-            None => return,
-        };
-        match kind {
-            0 => self.inbound_abandon(now, key),
-            1 => self.outbound_abandon(now, key),
-            _ => self.feature_finish(now, key),
+        match self.flow(key) {
+            Some(Flow::Inbound) => self.inbound_abandon(now, key),
+            Some(Flow::Outbound) => self.outbound_abandon(now, key),
+            Some(Flow::Feature) => self.feature_finish(now, key),
+            None => {}
         }
     }
 }
