@@ -246,7 +246,9 @@ impl Config {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of a byte offset in a TOML text, for errors that name file and line
+/// (the config, the agents file and the dialplan all use it).
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()

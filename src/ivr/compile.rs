@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::plan::*;
 use super::{DialplanError, DialplanErrorKind};
+use crate::config::line_of;
 use crate::media::vad::VadSettings;
 use crate::workorder::Category;
 
@@ -947,13 +948,4 @@ fn successors(kind: &NodeKind) -> Vec<NodeId> {
         NodeKind::HangUp { .. } => vec![],
         NodeKind::NoAnswer(n) => n.on_voice.iter().copied().collect(),
     }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
