@@ -20,6 +20,7 @@ use super::store::{
 };
 use super::{CallbackTask, PhoneNumber, Reason, TaskId, Window};
 use crate::workorder::WorkOrderId;
+use crate::workorder::sqlite::{create_private_dir, create_private_file};
 
 /// The work orders' database file in the data directory, which these tables share
 /// (the same name as `workorder::sqlite::DB_FILE_NAME`; a test keeps them equal).
@@ -358,34 +359,4 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
 
 fn time_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
-#[cfg(unix)]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map(drop)
-}
-
-#[cfg(not(unix))]
-fn create_private_file(_path: &Path) -> std::io::Result<()> {
-    Ok(())
 }

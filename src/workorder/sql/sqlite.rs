@@ -452,8 +452,10 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// Creates the directory (and its parents) readable by the engine's user only (R12);
+/// the callback store keeps its database beside the work orders' and uses this too.
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -462,14 +464,14 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
 /// Creates the (empty) file with owner-only permissions if it does not exist; SQLite
 /// gives its `-wal` and `-shm` files the database's permissions.
 #[cfg(unix)]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .create(true)
@@ -480,7 +482,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> std::io::Result<()> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
