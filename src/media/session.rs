@@ -341,8 +341,31 @@ impl MediaCore {
     }
 }
 
+/// Media the tests of this core and of the runtime's stream task both feed in.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// One 20 ms RTP packet of a constant sample, as a caller's phone would send it.
+    pub(crate) fn caller_packet(sender: &mut RtpSender, codec: Codec, sample: i16) -> Bytes {
+        let mut payload = Vec::new();
+        g711::encode(codec, &[sample; FRAME_SAMPLES], &mut payload);
+        sender.packet(&payload, FRAME_SAMPLES as u32, false)
+    }
+
+    /// A prompt of `frames` frames whose samples all differ, so a frame out of place shows.
+    pub(crate) fn ramp_prompt(frames: usize) -> Arc<Prompt> {
+        Arc::new(Prompt::from_samples(
+            (0..frames * FRAME_SAMPLES)
+                .map(|i| (i as i16).wrapping_mul(37))
+                .collect(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{caller_packet, ramp_prompt};
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};
 
@@ -356,20 +379,6 @@ mod tests {
             telephone_event_pt: Some(101),
             ssrc: 0x1234_5678,
         }
-    }
-
-    fn caller_packet(sender: &mut RtpSender, codec: Codec, sample: i16) -> Bytes {
-        let mut payload = Vec::new();
-        g711::encode(codec, &[sample; FRAME_SAMPLES], &mut payload);
-        sender.packet(&payload, FRAME_SAMPLES as u32, false)
-    }
-
-    fn ramp_prompt(frames: usize) -> Arc<Prompt> {
-        Arc::new(Prompt::from_samples(
-            (0..frames * FRAME_SAMPLES)
-                .map(|i| (i as i16).wrapping_mul(37))
-                .collect(),
-        ))
     }
 
     #[test]

@@ -306,23 +306,9 @@ mod tests {
     use super::*;
     use crate::media::g711::{self, Codec};
     use crate::media::rtp::{self, RtpSender};
+    use crate::media::session::fixtures::{caller_packet, ramp_prompt};
     use crate::recording::FRAME_SAMPLES;
-    use bytes::Bytes;
     use std::time::Duration;
-
-    fn caller_packet(sender: &mut RtpSender, codec: Codec, sample: i16) -> Bytes {
-        let mut payload = Vec::new();
-        g711::encode(codec, &[sample; FRAME_SAMPLES], &mut payload);
-        sender.packet(&payload, FRAME_SAMPLES as u32, false)
-    }
-
-    fn ramp_prompt(frames: usize) -> Arc<Prompt> {
-        Arc::new(Prompt::from_samples(
-            (0..frames * FRAME_SAMPLES)
-                .map(|i| (i as i16).wrapping_mul(37))
-                .collect(),
-        ))
-    }
 
     fn spawn_test(
         socket: UdpSocket,
