@@ -11,8 +11,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::store::{
-    CallbackStore, CallbackStoreError, ListFilter, outcome_from_parts, outcome_parts,
-    state_from_parts, state_parts,
+    COLUMNS, CallbackStore, CallbackStoreError, ListFilter, ListQuery, OPEN_STATES,
+    outcome_from_parts, outcome_parts, state_from_parts, state_parts,
 };
 use super::{CallbackTask, PhoneNumber, Reason, TaskId, Window};
 use crate::workorder::WorkOrderId;
@@ -50,12 +50,6 @@ CREATE INDEX callback_tasks_open ON callback_tasks (latest)
 CREATE INDEX callback_tasks_by_owner ON callback_tasks (owner);
 CREATE INDEX callback_tasks_by_work_order ON callback_tasks (work_order);
 ";
-
-const COLUMNS: &str = "id, work_order, number, reason, earliest, latest, owner, queue, attempts, \
-     max_attempts, not_before, state, agent, last_outcome, last_status, preemptions, created_at, \
-     updated_at";
-
-const OPEN_STATES: &str = "state IN ('pending', 'dialing', 'connected')";
 
 /// The PostgreSQL callback store.
 pub struct PostgresCallbackStore {
@@ -211,28 +205,14 @@ impl CallbackStore for PostgresCallbackStore {
         filter: &ListFilter,
         now: DateTime<Utc>,
     ) -> Result<Vec<CallbackTask>, CallbackStoreError> {
-        let urgent = filter.due || filter.overdue;
-        let mut sql = format!("SELECT {COLUMNS} FROM callback_tasks WHERE TRUE");
+        let ListQuery { sql, binds_now } = filter.query(|n| format!("${n}"));
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        if urgent {
-            sql.push_str(&format!(" AND {OPEN_STATES}"));
+        if binds_now {
             params.push(&now);
         }
-        if filter.overdue {
-            sql.push_str(" AND latest < $1");
-        }
-        if filter.due {
-            sql.push_str(" AND earliest <= $1 AND not_before <= $1");
-        }
         if let Some(owner) = &filter.owner {
-            sql.push_str(&format!(" AND owner = ${}", params.len() + 1));
             params.push(owner);
         }
-        sql.push_str(if urgent {
-            " ORDER BY latest, id"
-        } else {
-            " ORDER BY id DESC"
-        });
         let rows = self.client.query(&sql, &params).await.map_err(query)?;
         let mut tasks = rows.iter().map(read_row).collect::<Result<Vec<_>, _>>()?;
         // The SQL narrows; the shared predicate has the last word.

@@ -15,8 +15,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::store::{
-    CallbackStore, CallbackStoreError, ListFilter, outcome_from_parts, outcome_parts,
-    state_from_parts, state_parts,
+    COLUMNS, CallbackStore, CallbackStoreError, ListFilter, ListQuery, OPEN_STATES,
+    outcome_from_parts, outcome_parts, state_from_parts, state_parts,
 };
 use super::{CallbackTask, PhoneNumber, Reason, TaskId, Window};
 use crate::workorder::WorkOrderId;
@@ -59,12 +59,6 @@ CREATE INDEX callback_tasks_open ON callback_tasks (latest)
 CREATE INDEX callback_tasks_by_owner ON callback_tasks (owner);
 CREATE INDEX callback_tasks_by_work_order ON callback_tasks (work_order);
 ";
-
-const COLUMNS: &str = "id, work_order, number, reason, earliest, latest, owner, queue, attempts, \
-     max_attempts, not_before, state, agent, last_outcome, last_status, preemptions, created_at, \
-     updated_at";
-
-const OPEN_STATES: &str = "state IN ('pending', 'dialing', 'connected')";
 
 /// The SQLite callback store. Cheap to share behind an `Arc`.
 pub struct SqliteCallbackStore {
@@ -205,29 +199,15 @@ impl CallbackStore for SqliteCallbackStore {
     ) -> Result<Vec<CallbackTask>, CallbackStoreError> {
         let filter = filter.clone();
         self.run(move |conn| {
-            let urgent = filter.due || filter.overdue;
+            let ListQuery { sql, binds_now } = filter.query(|n| format!("?{n}"));
             let now_text = time_text(now);
-            let mut sql = format!("SELECT {COLUMNS} FROM callback_tasks WHERE 1 = 1");
             let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
-            if urgent {
-                sql.push_str(&format!(" AND {OPEN_STATES}"));
+            if binds_now {
                 params.push(&now_text);
             }
-            if filter.overdue {
-                sql.push_str(" AND latest < ?1");
-            }
-            if filter.due {
-                sql.push_str(" AND earliest <= ?1 AND not_before <= ?1");
-            }
             if let Some(owner) = &filter.owner {
-                sql.push_str(&format!(" AND owner = ?{}", params.len() + 1));
                 params.push(owner);
             }
-            sql.push_str(if urgent {
-                " ORDER BY latest, id"
-            } else {
-                " ORDER BY id DESC"
-            });
             // The SQL narrows; the shared predicate has the last word.
             let mut tasks = select(conn, &sql, &params)?;
             tasks.retain(|task| filter.matches(task, now));

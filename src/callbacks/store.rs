@@ -63,7 +63,54 @@ impl Default for ListFilter {
     }
 }
 
+/// The columns every SQL backend stores and selects, in the order its row reader takes
+/// them.
+pub(super) const COLUMNS: &str = "id, work_order, number, reason, earliest, latest, owner, \
+     queue, attempts, max_attempts, not_before, state, agent, last_outcome, last_status, \
+     preemptions, created_at, updated_at";
+
+/// The states a task can still be acted on in.
+pub(super) const OPEN_STATES: &str = "state IN ('pending', 'dialing', 'connected')";
+
+/// A [`ListFilter`] as SQL. Its parameters, in order: the current time when `binds_now`,
+/// then the filter's owner if it has one.
+pub(super) struct ListQuery {
+    pub sql: String,
+    pub binds_now: bool,
+}
+
 impl ListFilter {
+    /// The SQL that narrows this filter, with the backend's placeholder for the `n`th
+    /// parameter (`$n`, `?n`). Urgent lists come soonest deadline first, others newest
+    /// first; the caller still applies [`ListFilter::matches`] and the limit.
+    pub(super) fn query(&self, placeholder: fn(usize) -> String) -> ListQuery {
+        let urgent = self.due || self.overdue;
+        let now = placeholder(1);
+        let mut sql = format!("SELECT {COLUMNS} FROM callback_tasks WHERE 1 = 1");
+        if urgent {
+            sql.push_str(&format!(" AND {OPEN_STATES}"));
+        }
+        if self.overdue {
+            sql.push_str(&format!(" AND latest < {now}"));
+        }
+        if self.due {
+            sql.push_str(&format!(" AND earliest <= {now} AND not_before <= {now}"));
+        }
+        if self.owner.is_some() {
+            let owner = placeholder(if urgent { 2 } else { 1 });
+            sql.push_str(&format!(" AND owner = {owner}"));
+        }
+        sql.push_str(if urgent {
+            " ORDER BY latest, id"
+        } else {
+            " ORDER BY id DESC"
+        });
+        ListQuery {
+            sql,
+            binds_now: urgent,
+        }
+    }
+
     /// True if `task` passes the due, overdue and owner filters at `now`.
     pub fn matches(&self, task: &CallbackTask, now: DateTime<Utc>) -> bool {
         (!self.due || task.is_due(now))
