@@ -36,12 +36,9 @@ use tracing::{info, warn};
 
 use crate::api::{SwitchClient, SwitchRequest};
 use crate::config::Config;
-use crate::media::prompt::Prompt;
 use crate::recording::RecordingConfig;
 use crate::sip::Inbound;
-use crate::switch::{
-    Command, CommandId, MediaReport, Prompts, Reply, Switch, SwitchEvent, SwitchSettings,
-};
+use crate::switch::{Command, CommandId, MediaReport, Reply, Switch, SwitchEvent, SwitchSettings};
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
 use media::MediaRuntime;
 use ports::RtpPorts;
@@ -72,6 +69,9 @@ pub enum EngineError {
     /// The config or agents file is invalid.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// The dialplan or its prompts are invalid (every problem as FILE:LINE: reason).
+    #[error("{0}")]
+    Dialplan(#[from] crate::ivr::IvrError),
     /// The agents file does not make a working ACD, or the registrar's limits are off.
     #[error("{0}")]
     Switch(#[from] crate::switch::SwitchError),
@@ -98,51 +98,6 @@ pub enum EngineError {
     },
 }
 
-/// Loads every prompt a call may play (a missing one stops start-up), including the
-/// prompts of the dialplan steps the agents file overflows to.
-pub fn load_prompts(
-    config: &Config,
-    agents: &crate::config::agents::AgentsConfig,
-) -> Result<Prompts, EngineError> {
-    let load = |name: &str| -> Result<Arc<Prompt>, EngineError> {
-        Ok(Arc::new(Prompt::load(config.prompt_path(name))?))
-    };
-    let mut steps = HashMap::new();
-    for queue in &agents.queues {
-        if let Some(crate::config::agents::OverflowTarget::Dialplan(step)) = &queue.overflow {
-            // Steps are named after their prompt until the IVR dialplans land; a step
-            // without one plays the closing.
-            if let Ok(prompt) = Prompt::load(config.prompt_path(&format!("{step}.wav"))) {
-                steps.insert(step.clone(), Arc::new(prompt));
-            } else {
-                warn!(
-                    step,
-                    "overflow step has no prompt; it will play the closing"
-                );
-            }
-        }
-    }
-    Ok(Prompts {
-        greeting: Arc::new(Prompt::load(config.greeting_path())?),
-        queue_wait: load("queue-wait.wav")?,
-        hold_music: Arc::new(Prompt::load(
-            config.prompt_path(&config.acd.hold_music.to_string_lossy()),
-        )?),
-        closing: load("closing.wav")?,
-        agent_logged_in: load("agent-logged-in.wav")?,
-        agent_logged_out: load("agent-logged-out.wav")?,
-        agent_paused: load("agent-paused.wav")?,
-        agent_resumed: load("agent-resumed.wav")?,
-        feature_failed: load("feature-failed.wav")?,
-        position_prefix: load("position-prefix.wav")?,
-        position_suffix: load("position-suffix.wav")?,
-        digits: (0..10)
-            .map(|d| load(&format!("digit-{d}.wav")))
-            .collect::<Result<_, _>>()?,
-        steps,
-    })
-}
-
 /// Opens the configured work order store.
 pub fn open_store(config: &Config) -> Result<Arc<dyn WorkOrderStore>, EngineError> {
     Ok(crate::workorder::open_shared(&config.store)?)
@@ -161,7 +116,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     // Everything that can fail on a bad installation fails here, before any port.
     let agents = config.load_agents()?;
-    let prompts = load_prompts(&config, &agents)?;
+    let flow = crate::ivr::load_call_flow(&config, &agents, crate::switch::ENGINE_PROMPTS)?;
+    info!(
+        dialplan = %flow.plan.source,
+        nodes = flow.plan.nodes.len(),
+        "call flow loaded"
+    );
     crate::recording::create_root(&config.recordings.dir)?;
     let repair = crate::recording::repair_directory(&config.recordings.dir)?;
     for fixed in &repair.repaired {
@@ -195,7 +155,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let switch = Switch::new(
         settings,
         &agents,
-        prompts,
+        flow,
         rand::random(),
         Instant::now(),
         wall,
@@ -449,9 +409,9 @@ async fn reload_on_sighup(
     };
     loop {
         tokio::select! {
-            _ = hangup.recv() => match client.reload_agents(&config).await {
-                Ok(()) => info!("agents file reloaded (SIGHUP)"),
-                Err(e) => warn!(error = %e, "agents file not reloaded; the old one stays"),
+            _ = hangup.recv() => match client.reload(&config).await {
+                Ok(version) => info!(dialplan_version = version, "agents file and dialplan reloaded (SIGHUP)"),
+                Err(e) => warn!(error = %e, "not reloaded; the running agents file and dialplan stay"),
             },
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
         }
