@@ -88,6 +88,7 @@ impl SwitchClient {
     }
 }
 
+pub mod scripts;
 pub mod wallboard;
 
 #[derive(Clone)]
@@ -108,6 +109,7 @@ pub fn router(
     let authenticator = Arc::new(auth::Authenticator::from_config(&config));
     let desk = desk::router(&config, store.clone(), authenticator.clone());
     let wallboard_routes = wallboard::routes(wallboard::start(config.clone(), switch.clone()));
+    let script_routes = scripts::routes(switch.clone(), authenticator.clone());
     let state = ApiState {
         metrics,
         config,
@@ -129,6 +131,7 @@ pub fn router(
         .merge(protected)
         .merge(wallboard_routes)
         .with_state(state)
+        .merge(script_routes)
         .merge(desk)
 }
 

@@ -1278,6 +1278,299 @@ mod tests {
         assert_eq!(drain(&mut core), vec![CallAction::ByeAgent]);
     }
 
+    /// A dialplan with a menu (1: consultation, 3: complaint at priority 5, 9: a
+    /// transfer), the survey after the agent, and the three agent scripts.
+    const MENU_PLAN: &str = r#"
+start = "welcome"
+[scripts]
+no_answer = "silent"
+nuisance = "nuisance"
+out_of_scope = "out-of-scope"
+
+[[nodes]]
+name = "welcome"
+kind = "menu"
+prompts = ["menu.wav"]
+choices = [
+  { digit = "1", next = "consultation" },
+  { digit = "3", next = "complaint" },
+  { digit = "9", next = "supervisor" },
+]
+timeout_seconds = 4
+timeout_retries = 0
+invalid_retries = 1
+on_timeout = "queue"
+on_invalid = "queue"
+
+[[nodes]]
+name = "consultation"
+kind = "set"
+category = "consultation"
+next = "queue"
+
+[[nodes]]
+name = "complaint"
+kind = "set"
+category = "complaint"
+next = "complaint-queue"
+
+[[nodes]]
+name = "queue"
+kind = "queue"
+queue = "general"
+priority = 0
+prompts = ["queue-wait.wav"]
+hold_music = "hold-music.wav"
+overflow = "goodbye"
+after_agent = "survey"
+
+[[nodes]]
+name = "complaint-queue"
+kind = "queue"
+queue = "general"
+priority = 5
+prompts = ["queue-wait.wav"]
+hold_music = "hold-music.wav"
+overflow = "goodbye"
+after_agent = "survey"
+
+[[nodes]]
+name = "survey"
+kind = "survey"
+prompts = ["survey-rate.wav"]
+min = 1
+max = 5
+timeout_seconds = 5
+retries = 0
+next = "goodbye"
+on_timeout = "goodbye"
+
+[[nodes]]
+name = "supervisor"
+kind = "transfer"
+uri = "sip:2000@127.0.0.1:5090"
+on_failure = "queue"
+
+[[nodes]]
+name = "goodbye"
+kind = "hangup"
+prompts = ["goodbye.wav"]
+
+[[nodes]]
+name = "silent"
+kind = "no_answer"
+prompt = "no-input.wav"
+repeats = 3
+wait_seconds = 5
+goodbye = "no-input-goodbye.wav"
+
+[[nodes]]
+name = "nuisance"
+kind = "hangup"
+prompts = ["nuisance-warning.wav"]
+
+[[nodes]]
+name = "out-of-scope"
+kind = "hangup"
+prompts = ["out-of-scope.wav"]
+"#;
+
+    fn menu_call() -> (CallCore, Instant) {
+        let plan = crate::ivr::compile("menu.toml", MENU_PLAN, &["general".into()], |_| true)
+            .expect("test plan compiles");
+        let start = Instant::now();
+        let mut now = start;
+        let mut core = CallCore::new(now, TIMERS, CallIvr::new(std::sync::Arc::new(plan)));
+        advance(&mut core, &mut now, start + Duration::from_secs(2));
+        core.handle_input(now, CallInput::Acked);
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::SendRinging,
+                CallAction::Answer,
+                play(&["menu.wav"])
+            ]
+        );
+        (core, now)
+    }
+
+    fn category(category: crate::workorder::Category) -> CallAction {
+        CallAction::WorkOrder(WorkOrderWrite::Category(category))
+    }
+
+    #[test]
+    fn a_key_chooses_the_queue_and_its_priority_r2_r15() {
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('3'));
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::StopPlayback,
+                category(crate::workorder::Category::Complaint),
+                CallAction::Enqueue {
+                    queue: "general".into(),
+                    priority: 5
+                },
+                play(&["queue-wait.wav"]),
+            ]
+        );
+        // The hold music loops after the queue prompt, for as long as the caller waits.
+        core.handle_input(now, CallInput::PromptFinished);
+        core.handle_input(now, CallInput::PromptFinished);
+        assert_eq!(drain(&mut core), vec![hold_music(), hold_music()]);
+    }
+
+    #[test]
+    fn the_survey_after_the_agent_leaves_stores_the_rating_r8_r24() {
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('1'));
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
+        core.handle_input(
+            now,
+            CallInput::AgentAnswered {
+                agent: agent("1001"),
+            },
+        );
+        drain(&mut core);
+        // Keys pressed while talking to the agent are not the dialplan's.
+        core.handle_input(now, CallInput::Digit('4'));
+        assert!(drain(&mut core).is_empty());
+        core.handle_input(now, CallInput::AgentHungUp);
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::Unbridge,
+                CallAction::ReportCallEnded,
+                play(&["survey-rate.wav"])
+            ]
+        );
+        core.handle_input(now, CallInput::Digit('4'));
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::StopPlayback,
+                CallAction::WorkOrder(WorkOrderWrite::Rating {
+                    score: 4,
+                    min: 1,
+                    max: 5,
+                    agent: Some("1001".into())
+                }),
+                play(&["goodbye.wav"]),
+            ]
+        );
+        core.handle_input(now, CallInput::PromptFinished);
+        core.handle_input(now, CallInput::ByeFinished);
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::SendBye,
+                CallAction::StopMedia,
+                CallAction::Finish(Ending::Completed { side: Side::Agent })
+            ]
+        );
+    }
+
+    #[test]
+    fn an_agent_hands_a_silent_caller_to_the_no_answer_script_r27() {
+        let (mut core, mut now) = menu_call();
+        core.handle_input(now, CallInput::Digit('1'));
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
+        core.handle_input(
+            now,
+            CallInput::AgentAnswered {
+                agent: agent("1001"),
+            },
+        );
+        drain(&mut core);
+        core.start_script(now, AgentScript::NoAnswer)
+            .expect("script starts");
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::Unbridge,
+                CallAction::ByeAgent,
+                CallAction::ReportCallEnded,
+                CallAction::StopPlayback,
+                play(&["no-input.wav"]),
+            ]
+        );
+        // Three times the prompt and a pause, then the goodbye and category `silent`.
+        for _ in 0..3 {
+            core.handle_input(now, CallInput::PromptFinished);
+            let until = now + Duration::from_secs(5);
+            advance(&mut core, &mut now, until);
+        }
+        let actions = drain(&mut core);
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| **a == play(&["no-input.wav"]))
+                .count(),
+            2,
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&category(crate::workorder::Category::Silent)),
+            "{actions:?}"
+        );
+        assert_eq!(actions.last(), Some(&play(&["no-input-goodbye.wav"])));
+        core.handle_input(now, CallInput::PromptFinished);
+        assert_eq!(
+            drain(&mut core),
+            vec![CallAction::SendBye, CallAction::StopMedia]
+        );
+        // Not on a call: refused, nothing changes.
+        let (mut idle, now) = menu_call();
+        assert!(idle.start_script(now, AgentScript::Nuisance).is_err());
+        assert!(drain(&mut idle).is_empty());
+    }
+
+    #[test]
+    fn a_failed_transfer_goes_to_on_failure_and_an_answered_one_is_bridged_r11() {
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('9'));
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::StopPlayback,
+                CallAction::Transfer {
+                    uri: "sip:2000@127.0.0.1:5090".into()
+                }
+            ]
+        );
+        core.handle_input(now, CallInput::TransferFailed);
+        assert_eq!(drain(&mut core), vec![enqueue(), play(&["queue-wait.wav"])]);
+
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('9'));
+        core.handle_input(now, CallInput::TransferAnswered);
+        drain(&mut core);
+        core.handle_input(now, CallInput::Digit('1'));
+        assert!(
+            drain(&mut core).is_empty(),
+            "the dialplan is done with the call"
+        );
+        core.handle_input(now, CallInput::CallerHungUp);
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::EndTransfer,
+                CallAction::StopMedia,
+                CallAction::Finish(Ending::Completed { side: Side::Caller })
+            ]
+        );
+    }
+
     #[test]
     fn every_input_sequence_finishes_exactly_once_and_never_leaves_an_agent_leg() {
         use proptest::prelude::*;
