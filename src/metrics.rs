@@ -80,6 +80,11 @@ pub const AGENT_OFFERS_TOTAL: &str = "hotline_agent_offers_total";
 pub const AGENT_NO_ANSWER_REDIRECTS_TOTAL: &str = "hotline_agent_no_answer_redirects_total";
 /// Labelled with [`QUEUE_LABEL`].
 pub const QUEUE_ANNOUNCEMENTS_TOTAL: &str = "hotline_queue_announcements_total";
+/// New INVITEs shed at the edge with a stateless 503 (issue 12), labelled with
+/// [`REASON_LABEL`]: `backlog`, `event_loop_lag` or `queue_full`.
+pub const OVERLOAD_SHED_TOTAL: &str = "hotline_overload_shed_total";
+/// How late the engine's event loop fires its timers, smoothed.
+pub const EVENT_LOOP_LAG_SECONDS: &str = "hotline_event_loop_lag_seconds";
 /// R24: survey ratings, labelled with [`AGENT_ID_LABEL`] (the agent number, `none` when
 /// no agent took the call) and [`SCORE_LABEL`] (1–5).
 pub const SURVEY_RATINGS_TOTAL: &str = "hotline_survey_ratings_total";
@@ -356,6 +361,18 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         Some(Unit::Count),
         "Queue position announcements played to waiting callers, by queue.",
+    ),
+    (
+        OVERLOAD_SHED_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "New INVITEs answered 503 by the transport because the engine was falling behind, by reason (backlog, event_loop_lag, queue_full).",
+    ),
+    (
+        EVENT_LOOP_LAG_SECONDS,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "How late the engine's event loop fires a 10 ms timer, smoothed; overload control sheds new calls above limits.overload_max_lag_ms.",
     ),
     (
         SURVEY_RATINGS_TOTAL,

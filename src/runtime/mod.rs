@@ -1,7 +1,9 @@
 //! The runtime (I/O): thin tokio tasks around the switch core. Everything that can fail
 //! is checked before a port is bound; then the tasks only move bytes and events:
 //!
-//! - the UDP and TCP transport tasks read and classify messages ([`transport`]);
+//! - the UDP and TCP transport tasks read and classify messages ([`transport`]) and
+//!   shed new INVITEs with a stateless `503` while the engine falls behind
+//!   ([`overload`]);
 //! - ONE switch task owns the [`Switch`], feeds it messages, media reports, API
 //!   commands and its timer, and carries out what it decides: transmits, media orders,
 //!   store writes, replies. There is no task per call. The engine is not sharded: one
@@ -18,6 +20,7 @@
 pub mod limits;
 pub mod media;
 pub mod memory;
+pub mod overload;
 pub mod ports;
 pub mod store;
 pub mod stream;
@@ -205,6 +208,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     // Transports stop last: in-dialog messages (BYE and its 200) must flow while calls end.
     let (stop_transports, transports_stopped) = watch::channel(false);
+    let overload = overload::OverloadGuard::new(overload::OverloadSettings {
+        max_backlog: config.limits.overload_max_backlog,
+        max_lag: config.limits.overload_max_lag,
+        retry_after: config.calls.retry_after,
+    });
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let transports = Transports::new(
         udp.clone(),
@@ -221,6 +229,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             crate::sip::inbound::InboundLimits {
                 max_body_bytes: config.limits.max_body_bytes,
             },
+            overload.clone(),
         )));
     }
     if let Some(tcp) = tcp {
@@ -230,8 +239,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             inbound_tx.clone(),
             transport::TcpLimits::from_config(&config),
             transports_stopped.clone(),
+            overload.clone(),
         )));
     }
+    io_tasks.push(tokio::spawn(overload::watch_event_loop(
+        overload,
+        transports_stopped.clone(),
+    )));
     drop(inbound_tx);
 
     let (client, requests) = SwitchClient::channel(COMMAND_QUEUE);
