@@ -374,6 +374,7 @@ fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     peer.expect_status(200, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(2600));
     engine.kill9();
+    let killed_at = chrono::Utc::now();
 
     let recordings = engine.recordings();
     assert_eq!(recordings.len(), 1);
@@ -385,19 +386,32 @@ fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     );
 
     // A restart repairs the header to cover every byte on disk and closes the
-    // work order the crash left open.
+    // work order the crash left open, at the engine's last sign of life (issue 9, row
+    // 8), not at the restart.
     let on_disk = std::fs::metadata(&recordings[0]).unwrap().len();
     let dir = engine.into_dir();
+    std::thread::sleep(Duration::from_secs(3));
+    let restarted_at = chrono::Utc::now();
     let engine = Engine::start_in(dir, EngineOptions::default());
     let repaired = read_wav(&recordings[0]);
     let expected = (on_disk - 44) / 4;
     assert_eq!((repaired.seconds * 8000.0).round() as u64, expected);
     let orders = work_orders(&engine);
     assert_eq!(orders.len(), 1);
+    let ended = orders[0]
+        .ended_at
+        .expect("the crash's open work order is closed on restart");
     assert!(
-        orders[0].ended_at.is_some(),
-        "the crash's open work order is closed on restart"
+        ended <= killed_at && ended < restarted_at,
+        "ended at {ended}, killed at {killed_at}, restarted at {restarted_at}"
     );
+    assert!(
+        ended >= orders[0].offered_at,
+        "ended at {ended}, before the call began"
+    );
+    let (status, trail) = engine.api("GET", &format!("/work-orders/{}/events", orders[0].id));
+    assert_eq!(status, 200, "{trail}");
+    assert!(trail.contains("cut short by an engine crash"), "{trail}");
 }
 
 #[test]

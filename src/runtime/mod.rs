@@ -17,6 +17,7 @@
 //! grace period, then BYE; calls whose peers do not answer the BYE within a short bound
 //! are closed anyway; recordings and work orders are finalised before exit.
 
+pub mod alive;
 pub mod limits;
 pub mod media;
 pub mod memory;
@@ -101,6 +102,45 @@ pub enum EngineError {
     },
 }
 
+/// Ends the work orders a crash (or `kill -9`) left open at the engine's last sign of
+/// life, not at this restart, and says so on each one's trail (issue 9, row 8).
+async fn close_orders_cut_by_a_crash(
+    store: &dyn WorkOrderStore,
+    config: &Config,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let mark = alive::last_sign_of_life(&alive::mark_path(&config.recordings.dir));
+    let cut_at = alive::crash_end_time(mark, now);
+    // Calls open at the crash are the newest orders: nothing was created after them.
+    let open: Vec<_> = store
+        .list_recent(config.calls.max_concurrent.saturating_mul(2).max(100))
+        .await?
+        .into_iter()
+        .filter(|order| order.ended_at.is_none())
+        .map(|order| order.id)
+        .collect();
+    let closed = store
+        .end_unfinished(
+            cut_at,
+            CallOutcome::Abandoned {
+                reason: AbandonReason::EngineRestarted,
+            },
+        )
+        .await?;
+    for id in &open {
+        let note = "call cut short by an engine crash; ended at the engine's last sign of life";
+        store.add_note(id, note, "engine", cut_at).await?;
+    }
+    if closed > 0 {
+        warn!(
+            closed,
+            ended_at = %cut_at,
+            "work orders of calls cut by an earlier crash were closed"
+        );
+    }
+    Ok(())
+}
+
 /// Opens the configured work order store.
 pub fn open_store(config: &Config) -> Result<Arc<dyn WorkOrderStore>, EngineError> {
     Ok(crate::workorder::open_shared(&config.store)?)
@@ -135,20 +175,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let store = open_store(&config)?;
     let wall = Utc::now();
-    let closed = store
-        .end_unfinished(
-            wall,
-            CallOutcome::Abandoned {
-                reason: AbandonReason::EngineRestarted,
-            },
-        )
-        .await?;
-    if closed > 0 {
-        warn!(
-            closed,
-            "work orders of calls cut by an earlier crash were closed"
-        );
-    }
+    close_orders_cut_by_a_crash(store.as_ref(), &config, wall).await?;
     let history = store
         .call_counts_since(wall - chrono::Duration::hours(24))
         .await?;
@@ -258,6 +285,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
     }));
+    io_tasks.push(tokio::spawn(alive::keep_marking(
+        alive::mark_path(&config.recordings.dir),
+        transports_stopped.clone(),
+    )));
     io_tasks.push(tokio::spawn(memory::return_freed_memory(
         transports_stopped.clone(),
     )));

@@ -986,7 +986,10 @@ mod tests {
                 queued.push(summary.call_id);
             }
         }
-        assert_eq!(queued, (0..5).map(|c| format!("flood-{c}")).collect::<Vec<_>>());
+        assert_eq!(
+            queued,
+            (0..5).map(|c| format!("flood-{c}")).collect::<Vec<_>>()
+        );
         assert!(refusals.iter().any(|r| r.contains("flood-5")));
         assert!(refusals.iter().any(|r| r.contains("flood-6")));
     }
