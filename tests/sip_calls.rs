@@ -359,6 +359,71 @@ fn sigterm_refuses_new_calls_then_hangs_up_and_exits_cleanly() {
     assert!(levels.seconds > 0.5);
 }
 
+/// Issue 9, row 7: a peer that never answers the BYE of shutdown does not hold the
+/// engine up for the BYE's 64·T1: after the grace period and the short BYE bound the
+/// call is closed anyway, its work order finished, and the engine exits 0. Checked by
+/// what the engine did (its log, the BYE retransmissions it stopped sending, the work
+/// order), not by a stopwatch.
+#[test]
+fn shutdown_does_not_wait_for_a_peer_that_never_answers_the_bye() {
+    let mut engine = Engine::start(EngineOptions {
+        shutdown_grace_seconds: 1,
+        ..EngineOptions::default()
+    });
+    let peer = RawUdpPeer::new(engine.sip);
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "deaf-at-shutdown",
+        "z9hG4bK-deaf",
+        "13844449999",
+    );
+    peer.send(invite.as_bytes());
+    let ok = peer.expect_status(200, Duration::from_secs(5));
+    let tag = common::to_tag(&ok);
+    let local = peer.local();
+    peer.send(
+        format!(
+            "ACK sip:8890@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ack-deaf\r\n\
+             From: <sip:13844449999@127.0.0.1>;tag=raw-deaf-at-shutdown\r\nTo: <sip:8890@127.0.0.1>;tag={tag}\r\n\
+             Call-ID: deaf-at-shutdown\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            engine.sip
+        )
+        .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = engine.pid();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    // The peer hears the BYE (and its retransmissions) and never answers.
+    let status = engine.terminate_wait();
+    assert!(
+        status.success(),
+        "exit 0 after SIGTERM: {status}\n{}",
+        engine.log()
+    );
+    let heard: Vec<String> = peer.receive_for(Duration::from_millis(300));
+    let log = engine.log();
+    assert!(
+        log.contains("did not answer the BYE in time"),
+        "the last phase closed the call:\n{log}"
+    );
+    let byes = heard.iter().filter(|m| m.starts_with("BYE ")).count();
+    assert!(
+        byes < 10,
+        "a BYE transaction runs 64·T1 with 11 sends; shutdown cut it short: {byes}"
+    );
+    let orders = work_orders(&engine);
+    let deaf = orders
+        .iter()
+        .find(|o| o.call_id == "deaf-at-shutdown")
+        .expect("the call's work order");
+    assert!(deaf.ended_at.is_some(), "{deaf:?}");
+    assert_eq!(deaf.hangup_side, Some(HangupSide::Hotline));
+}
+
 #[test]
 fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     let mut engine = Engine::start(EngineOptions::default());
