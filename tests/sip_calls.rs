@@ -424,6 +424,65 @@ fn shutdown_does_not_wait_for_a_peer_that_never_answers_the_bye() {
     assert_eq!(deaf.hangup_side, Some(HangupSide::Hotline));
 }
 
+/// Issue 9, row 12: a caller who vanishes (no BYE, no RTP) is hung up after
+/// `calls.rtp_timeout_seconds`, and the work order says why.
+#[test]
+fn a_caller_whose_rtp_stops_is_hung_up_and_the_work_order_says_rtp_timeout() {
+    let engine = Engine::start(EngineOptions {
+        rtp_timeout_seconds: 2,
+        ..EngineOptions::default()
+    });
+    let peer = RawUdpPeer::new(engine.sip);
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "vanished",
+        "z9hG4bK-vanished",
+        "13844448888",
+    );
+    peer.send(invite.as_bytes());
+    let ok = peer.expect_status(200, Duration::from_secs(5));
+    let tag = common::to_tag(&ok);
+    let local = peer.local();
+    peer.send(
+        format!(
+            "ACK sip:8890@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ack-vanished\r\n\
+             From: <sip:13844448888@127.0.0.1>;tag=raw-vanished\r\nTo: <sip:8890@127.0.0.1>;tag={tag}\r\n\
+             Call-ID: vanished\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            engine.sip
+        )
+        .as_bytes(),
+    );
+    // The peer sends no RTP at all; the engine ends the call with a BYE.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bye = loop {
+        assert!(Instant::now() < deadline, "no BYE for a silent caller");
+        if let Some(bye) = peer
+            .receive_for(Duration::from_millis(200))
+            .into_iter()
+            .find(|m| m.starts_with("BYE "))
+        {
+            break bye;
+        }
+    };
+    peer.send(common::response_to(&bye, 200, "OK").as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let order = loop {
+        let order = work_orders(&engine)
+            .into_iter()
+            .find(|o| o.call_id == "vanished" && o.ended_at.is_some());
+        if let Some(order) = order {
+            break order;
+        }
+        assert!(Instant::now() < deadline, "the work order never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(order.hangup_side, Some(HangupSide::Hotline));
+    let (status, trail) = engine.api("GET", &format!("/work-orders/{}/events", order.id));
+    assert_eq!(status, 200, "{trail}");
+    assert!(trail.contains("rtp_timeout"), "{trail}");
+}
+
 #[test]
 fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     let mut engine = Engine::start(EngineOptions::default());
