@@ -73,6 +73,13 @@ impl MediaRuntime {
             .count()
     }
 
+    /// Gives back the room a burst of calls left in the leg table (see
+    /// [`crate::capacity`]).
+    pub fn shrink_idle(&mut self) {
+        use crate::capacity::ShrinkIdle;
+        self.legs.shrink_idle();
+    }
+
     /// Carries out one order. Never waits: commands go to stream tasks with `try_send`,
     /// and stopping a stream finishes in a task of its own.
     pub fn apply(&mut self, order: MediaOrder) {

@@ -402,7 +402,10 @@ impl SwitchTask {
                     }
                     None => requests_open = false,
                 },
-                _ = timer => self.switch.handle_timeout(Instant::now()),
+                _ = timer => {
+                    self.switch.handle_timeout(Instant::now());
+                    self.media.shrink_idle();
+                }
             }
             self.carry_out();
         }
