@@ -158,6 +158,11 @@ impl PromptLibrary {
         }
     }
 
+    /// Adds a prompt (or replaces the one of the same name).
+    pub fn insert(&mut self, prompt: Arc<Prompt>) {
+        self.prompts.insert(prompt.name.clone(), prompt);
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.prompts.contains_key(name)
     }

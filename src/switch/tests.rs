@@ -1221,3 +1221,52 @@ fn one_agent_takes_waiting_callers_one_after_the_other() {
         "second BYE answered: {sent:?}"
     );
 }
+
+/// Issue 11: a reload installs a new dialplan for new calls; a call in progress goes on
+/// with the version (and the prompts) it started with.
+#[test]
+fn a_reload_changes_the_dialplan_of_new_calls_only() {
+    let mut rig = Rig::new();
+    answered_call(&mut rig, "old");
+    let old_leg = rig.started_legs()[0];
+    let plays_on = |rig: &Rig, leg: LegId| -> Vec<String> {
+        rig.media
+            .iter()
+            .filter_map(|order| match order {
+                MediaOrder::Play {
+                    leg: on, prompt, ..
+                } if *on == leg => Some(prompt.name().to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(plays_on(&rig, old_leg), ["greeting.wav"]);
+
+    // The new version greets with another prompt and queues at priority 5.
+    let mut flow = test_flow();
+    let mut prompts = (*flow.prompts).clone();
+    prompts.insert(Arc::new(Prompt::named("welcome-v2.wav", vec![500; 4000])));
+    flow.prompts = Arc::new(prompts);
+    flow.plan = crate::ivr::BuiltinFlow {
+        greeting: "welcome-v2.wav",
+        hold_music: "hold-music.wav",
+        queue: "general",
+        announcement: Duration::from_secs(20),
+    }
+    .compile(|name| flow.prompts.contains(name))
+    .expect("new flow");
+    let agents = crate::config::agents::AgentsConfig::parse(Path::new("agents.toml"), AGENTS)
+        .expect("agents");
+    let reply = rig.command(Command::Reload(Box::new(Reload { agents, flow })));
+    assert_eq!(reply, Reply::Reload(Ok(2)));
+    assert_eq!(rig.switch.dialplan_version(), 2);
+
+    // The call in progress finishes its greeting and queues on version 1.
+    rig.prompt_finished(old_leg);
+    assert_eq!(plays_on(&rig, old_leg), ["greeting.wav", "queue-wait.wav"]);
+
+    answered_call(&mut rig, "new");
+    let new_leg = *rig.started_legs().last().unwrap();
+    assert_ne!(new_leg, old_leg);
+    assert_eq!(plays_on(&rig, new_leg), ["welcome-v2.wav"]);
+}
