@@ -48,6 +48,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::SwitchClient;
+use super::error::ApiError;
 use crate::config::Config;
 use crate::config::agents::AgentsConfig;
 use crate::switch::{AgentAction, AgentStatus, Command, QueueStatus, Reply};
@@ -666,12 +667,7 @@ async fn require_supervisor(State(board): State<Board>, request: Request, next: 
         None if request.uri().path() == "/wallboard" => {
             (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response()
         }
-        None => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer realm=\"hotline\"")],
-            "a supervisor credential is required\n",
-        )
-            .into_response(),
+        None => ApiError::Unauthorized.into_response(),
     }
 }
 
@@ -705,7 +701,10 @@ async fn events(State(board): State<Board>) -> impl IntoResponse {
 async fn history(State(board): State<Board>, Path(id): Path<String>) -> Response {
     let changes = match board.core.lock() {
         Ok(core) => core.history(&id),
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(_) => {
+            return ApiError::Internal("the wallboard's history is unavailable".into())
+                .into_response();
+        }
     };
     Json(HistoryAnswer { agent: id, changes }).into_response()
 }
@@ -743,7 +742,12 @@ async fn act(State(board): State<Board>, Path((id, action)): Path<(String, Strin
     let outcome = match action.as_str() {
         "pause" => board.actions.pause(&id).await,
         "logout" => board.actions.logout(&id).await,
-        _ => return (StatusCode::NOT_FOUND, "actions: pause, logout\n").into_response(),
+        _ => {
+            return ApiError::NotFound(format!(
+                "no wallboard action {action:?}; actions: pause, logout"
+            ))
+            .into_response();
+        }
     };
     audit(&action, &id, &outcome);
     match outcome {
@@ -754,9 +758,9 @@ async fn act(State(board): State<Board>, Path((id, action)): Path<(String, Strin
             Json(status).into_response()
         }
         Err(ActionError::Stopped) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+            ApiError::Unavailable("the engine is stopping".into()).into_response()
         }
-        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        Err(e) => ApiError::Conflict(e.to_string()).into_response(),
     }
 }
 
