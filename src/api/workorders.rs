@@ -21,7 +21,8 @@ use utoipa_axum::routes;
 
 use super::auth::{Principal, Role};
 use super::desk_access::{
-    Desk, audit_read, changeable_file, parse_id, readable_file, shown_number, unmask_allowed,
+    Desk, audit_read, changeable_file, hidden_from_agents, parse_id, readable_file, shown_number,
+    unmask_allowed,
 };
 use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::workorder::{
@@ -260,7 +261,13 @@ pub struct WorkOrderPage {
 /// written (R28; empty when none, or when the writer is not an agent).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChangedWorkOrder {
-    pub work_order: WorkOrderDetail,
+    /// The order as it now stands; `null` when an agent's change handed it to
+    /// supervisors (see `handed_to_supervisors`).
+    pub work_order: Option<WorkOrderDetail>,
+    /// `true` when an agent filed the order as a complaint about the hotline or its
+    /// agents (`service_complaint`, R15): the change is stored, and from now on only
+    /// supervisors (and QA, when sampled) read the order.
+    pub handed_to_supervisors: bool,
     pub forbidden_phrases_found: Vec<PhraseHitView>,
 }
 
@@ -298,7 +305,8 @@ pub struct ListParams {
     /// `accepted`, `transferred`, `follow_up` or `closed`.
     #[param(value_type = Option<String>)]
     pub status: Option<Status>,
-    /// An R1/R2 category, e.g. `complaint`.
+    /// An R1/R2 category, e.g. `complaint`. Agents never get `service_complaint`
+    /// orders (R15), and asking for them is 403.
     #[param(value_type = Option<String>)]
     pub category: Option<Category>,
     /// Owner agent number. An agent may only give their own.
@@ -439,6 +447,7 @@ async fn list_work_orders(
         qa_selected: None,
         after: params.cursor,
         limit,
+        exclude_categories: Vec::new(),
     };
     match principal.role {
         Role::Supervisor => {}
@@ -449,7 +458,13 @@ async fn list_work_orders(
                     "an agent lists only their own work orders",
                 ));
             }
+            if !Category::is_visible_to_agents(query.category) {
+                return Err(ApiError::forbidden(
+                    "complaints about the hotline or its agents are for supervisors only (R15)",
+                ));
+            }
             query.agent = me;
+            query.exclude_categories = Category::HIDDEN_FROM_AGENTS.to_vec();
         }
         Role::Qa => query.qa_selected = Some(true),
     }
@@ -798,9 +813,24 @@ async fn changed(
     id: &WorkOrderId,
     found: Vec<PhraseHitView>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
+    let file = desk
+        .store
+        .get_file(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no work order {id}")))?;
+    // An agent who has just filed the order as a complaint about the hotline (R15)
+    // hands it over: the change stands, the order is no longer theirs to read.
+    if principal.role == Role::Agent && hidden_from_agents(&file) {
+        return Ok(Json(ChangedWorkOrder {
+            work_order: None,
+            handed_to_supervisors: true,
+            forbidden_phrases_found: found,
+        }));
+    }
     let file = readable_file(desk, principal, id).await?;
     Ok(Json(ChangedWorkOrder {
-        work_order: WorkOrderDetail::of(&file, false, Utc::now()),
+        work_order: Some(WorkOrderDetail::of(&file, false, Utc::now())),
+        handed_to_supervisors: false,
         forbidden_phrases_found: found,
     }))
 }
