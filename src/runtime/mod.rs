@@ -23,6 +23,7 @@ pub mod media;
 pub mod memory;
 pub mod overload;
 pub mod ports;
+pub mod retention;
 pub mod store;
 pub mod stream;
 pub mod transport;
@@ -298,6 +299,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         transports_stopped.clone(),
     )));
 
+    io_tasks.push(tokio::spawn(retention::run(
+        store.clone(),
+        config.store.retention,
+        config.store.purge_interval,
+        std::path::PathBuf::from("."),
+        transports_stopped.clone(),
+    )));
     // R23: each call an agent takes is offered to the QA sampler in the store writer.
     let sampler = crate::qa::QaSampler::new(
         config.qa.sample_basis_points,
