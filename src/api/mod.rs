@@ -108,7 +108,9 @@ pub fn router(
 ) -> Router {
     let authenticator = Arc::new(auth::Authenticator::from_config(&config));
     let desk = desk::router(&config, store.clone(), authenticator.clone());
-    let wallboard_routes = wallboard::routes(wallboard::start(config.clone(), switch.clone()));
+    let wallboard_routes = wallboard::routes(
+        wallboard::start(config.clone(), switch.clone()).with_audit(store.clone()),
+    );
     let script_routes = scripts::routes(switch.clone(), authenticator.clone());
     let state = ApiState {
         metrics,

@@ -6,7 +6,7 @@
 //! | `GET /wallboard` | the page (Chinese labels, large type, red/amber states) |
 //! | `GET /wallboard/events` | `text/event-stream`: one `snapshot` event a second |
 //! | `GET /wallboard/agents/{id}/history` | the agent's state changes today |
-//! | `POST /wallboard/agents/{id}/pause`, `…/logout` | a supervisor action, audited |
+//! | `POST /wallboard/agents/{id}/pause`, `…/logout` | a supervisor action, audited in the store's audit log |
 //!
 //! # One producer
 //! A single feed task builds a [`WallboardSnapshot`] once a second, serialises it once
@@ -52,6 +52,7 @@ use super::error::ApiError;
 use crate::config::Config;
 use crate::config::agents::AgentsConfig;
 use crate::switch::{AgentAction, AgentStatus, Command, QueueStatus, Reply};
+use crate::workorder::{AuditedRead, ReadAuditEntry, WorkOrderStore};
 
 /// The page, embedded so the binary is the whole installation.
 const PAGE: &str = include_str!("wallboard.html");
@@ -451,6 +452,18 @@ pub struct Board {
     pub actions: Arc<dyn SupervisorActions>,
     /// The supervisor credential (the API token until roles land).
     pub token: Arc<str>,
+    /// Where every supervisor action is audited before it is carried out (the work
+    /// order store's append-only audit log); `None` only logs it.
+    pub audit: Option<Arc<dyn WorkOrderStore>>,
+}
+
+impl Board {
+    /// Audits every supervisor action in `store`'s audit log (who, what, when) before
+    /// carrying it out: an action that cannot be recorded is refused (503).
+    pub fn with_audit(mut self, store: Arc<dyn WorkOrderStore>) -> Board {
+        self.audit = Some(store);
+        self
+    }
 }
 
 /// Starts the one feed task over the switch (when called inside a tokio runtime) and
@@ -467,6 +480,7 @@ pub fn start(config: Arc<Config>, switch: SwitchClient) -> Board {
         core,
         actions: Arc::new(switch),
         token: Arc::from(config.api.token.as_str()),
+        audit: None,
     }
 }
 
@@ -715,8 +729,12 @@ struct HistoryAnswer {
     changes: Vec<StateChange>,
 }
 
-/// Every supervisor action leaves an audit line (target `hotline::audit`); the work
-/// order store's audit trail takes the same fields when it lands.
+/// Who the audit log names for an action from the board: its credential is the API
+/// token.
+pub const WALLBOARD_ACTOR: &str = super::auth::LEGACY_TOKEN_NAME;
+
+/// Every supervisor action is written to the store's audit log before it is carried
+/// out ([`Board::with_audit`]); its outcome goes to the log (target `hotline::audit`).
 fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) {
     match outcome {
         Ok(status) => info!(
@@ -739,15 +757,32 @@ fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) 
 }
 
 async fn act(State(board): State<Board>, Path((id, action)): Path<(String, String)>) -> Response {
-    let outcome = match action.as_str() {
-        "pause" => board.actions.pause(&id).await,
-        "logout" => board.actions.logout(&id).await,
+    let audited = match action.as_str() {
+        "pause" => AuditedRead::AgentPause,
+        "logout" => AuditedRead::AgentLogout,
         _ => {
             return ApiError::NotFound(format!(
                 "no wallboard action {action:?}; actions: pause, logout"
             ))
             .into_response();
         }
+    };
+    if let Some(store) = &board.audit {
+        let entry = ReadAuditEntry {
+            at: Utc::now(),
+            actor: WALLBOARD_ACTOR.to_owned(),
+            read: audited,
+            work_order: None,
+            target: format!("agent {id}"),
+        };
+        if let Err(e) = store.append_read_audit(&entry).await {
+            warn!(error = %e, action, agent = id, "wallboard action refused: cannot audit it");
+            return ApiError::from(e).into_response();
+        }
+    }
+    let outcome = match audited {
+        AuditedRead::AgentLogout => board.actions.logout(&id).await,
+        _ => board.actions.pause(&id).await,
     };
     audit(&action, &id, &outcome);
     match outcome {

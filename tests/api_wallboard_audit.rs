@@ -1,0 +1,90 @@
+//! Issue 14: "a supervisor can act: pause or log out an agent … Every action is
+//! audited." On the real engine binary, each wallboard action is written to the work
+//! order store's append-only audit log (who, what, which agent, when) before it is
+//! carried out, refused actions included, and supervisors read it at `/audit-log`.
+
+mod common;
+
+use common::{API_TOKEN, Engine, EngineOptions, http_request};
+use hotline::workorder::{AuditedRead, WorkOrderStore};
+use serde_json::Value;
+
+#[test]
+fn wallboard_actions_are_written_to_the_audit_log_before_they_are_done() {
+    let engine = Engine::start(EngineOptions::default());
+    let (status, body) = engine.api("POST", "/agents/1001/login");
+    assert_eq!(status, 200, "{body}");
+    for (path, expected) in [
+        ("/wallboard/agents/1001/pause", 200),
+        ("/wallboard/agents/1001/logout", 200),
+        ("/wallboard/agents/9999/pause", 409),
+    ] {
+        let (status, body) =
+            http_request(engine.http, "POST", path, Some(API_TOKEN)).expect("answer");
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+    // An unknown action is no action: nothing to audit.
+    let (status, _) = http_request(
+        engine.http,
+        "POST",
+        "/wallboard/agents/1001/dance",
+        Some(API_TOKEN),
+    )
+    .expect("answer");
+    assert_eq!(status, 404);
+
+    let (status, body) = engine.api("GET", "/audit-log");
+    assert_eq!(status, 200, "{body}");
+    let log: Value = serde_json::from_str(&body).expect("JSON");
+    let seen: Vec<(String, String, String)> = log
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            assert!(e["at"].is_string(), "{e}");
+            assert!(e["work_order"].is_null(), "{e}");
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["read"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let entry = |read: &str, agent: &str| {
+        (
+            "api.token".to_owned(),
+            read.to_owned(),
+            format!("agent {agent}"),
+        )
+    };
+    assert_eq!(
+        seen,
+        vec![
+            entry("agent_pause", "1001"),
+            entry("agent_logout", "1001"),
+            entry("agent_pause", "9999"),
+        ]
+    );
+
+    // The same entries are in the store itself, where the API cannot change them.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stored = runtime.block_on(async {
+        let store =
+            hotline::workorder::sqlite::SqliteStore::open(&engine.data_dir()).expect("open store");
+        store
+            .read_audit_log(chrono::DateTime::UNIX_EPOCH, 100)
+            .await
+            .expect("audit log")
+    });
+    let kinds: Vec<AuditedRead> = stored.iter().map(|e| e.read).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            AuditedRead::AgentPause,
+            AuditedRead::AgentLogout,
+            AuditedRead::AgentPause
+        ]
+    );
+    // The agent routes' log-in above is not a wallboard action and is not in it.
+    assert!(stored.iter().all(|e| e.target.starts_with("agent ")));
+}
