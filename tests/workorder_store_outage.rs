@@ -221,7 +221,11 @@ impl EngineHealth {
             if let Some((status, body)) = common::http_request(self.http, "GET", "/health", None)
                 && status == 503
             {
-                assert!(body.contains("work order store"), "{body}");
+                let json: serde_json::Value = serde_json::from_str(&body)
+                    .unwrap_or_else(|e| panic!("/health's 503 is not JSON ({e}): {body}"));
+                assert_eq!(json["error"]["code"], "store_unavailable", "{body}");
+                let message = json["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("work order store"), "{body}");
                 failing = true;
             }
             std::thread::sleep(Duration::from_millis(200));

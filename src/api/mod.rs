@@ -140,18 +140,19 @@ pub fn router(
 }
 
 /// Probes: `ok` while the engine and its work-order store work; `503` with the store's
-/// problem when it does not (a locked, unreachable or vanished store).
+/// problem when it does not (a locked, unreachable or vanished store), as JSON like
+/// every other refusal (code `store_unavailable`).
 async fn health(State(state): State<ApiState>) -> Response {
     let store = state.store.health().await;
     if store.up {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         let problem = store.problem.unwrap_or_else(|| "unavailable".to_owned());
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("work order store ({}) failing: {problem}\n", store.backend),
-        )
-            .into_response()
+        error::ApiError::StoreUnavailable(format!(
+            "work order store ({}) failing: {problem}",
+            store.backend
+        ))
+        .into_response()
     }
 }
 
