@@ -1,7 +1,8 @@
 //! Every refusal of every API route is JSON with a stable code, a message for people
 //! and the right status (R12; issue 8: "errors are always JSON with a stable error
 //! code"): the agent routes (`/agents`, `/calls`, `/reload`), the wallboard's stream and
-//! actions, and a wrong method or path anywhere. A refused request stores nothing.
+//! actions, the desk's path parameters, and a wrong method or path anywhere. A refused
+//! request stores nothing.
 //! Runs the real engine binary on 127.0.0.1; no SIP peer is needed.
 
 mod common;
@@ -103,6 +104,9 @@ fn agent_route_refusals_are_json_with_the_right_status_r12() {
     }
     let answer = send(http, "GET", "/agents/1001/nothing/here", &[auth], "");
     assert_json_error(&answer, 404, "not_found", "no such route");
+    // A path segment that is not UTF-8 once decoded.
+    let answer = send(http, "POST", "/agents/%FF/login", &[auth], "");
+    assert_json_error(&answer, 400, "invalid_query", "agent id not UTF-8");
 
     // Bad bodies for an outbound call: each refused before the switch sees them.
     let good = r#"{"agent":"1001","destination":"sip:4000@127.0.0.1:5999"}"#;
@@ -169,9 +173,28 @@ fn wallboard_refusals_are_json_too_r12() {
     assert_json_error(&answer, 409, "conflict", "unknown agent");
     let answer = send(http, "DELETE", "/wallboard/agents/1001/pause", &[auth], "");
     assert_json_error(&answer, 405, "method_not_allowed", "wrong method");
+    let answer = send(http, "POST", "/wallboard/agents/%FF/pause", &[auth], "");
+    assert_json_error(&answer, 400, "invalid_query", "agent id not UTF-8");
+    let answer = send(http, "GET", "/wallboard/agents/%FF/history", &[auth], "");
+    assert_json_error(&answer, 400, "invalid_query", "agent id not UTF-8");
 
     // The page itself still answers a browser with its login form.
     let answer = send(http, "GET", "/wallboard", &[], "");
     assert_eq!(answer.status, 401);
     assert!(answer.head.contains("text/html"), "{}", answer.head);
+}
+
+#[test]
+fn desk_path_parameters_that_do_not_decode_are_refused_in_json() {
+    let engine = Engine::start(EngineOptions::default());
+    let auth = ("Authorization", BEARER);
+    for (method, path) in [
+        ("GET", "/work-orders/%FF"),
+        ("GET", "/work-orders/%FF/events"),
+        ("GET", "/work-orders/%FF/recording"),
+        ("POST", "/work-orders/%FF/close"),
+    ] {
+        let answer = send(engine.http, method, path, &[auth], "");
+        assert_json_error(&answer, 400, "invalid_query", &format!("{method} {path}"));
+    }
 }

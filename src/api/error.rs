@@ -6,7 +6,7 @@
 //! No I/O beyond reading the request body (through axum).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -225,6 +225,29 @@ where
 }
 
 fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::InvalidQuery(rejection.body_text())
+}
+
+/// `Path<T>` whose refusals (a segment that is not UTF-8 once decoded, or does not
+/// parse as `T`) are [`ApiError::InvalidQuery`].
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
     ApiError::InvalidQuery(rejection.body_text())
 }
 

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -204,7 +204,7 @@ async fn list_agents(State(state): State<ApiState>) -> Response {
 
 async fn change_agent(
     State(state): State<ApiState>,
-    Path((id, action)): Path<(String, String)>,
+    error::ApiPath((id, action)): error::ApiPath<(String, String)>,
 ) -> Response {
     let Some(action) = AgentAction::from_name(&action) else {
         return error::ApiError::NotFound(format!(

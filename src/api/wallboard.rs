@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -48,7 +48,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::SwitchClient;
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath};
 use crate::config::Config;
 use crate::config::agents::AgentsConfig;
 use crate::switch::{AgentAction, AgentStatus, Command, QueueStatus, Reply};
@@ -712,7 +712,7 @@ async fn events(State(board): State<Board>) -> impl IntoResponse {
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn history(State(board): State<Board>, Path(id): Path<String>) -> Response {
+async fn history(State(board): State<Board>, ApiPath(id): ApiPath<String>) -> Response {
     let changes = match board.core.lock() {
         Ok(core) => core.history(&id),
         Err(_) => {
@@ -756,7 +756,10 @@ fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) 
     }
 }
 
-async fn act(State(board): State<Board>, Path((id, action)): Path<(String, String)>) -> Response {
+async fn act(
+    State(board): State<Board>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
+) -> Response {
     let audited = match action.as_str() {
         "pause" => AuditedRead::AgentPause,
         "logout" => AuditedRead::AgentLogout,

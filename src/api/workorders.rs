@@ -11,7 +11,7 @@
 //! refused transition is 409 `invalid_transition` and changes nothing.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ use super::desk_access::{
     Desk, audit_read, changeable_file, hidden_from_agents, parse_id, readable_file, shown_number,
     unmask_allowed,
 };
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use crate::workorder::{
     AuditedRead, CallRecord, CallerRating, Category, DetailsUpdate, EnterpriseEvaluation,
     ForbiddenPhraseHit, ListQuery, RatingTarget, Satisfaction, Status, WorkOrder, WorkOrderEvent,
@@ -498,7 +498,7 @@ async fn list_work_orders(
 async fn get_work_order(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Json<WorkOrderDetail>, ApiError> {
     let unmasked = unmask_allowed(&principal, params.unmasked == Some(true))?;
@@ -538,7 +538,7 @@ async fn get_work_order(
 async fn update_work_order(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<DetailsRequest>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -587,7 +587,7 @@ async fn update_work_order(
 async fn change_status(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<StatusRequest>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -614,7 +614,7 @@ async fn change_status(
 async fn close_work_order(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
     changeable_file(&desk, &principal, &id).await?;
@@ -640,7 +640,7 @@ async fn close_work_order(
 async fn add_note(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<NoteRequest>,
 ) -> Result<(StatusCode, Json<ChangedWorkOrder>), ApiError> {
     let id = parse_id(&id)?;
@@ -672,7 +672,7 @@ async fn add_note(
 async fn refer_enterprise(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<ReferralRequest>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -699,7 +699,7 @@ async fn refer_enterprise(
 async fn evaluate_enterprise(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<EvaluationBody>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -731,7 +731,7 @@ async fn evaluate_enterprise(
 async fn rate(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<RatingRequest>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -760,7 +760,7 @@ async fn rate(
 async fn list_events(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<EventView>>, ApiError> {
     let id = parse_id(&id)?;
     readable_file(&desk, &principal, &id).await?;
