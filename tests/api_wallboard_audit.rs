@@ -2,27 +2,54 @@
 //! audited." On the real engine binary, each wallboard action is written to the work
 //! order store's append-only audit log (who, what, which agent, when) before it is
 //! carried out, refused actions included, and supervisors read it at `/audit-log`.
+//! Who is the holder of the supervisor credential used: the API token, or a supervisor
+//! token of `[[access.tokens]]` by its name; an agent's token may not act.
 
 mod common;
 
 use common::{API_TOKEN, Engine, EngineOptions, http_request};
+use hotline::api::auth::hash_token;
 use hotline::workorder::{AuditedRead, WorkOrderStore};
+
+const SUPERVISOR_WANG: &str = "wallboard-test-supervisor-wang-0123456789";
+const AGENT_1002: &str = "wallboard-test-agent-1002-token-0123456789";
+
+fn engine() -> Engine {
+    Engine::start(EngineOptions {
+        extra_config: format!(
+            "[[access.tokens]]\nname = \"supervisor-wang\"\nrole = \"supervisor\"\nsha256 = \"{}\"\n\n\
+             [[access.tokens]]\nname = \"desk-1002\"\nrole = \"agent\"\nagent = \"1002\"\nsha256 = \"{}\"\n",
+            hash_token(SUPERVISOR_WANG),
+            hash_token(AGENT_1002)
+        ),
+        ..EngineOptions::default()
+    })
+}
 use serde_json::Value;
 
 #[test]
 fn wallboard_actions_are_written_to_the_audit_log_before_they_are_done() {
-    let engine = Engine::start(EngineOptions::default());
+    let engine = engine();
     let (status, body) = engine.api("POST", "/agents/1001/login");
     assert_eq!(status, 200, "{body}");
-    for (path, expected) in [
-        ("/wallboard/agents/1001/pause", 200),
-        ("/wallboard/agents/1001/logout", 200),
-        ("/wallboard/agents/9999/pause", 409),
+    for (path, token, expected) in [
+        ("/wallboard/agents/1001/pause", API_TOKEN, 200),
+        ("/wallboard/agents/1001/logout", SUPERVISOR_WANG, 200),
+        ("/wallboard/agents/9999/pause", API_TOKEN, 409),
     ] {
-        let (status, body) =
-            http_request(engine.http, "POST", path, Some(API_TOKEN)).expect("answer");
+        let (status, body) = http_request(engine.http, "POST", path, Some(token)).expect("answer");
         assert_eq!(status, expected, "{path}: {body}");
     }
+    // An agent's token is no supervisor credential: refused, and not audited.
+    let (status, body) = http_request(
+        engine.http,
+        "POST",
+        "/wallboard/agents/1001/pause",
+        Some(AGENT_1002),
+    )
+    .expect("answer");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"forbidden\""), "{body}");
     // An unknown action is no action: nothing to audit.
     let (status, _) = http_request(
         engine.http,
@@ -50,19 +77,15 @@ fn wallboard_actions_are_written_to_the_audit_log_before_they_are_done() {
             )
         })
         .collect();
-    let entry = |read: &str, agent: &str| {
-        (
-            "api.token".to_owned(),
-            read.to_owned(),
-            format!("agent {agent}"),
-        )
+    let entry = |who: &str, read: &str, agent: &str| {
+        (who.to_owned(), read.to_owned(), format!("agent {agent}"))
     };
     assert_eq!(
         seen,
         vec![
-            entry("agent_pause", "1001"),
-            entry("agent_logout", "1001"),
-            entry("agent_pause", "9999"),
+            entry("api.token", "agent_pause", "1001"),
+            entry("supervisor-wang", "agent_logout", "1001"),
+            entry("api.token", "agent_pause", "9999"),
         ]
     );
 

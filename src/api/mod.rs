@@ -188,11 +188,6 @@ fn command_refused(e: CommandError) -> Response {
     .into_response()
 }
 
-/// Compares without leaking, through timing, how much of the token was right.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn list_agents(State(state): State<ApiState>) -> Response {
     match state.switch.ask(Command::Status).await {
         Some(Reply::Status { agents, queues }) => {

@@ -21,11 +21,13 @@
 //! to build a [`Board`] with its own `watch` sender and actions.
 //!
 //! # Credential
-//! The API token (`[api] token`) as `Authorization: Bearer`, or — because a browser's
-//! `EventSource` cannot set headers — as `?token=` (the page is opened once as
-//! `/wallboard?token=…`, which sets an `HttpOnly`, `SameSite=Strict` cookie scoped to
-//! `/wallboard`, so the token leaves the address bar and the stream and actions use the
-//! cookie). Caller numbers never reach the board unmasked (R12).
+//! A supervisor token (the API token, `[api] token`, or a `[[access.tokens]]` entry
+//! with `role = "supervisor"`; other roles get 403) as `Authorization: Bearer`, or —
+//! because a browser's `EventSource` cannot set headers — as `?token=` (the page is
+//! opened once as `/wallboard?token=…`, which sets an `HttpOnly`, `SameSite=Strict`
+//! cookie scoped to `/wallboard`, so the token leaves the address bar and the stream
+//! and actions use the cookie). Each action's audit entry names the token's holder.
+//! Caller numbers never reach the board unmasked (R12).
 //!
 //! Pure parts ([`BoardCore`], [`assess`]) decide; the feed task and handlers do I/O.
 
@@ -48,6 +50,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::SwitchClient;
+use super::auth::{Authenticator, Principal, Role};
 use super::error::{ApiError, ApiPath};
 use crate::config::Config;
 use crate::config::agents::AgentsConfig;
@@ -450,8 +453,8 @@ pub struct Board {
     pub snapshots: watch::Receiver<Option<Arc<Published>>>,
     pub core: Arc<Mutex<BoardCore>>,
     pub actions: Arc<dyn SupervisorActions>,
-    /// The supervisor credential (the API token until roles land).
-    pub token: Arc<str>,
+    /// Who may use the board: supervisor tokens (the API token among them).
+    pub authenticator: Arc<Authenticator>,
     /// Where every supervisor action is audited before it is carried out (the work
     /// order store's append-only audit log); `None` only logs it.
     pub audit: Option<Arc<dyn WorkOrderStore>>,
@@ -479,7 +482,7 @@ pub fn start(config: Arc<Config>, switch: SwitchClient) -> Board {
         snapshots,
         core,
         actions: Arc::new(switch),
-        token: Arc::from(config.api.token.as_str()),
+        authenticator: Arc::new(Authenticator::from_config(&config)),
         audit: None,
     }
 }
@@ -590,25 +593,25 @@ enum Credential {
     Cookie,
 }
 
-fn credential_of(request: &Request, expected: &str) -> Option<Credential> {
-    let matches = |given: &str| crate::api::constant_time_eq(given.as_bytes(), expected.as_bytes());
+/// The first credential the request presents that `accept` knows, looked for in the
+/// `Authorization` header, then `?token=`, then the board's cookie: where it came
+/// from, the token itself (for the cookie) and what `accept` made of it.
+fn credential_of<T>(
+    request: &Request,
+    accept: impl Fn(&str) -> Option<T>,
+) -> Option<(Credential, String, T)> {
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if header.is_some_and(matches) {
-        return Some(Credential::Header);
-    }
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
     let query = request.uri().query().unwrap_or("");
     let from_query = query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(k, _)| *k == "token")
         .map(|(_, v)| percent_decode(v));
-    if from_query.as_deref().is_some_and(matches) {
-        return Some(Credential::Query);
-    }
     let from_cookie = request
         .headers()
         .get_all(header::COOKIE)
@@ -618,10 +621,17 @@ fn credential_of(request: &Request, expected: &str) -> Option<Credential> {
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
         .map(|(_, v)| percent_decode(v));
-    from_cookie
-        .as_deref()
-        .is_some_and(matches)
-        .then_some(Credential::Cookie)
+    [
+        (Credential::Header, header),
+        (Credential::Query, from_query),
+        (Credential::Cookie, from_cookie),
+    ]
+    .into_iter()
+    .find_map(|(source, token)| {
+        let token = token?;
+        let accepted = accept(&token)?;
+        Some((source, token, accepted))
+    })
 }
 
 /// Every byte but ASCII letters and digits as `%XX`: safe in a cookie and a query.
@@ -662,22 +672,40 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// R12: the board and its actions need the supervisor credential.
-async fn require_supervisor(State(board): State<Board>, request: Request, next: Next) -> Response {
-    match credential_of(&request, &board.token) {
-        Some(Credential::Query) => {
-            // Trade the token in the address for a cookie the stream and actions send.
+/// R12: the board and its actions need a supervisor credential: the API token, or a
+/// `[[access.tokens]]` token with the supervisor role. Another role's token is 403. The
+/// holder goes into the request, so an action's audit entry names them.
+async fn require_supervisor(
+    State(board): State<Board>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let found = credential_of(&request, |token| {
+        board.authenticator.authenticate(token).cloned()
+    });
+    match found {
+        Some((_, _, principal)) if principal.role != Role::Supervisor => {
+            ApiError::forbidden(format!(
+                "the {} role may not use the wallboard; it is for supervisors",
+                principal.role
+            ))
+            .into_response()
+        }
+        Some((source, token, principal)) => {
+            request.extensions_mut().insert(principal);
             let mut response = next.run(request).await;
-            let cookie = format!(
-                "{COOKIE}={}; Path=/wallboard; HttpOnly; SameSite=Strict",
-                percent_encode(&board.token)
-            );
-            if let Ok(value) = header::HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, value);
+            if source == Credential::Query {
+                // Trade the token in the address for a cookie the stream and actions send.
+                let cookie = format!(
+                    "{COOKIE}={}; Path=/wallboard; HttpOnly; SameSite=Strict",
+                    percent_encode(&token)
+                );
+                if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
             }
             response
         }
-        Some(_) => next.run(request).await,
         None if request.uri().path() == "/wallboard" => {
             (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response()
         }
@@ -729,17 +757,13 @@ struct HistoryAnswer {
     changes: Vec<StateChange>,
 }
 
-/// Who the audit log names for an action from the board: its credential is the API
-/// token.
-pub const WALLBOARD_ACTOR: &str = super::auth::LEGACY_TOKEN_NAME;
-
 /// Every supervisor action is written to the store's audit log before it is carried
 /// out ([`Board::with_audit`]); its outcome goes to the log (target `hotline::audit`).
-fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) {
+fn audit(by: &str, action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) {
     match outcome {
         Ok(status) => info!(
             target: "hotline::audit",
-            by = "supervisor (api token)",
+            by,
             action,
             agent,
             state = status.state,
@@ -747,7 +771,7 @@ fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) 
         ),
         Err(e) => info!(
             target: "hotline::audit",
-            by = "supervisor (api token)",
+            by,
             action,
             agent,
             error = %e,
@@ -758,6 +782,7 @@ fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) 
 
 async fn act(
     State(board): State<Board>,
+    principal: Principal,
     ApiPath((id, action)): ApiPath<(String, String)>,
 ) -> Response {
     let audited = match action.as_str() {
@@ -773,7 +798,7 @@ async fn act(
     if let Some(store) = &board.audit {
         let entry = ReadAuditEntry {
             at: Utc::now(),
-            actor: WALLBOARD_ACTOR.to_owned(),
+            actor: principal.name.clone(),
             read: audited,
             work_order: None,
             target: format!("agent {id}"),
@@ -787,7 +812,7 @@ async fn act(
         AuditedRead::AgentLogout => board.actions.logout(&id).await,
         _ => board.actions.pause(&id).await,
     };
-    audit(&action, &id, &outcome);
+    audit(&principal.name, &action, &id, &outcome);
     match outcome {
         Ok(status) => {
             if let Ok(mut core) = board.core.lock() {
@@ -987,31 +1012,33 @@ skills = { complaints = 2 }
             builder.body(axum::body::Body::empty()).unwrap()
         };
         let token = "s3cret+token";
+        let source = |request: &Request| {
+            credential_of(request, |given| (given == token).then_some(())).map(
+                |(source, given, ())| {
+                    assert_eq!(given, token);
+                    source
+                },
+            )
+        };
         assert_eq!(
-            credential_of(
-                &request("/wallboard", Some(("authorization", "Bearer s3cret+token"))),
-                token
-            ),
+            source(&request(
+                "/wallboard",
+                Some(("authorization", "Bearer s3cret+token"))
+            )),
             Some(Credential::Header)
         );
         assert_eq!(
-            credential_of(&request("/wallboard?x=1&token=s3cret%2Btoken", None), token),
+            source(&request("/wallboard?x=1&token=s3cret%2Btoken", None)),
             Some(Credential::Query)
         );
         assert_eq!(
-            credential_of(
-                &request(
-                    "/wallboard/events",
-                    Some(("cookie", "a=b; hotline_wallboard=s3cret%2Btoken"))
-                ),
-                token
-            ),
+            source(&request(
+                "/wallboard/events",
+                Some(("cookie", "a=b; hotline_wallboard=s3cret%2Btoken"))
+            )),
             Some(Credential::Cookie)
         );
-        assert_eq!(
-            credential_of(&request("/wallboard?token=wrong", None), token),
-            None
-        );
-        assert_eq!(credential_of(&request("/wallboard", None), token), None);
+        assert_eq!(source(&request("/wallboard?token=wrong", None)), None);
+        assert_eq!(source(&request("/wallboard", None)), None);
     }
 }
