@@ -111,19 +111,23 @@ mod tests {
             dir.path().into(),
             stop_rx,
         ));
-        // Wait for the first scheduled run to have been logged in the store.
+        // Wait for the first scheduled run: logged in the store, then the recording
+        // deleted (the files go after the store's purge).
+        let wav = dir.path().join("recordings/old.wav");
+        let mut polls = 0;
         let log = loop {
             let log = store.purge_log().await.expect("purge log");
-            if !log.is_empty() {
+            if !log.is_empty() && !wav.exists() {
                 break log;
             }
+            polls += 1;
+            assert!(polls < 3_000, "no purge ran: log {log:?}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         assert_eq!(log[0].orders, vec![old.id.clone()]);
         assert_eq!(log[0].actor, RETENTION_ACTOR);
         assert!(store.get(&old.id).await.expect("get").is_none());
         assert!(store.get(&young.id).await.expect("get").is_some());
-        assert!(!dir.path().join("recordings/old.wav").exists());
 
         stop_tx.send_replace(true);
         job.await.expect("the job stops when told");
