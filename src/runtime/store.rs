@@ -30,8 +30,8 @@ use crate::ivr::WorkOrderWrite;
 use crate::qa::QaSampler;
 use crate::switch::StoreWrite;
 use crate::workorder::{
-    CallerRating, DetailsUpdate, QaSelection, RatingTarget, Satisfaction, StoreError,
-    WorkOrderId, WorkOrderStore,
+    CallerRating, DetailsUpdate, QaSelection, RatingTarget, Satisfaction, StoreError, WorkOrderId,
+    WorkOrderStore,
 };
 
 /// Who the audit trail names for a random QA pick (R23).
