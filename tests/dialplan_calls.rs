@@ -1,0 +1,634 @@
+//! Black-box IVR: the engine on 127.0.0.1 running a dialplan (the shipped
+//! `dialplans/8890.toml`, or a small one a test writes), callers as SIPp pressing keys
+//! with RFC 4733 telephone-events (sip-tester's `dtmf_2833_N.pcap`) or SIP INFO, agents'
+//! softphones as SIPp. What the caller chose is read back from the work orders, the
+//! metrics, the recording and the engine's log: the menu leads to the right queue and
+//! category (R1, R2, R15), complaints overtake consultations (R15), the survey stores the
+//! caller's rating of the agent (R8, R24), a silent caller hears the greeting and three
+//! repeats and is hung up on (R27), and a reload changes the flow for new calls only
+//! when the new file is valid.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{
+    Engine, EngineOptions, MANIFEST_DIR, Sipp, agent_phone, wait_for_metric, work_orders,
+};
+use hotline::workorder::{
+    Category, HangupSide, Satisfaction, WorkOrder, WorkOrderEvent, WorkOrderFile, WorkOrderStore,
+};
+
+/// The queues the shipped dialplan sends callers to (`general`, and `complaints` for
+/// complaints about the hotline itself), with agent 1001 in both and no wrap-up.
+const SHIPPED_PLAN_AGENTS: &str = r#"
+[[queues]]
+name = "general"
+strategy = "longest_idle"
+max_wait_seconds = 300
+wrap_up_seconds = 0
+
+[[queues]]
+name = "complaints"
+strategy = "longest_idle"
+max_wait_seconds = 300
+wrap_up_seconds = 0
+
+[[agents]]
+id = "1001"
+password = "pw1001"
+queues = ["general", "complaints"]
+"#;
+
+fn shipped_dialplan() -> PathBuf {
+    Path::new(MANIFEST_DIR).join("dialplans/8890.toml")
+}
+
+fn prompts_dir() -> PathBuf {
+    Path::new(MANIFEST_DIR).join("dialplans/prompts")
+}
+
+/// The config lines that make the engine run `dialplan`.
+fn ivr_config(dialplan: &Path) -> String {
+    format!("[ivr]\ndialplan = \"{}\"\n", dialplan.display())
+}
+
+/// An engine running the shipped dialplan.
+fn engine_on_shipped_plan() -> Engine {
+    Engine::start(EngineOptions {
+        agents_toml: SHIPPED_PLAN_AGENTS.to_owned(),
+        extra_config: ivr_config(&shipped_dialplan()),
+        ..EngineOptions::default()
+    })
+}
+
+/// sip-tester's RFC 4733 capture of one key (`"3"`, `"star"`, `"pound"`).
+fn key_pcap(key: &str) -> Vec<u8> {
+    let path = common::sipp_pcap_dir().join(format!("dtmf_2833_{key}.pcap"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A caller who presses `key` (RFC 4733) a second after the ACK, stays `stay` longer,
+/// then hangs up.
+fn caller_pressing(engine: &Engine, key: &str, stay: Duration) -> Sipp {
+    Sipp::new("caller_presses_key.xml", engine.sip)
+        .with_file("key.pcap", &key_pcap(key))
+        .args(["-m", "1", "-d", &stay.as_millis().to_string()])
+}
+
+/// `seconds` of PCMA silence as a capture SIPp can replay (Ethernet, IPv4, UDP, RTP
+/// every 20 ms): what a caller's line carries when the caller says nothing.
+fn silence_pcap(seconds: u32) -> Vec<u8> {
+    const PAYLOAD: usize = 160;
+    let udp_len = 8 + 12 + PAYLOAD;
+    let ip_len = 20 + udp_len;
+    let frame_len = 14 + ip_len;
+    let mut out = Vec::new();
+    // pcap global header: magic, version 2.4, UTC, accuracy, snap length, Ethernet.
+    out.extend(0xa1b2_c3d4u32.to_le_bytes());
+    out.extend(2u16.to_le_bytes());
+    out.extend(4u16.to_le_bytes());
+    for word in [0u32, 0, 65_535, 1] {
+        out.extend(word.to_le_bytes());
+    }
+    for n in 0..seconds * 50 {
+        let micros = u64::from(n) * 20_000;
+        for word in [
+            (micros / 1_000_000) as u32,
+            (micros % 1_000_000) as u32,
+            frame_len as u32,
+            frame_len as u32,
+        ] {
+            out.extend(word.to_le_bytes());
+        }
+        out.extend([0u8; 12]);
+        out.extend(0x0800u16.to_be_bytes());
+        let mut ip = vec![0x45, 0];
+        ip.extend((ip_len as u16).to_be_bytes());
+        ip.extend((n as u16).to_be_bytes());
+        ip.extend([0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        let sum = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        let checksum = !((folded & 0xffff) + (folded >> 16)) as u16;
+        ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+        out.extend(ip);
+        out.extend(6000u16.to_be_bytes());
+        out.extend(6000u16.to_be_bytes());
+        out.extend((udp_len as u16).to_be_bytes());
+        out.extend(0u16.to_be_bytes());
+        out.extend([0x80, if n == 0 { 0x80 | 8 } else { 8 }]);
+        out.extend((n as u16).to_be_bytes());
+        out.extend((n * PAYLOAD as u32).to_be_bytes());
+        out.extend(0x5113_7e00u32.to_be_bytes());
+        out.extend([0xd5u8; PAYLOAD]); // A-law zero
+    }
+    out
+}
+
+/// Runs `f` against the engine's work-order store.
+fn with_store<T>(
+    engine: &Engine,
+    f: impl AsyncFnOnce(&hotline::workorder::sqlite::SqliteStore) -> T,
+) -> T {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store =
+            hotline::workorder::sqlite::SqliteStore::open(&engine.data_dir()).expect("open store");
+        f(&store).await
+    })
+}
+
+fn order_file(engine: &Engine, order: &WorkOrder) -> WorkOrderFile {
+    with_store(engine, async |store| store.get_file(&order.id).await)
+        .expect("read the work order")
+        .expect("the work order exists")
+}
+
+fn order_events(engine: &Engine, order: &WorkOrder) -> Vec<WorkOrderEvent> {
+    with_store(engine, async |store| store.events(&order.id).await).expect("read the trail")
+}
+
+/// The one work order with this category and queue.
+fn order_with<'a>(
+    orders: &'a [WorkOrder],
+    category: Category,
+    queue: Option<&str>,
+) -> &'a WorkOrder {
+    let found: Vec<_> = orders
+        .iter()
+        .filter(|o| o.category == Some(category) && o.queue.as_deref() == queue)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one order in category {category:?} and queue {queue:?}: {orders:#?}"
+    );
+    found[0]
+}
+
+/// The engine's `queued` log lines (the ACD's queue and the dialplan's priority).
+fn queued_lines(engine: &Engine) -> Vec<String> {
+    engine
+        .log()
+        .lines()
+        .filter(|l| l.contains(" queued"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// R1, R15, R29: keys pressed with RFC 4733 during the greeting choose the shipped
+/// menu's entries, each reaching its queue at its priority with its category: 1 a
+/// consultation (general, 0), 3 a complaint (general, 5), 4 a complaint about the
+/// hotline (the supervisors' `complaints` queue, 5, noted on the order).
+#[test]
+fn rfc4733_keys_choose_the_menu_entry_its_queue_and_priority_r1_r15_r29() {
+    let engine = engine_on_shipped_plan();
+    // No agent is logged in: each caller waits in its queue, then hangs up.
+    let callers: Vec<_> = ["1", "3", "4"]
+        .iter()
+        .map(|key| {
+            caller_pressing(&engine, key, Duration::from_secs(4)).spawn(Duration::from_secs(60))
+        })
+        .collect();
+    for caller in callers {
+        caller.wait().assert_success_against(&engine);
+    }
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 3.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 3, "{orders:#?}");
+    order_with(&orders, Category::Consultation, Some("general"));
+    order_with(&orders, Category::Complaint, Some("general"));
+    let about_hotline = order_with(&orders, Category::Complaint, Some("complaints"));
+    let trail = order_events(&engine, about_hotline);
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.detail.contains("complaint about the hotline itself")),
+        "R15 noted on the order: {trail:#?}"
+    );
+    assert!(
+        orders
+            .iter()
+            .all(|o| o.queued_at.is_some() && o.agent.is_none()),
+        "all waited, none was answered: {orders:#?}"
+    );
+
+    let metrics = engine.metrics();
+    let value = |name: &str, labels: &str| common::metric_value(&metrics, name, labels);
+    assert_eq!(
+        value("hotline_calls_queued_total", "queue=\"general\""),
+        2.0
+    );
+    assert_eq!(
+        value("hotline_calls_queued_total", "queue=\"complaints\""),
+        1.0
+    );
+
+    // The priority the dialplan gave each call, as the switch handed it to the ACD.
+    let lines = queued_lines(&engine);
+    let count = |queue: &str, priority: u8| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("queue=\"{queue}\"")) || l.contains(&format!("queue={queue} "))
+            })
+            .filter(|l| l.contains(&format!("priority={priority}")))
+            .count()
+    };
+    assert_eq!(
+        (
+            count("general", 0),
+            count("general", 5),
+            count("complaints", 5)
+        ),
+        (1, 1, 1),
+        "queued lines: {lines:#?}"
+    );
+}
+
+/// The shipped menu puts complaints (R1) ahead of consultations: with no agent free, a
+/// consultation caller (key 1, priority 0) and then a complaint caller (key 3,
+/// priority 5) wait in `general`; when the agent comes, the complaint is connected
+/// first although it arrived later.
+#[test]
+fn a_complaint_overtakes_an_earlier_consultation_in_the_queue_r1() {
+    let engine = engine_on_shipped_plan();
+    let stay = Duration::from_secs(40);
+    let consultation = caller_pressing(&engine, "1", stay).spawn(Duration::from_secs(90));
+    wait_for_metric(
+        &engine,
+        "hotline_calls_queued_total",
+        "queue=\"general\"",
+        1.0,
+    );
+    let complaint = caller_pressing(&engine, "3", stay).spawn(Duration::from_secs(90));
+    wait_for_metric(
+        &engine,
+        "hotline_calls_queued_total",
+        "queue=\"general\"",
+        2.0,
+    );
+
+    // The agent talks three seconds to each caller and hangs up first.
+    let _phone = agent_phone(
+        &engine,
+        "1001",
+        "agent_hangup_first.xml",
+        Duration::from_secs(120),
+    );
+    engine.log_in_when_registered(&["1001"]);
+    complaint.wait().assert_success_against(&engine);
+    consultation.wait().assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 2.0);
+
+    let orders = work_orders(&engine);
+    let consultation = order_with(&orders, Category::Consultation, Some("general"));
+    let complaint = order_with(&orders, Category::Complaint, Some("general"));
+    assert!(
+        complaint.queued_at > consultation.queued_at,
+        "the complaint arrived second: {orders:#?}"
+    );
+    let (Some(first), Some(second)) = (complaint.connected_at, consultation.connected_at) else {
+        panic!("the agent took both calls: {orders:#?}\n{}", engine.log());
+    };
+    assert!(
+        first < second,
+        "the complaint was connected first: {orders:#?}"
+    );
+    for order in [complaint, consultation] {
+        assert_eq!(order.agent.as_deref(), Some("1001"));
+        assert_eq!(order.hangup_side, Some(HangupSide::Agent), "R8: {order:?}");
+    }
+}
+
+/// R7, R8, R24: after the agent hangs up the caller hears the survey (the closing with
+/// the agent's number, then the invitation) and rates the call with a key; the rating
+/// is stored on the work order with the agent's number and counted for that agent.
+#[test]
+fn after_the_agent_hangs_up_the_callers_rating_is_stored_r7_r8_r24() {
+    let engine = engine_on_shipped_plan();
+    let _phone = agent_phone(
+        &engine,
+        "1001",
+        "agent_hangup_first.xml",
+        Duration::from_secs(120),
+    );
+    engine.log_in_when_registered(&["1001"]);
+
+    // Key 1 (a consultation) during the greeting; the agent answers, talks three
+    // seconds and leaves; 15 s after key 1 the survey plays and the caller presses 4.
+    Sipp::new("caller_rates_survey.xml", engine.sip)
+        .with_file("menu-key.pcap", &key_pcap("1"))
+        .with_file("rating-key.pcap", &key_pcap("4"))
+        .args(["-m", "1", "-d", "15000"])
+        .run(Duration::from_secs(150))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let order = &orders[0];
+    assert_eq!(order.agent.as_deref(), Some("1001"), "R7: {order:?}");
+    assert_eq!(order.category, Some(Category::Consultation));
+    assert_eq!(
+        order.hangup_side,
+        Some(HangupSide::Agent),
+        "R8: the agent left first, the hotline ended the call after the survey: {order:?}"
+    );
+    let file = order_file(&engine, order);
+    assert_eq!(
+        file.matter.service_rating,
+        Some(Satisfaction::Satisfied),
+        "R24: 4 on 1–5 is satisfied"
+    );
+    let trail = order_events(&engine, order);
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.detail.contains("survey: 4 on 1–5 for agent 1001")),
+        "the keypad score and the agent on the trail: {trail:#?}"
+    );
+    assert_eq!(
+        engine.metric("hotline_survey_ratings_total", "agent=\"1001\",score=\"4\""),
+        1.0,
+        "counted for the agent"
+    );
+}
+
+/// One channel of a stereo recording, as samples.
+fn channel(path: &Path, channel: usize) -> Vec<i16> {
+    let mut reader = hound::WavReader::open(path).expect("hound opens the recording");
+    assert_eq!(reader.spec().channels, 2);
+    assert_eq!(reader.spec().sample_rate, 8000);
+    reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .skip(channel)
+        .step_by(2)
+        .collect()
+}
+
+fn wav_seconds(path: &Path) -> f64 {
+    let reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f64::from(reader.duration()) / f64::from(reader.spec().sample_rate)
+}
+
+/// The stretches of sound in `samples` (8 kHz), as (start, length) in seconds: 100 ms
+/// windows above `rms`, with quiet gaps shorter than `bridge` seconds closed.
+fn sound_stretches(samples: &[i16], rms: f64, bridge: f64) -> Vec<(f64, f64)> {
+    const WINDOW: usize = 800;
+    let loud: Vec<bool> = samples
+        .chunks(WINDOW)
+        .map(|w| {
+            let energy = w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+            (energy / w.len() as f64).sqrt() > rms
+        })
+        .collect();
+    let mut stretches: Vec<(f64, f64)> = Vec::new();
+    for (i, _) in loud.iter().enumerate().filter(|(_, l)| **l) {
+        let at = i as f64 * 0.1;
+        match stretches.last_mut() {
+            Some((start, length)) if at - (*start + *length) < bridge => {
+                *length = at + 0.1 - *start
+            }
+            _ => stretches.push((at, 0.1)),
+        }
+    }
+    stretches
+}
+
+/// R27 (and R2's `silent`) with the shipped dialplan: a caller who neither speaks nor presses a key hears
+/// the greeting and menu, then "您好,请问有什么可以帮您?" three times with the script's
+/// pause after each, then the goodbye; the hotline hangs up (the caller's scenario
+/// fails without the BYE) and the work order's category is `silent`.
+#[test]
+fn a_silent_caller_hears_the_greeting_three_repeats_and_the_goodbye_r2_r27() {
+    let plan: toml::Value = toml::from_str(&std::fs::read_to_string(shipped_dialplan()).unwrap())
+        .expect("the shipped dialplan is TOML");
+    let node = |name: &str| {
+        plan["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("node {name} in the shipped dialplan"))
+            .clone()
+    };
+    let (welcome, script) = (node("welcome"), node("silent-caller"));
+    assert_eq!(welcome["on_silence"].as_str(), Some("silent-caller"));
+    let seconds = |file: &toml::Value| wav_seconds(&prompts_dir().join(file.as_str().unwrap()));
+    let greeting: f64 = welcome["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(seconds)
+        .sum();
+    let menu_timeout = welcome["timeout_seconds"].as_integer().unwrap() as f64;
+    let repeats = script["repeats"].as_integer().unwrap() as usize;
+    let wait = script["wait_seconds"].as_integer().unwrap() as f64;
+    let (repeat, goodbye) = (seconds(&script["prompt"]), seconds(&script["goodbye"]));
+    assert_eq!(repeats, 3, "R27: three times");
+
+    let engine = engine_on_shipped_plan();
+    let expected = greeting + menu_timeout + repeats as f64 * (repeat + wait) + goodbye;
+    Sipp::new("caller_silent.xml", engine.sip)
+        .with_file("silence.pcap", &silence_pcap(expected as u32 + 60))
+        .args(["-m", "1"])
+        .run(Duration::from_secs(240))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let order = &orders[0];
+    assert_eq!(order.category, Some(Category::Silent), "{order:?}");
+    assert_eq!(order.hangup_side, Some(HangupSide::Hotline), "{order:?}");
+    assert_eq!(
+        order.queue, None,
+        "a silent caller is not queued: {order:?}"
+    );
+
+    let path = engine
+        .dir
+        .path()
+        .join(order.recording_path.as_deref().expect("recorded"));
+    let caller = channel(&path, 0);
+    let hotline = channel(&path, 1);
+    assert!(
+        sound_stretches(&caller, 100.0, 1.0).is_empty(),
+        "the caller's channel is silent"
+    );
+    // The right channel is what the caller heard: sound where the prompts play, quiet
+    // where the script waits for the caller.
+    let heard = sound_stretches(&hotline, 100.0, 1.0);
+    let mut want = vec![greeting];
+    want.extend(std::iter::repeat_n(repeat, repeats));
+    want.push(goodbye);
+    let lengths: Vec<f64> = heard.iter().map(|(_, length)| *length).collect();
+    assert_eq!(
+        heard.len(),
+        want.len(),
+        "greeting, {repeats} repeats and the goodbye, nothing more: heard {heard:?}, want lengths {want:?}"
+    );
+    for (got, want) in lengths.iter().zip(&want) {
+        assert!(
+            (got - want).abs() < 0.6,
+            "a prompt's stretch is {got:.1} s, its file {want:.1} s: heard {heard:?}"
+        );
+    }
+    for pair in heard.windows(2) {
+        let gap = pair[1].0 - (pair[0].0 + pair[0].1);
+        assert!(
+            gap > menu_timeout.min(wait) - 0.6,
+            "the script waits for the caller between prompts: heard {heard:?}"
+        );
+    }
+    let total = hotline.len() as f64 / 8000.0;
+    assert!(
+        total > expected - 1.0,
+        "the recording ({total:.1} s) holds the whole script ({expected:.1} s)"
+    );
+}
+
+/// The dialplan of the reload test: key 3 tags the call `category`, anything else
+/// (or nothing) goes straight to the queue. The menu waits long, so a key pressed
+/// late still counts.
+fn reload_plan(category: &str) -> String {
+    format!(
+        r#"start = "welcome"
+
+[[nodes]]
+name = "welcome"
+kind = "menu"
+prompts = ["greeting.wav"]
+choices = [{{ digit = "3", next = "tag" }}]
+timeout_seconds = 30
+timeout_retries = 0
+invalid_retries = 0
+on_timeout = "queue"
+on_invalid = "queue"
+
+[[nodes]]
+name = "tag"
+kind = "set"
+category = "{category}"
+next = "queue"
+
+[[nodes]]
+name = "queue"
+kind = "queue"
+queue = "general"
+priority = 0
+hold_music = "hold-music.wav"
+overflow = "bye"
+after_agent = "bye"
+
+[[nodes]]
+name = "bye"
+kind = "hangup"
+prompts = ["closing.wav"]
+"#
+    )
+}
+
+/// R4: `POST /reload` with a changed dialplan, no restart: new calls take the new version, a call in
+/// progress finishes on the one it started with; a reload with an invalid file is
+/// refused (422, with file:line: reason) and the old version stays.
+#[test]
+fn reloading_the_dialplan_changes_new_calls_and_an_invalid_file_keeps_the_old_one_r4() {
+    let dir = tempfile::tempdir().unwrap();
+    let dialplan = dir.path().join("dialplan.toml");
+    std::fs::write(&dialplan, reload_plan("complaint")).unwrap();
+    let engine = Engine::start_in(
+        dir,
+        EngineOptions {
+            extra_config: ivr_config(&dialplan),
+            ..EngineOptions::default()
+        },
+    );
+    // A call in progress when the reload happens: it started on the first version and
+    // presses 3 (SIP INFO) only 8 s after the ACK, after the reload.
+    let early = Sipp::new("caller_info_key.xml", engine.sip)
+        .args(["-m", "1", "-key", "digit", "3", "-d", "8000"])
+        .spawn(Duration::from_secs(60));
+    wait_for_metric(&engine, "hotline_calls_offered_total", "", 1.0);
+
+    std::fs::write(&dialplan, reload_plan("report")).unwrap();
+    let (status, body) = engine.api("POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("dialplan version"), "{body}");
+    early.wait().assert_success_against(&engine);
+
+    caller_pressing(&engine, "3", Duration::from_secs(2))
+        .run(Duration::from_secs(60))
+        .assert_success_against(&engine);
+
+    // An unknown node: refused with where and why; the running version stays.
+    let broken = reload_plan("report").replace("next = \"tag\"", "next = \"nowhere\"");
+    std::fs::write(&dialplan, &broken).unwrap();
+    let (status, body) = engine.api("POST", "/reload");
+    assert_eq!(status, 422, "{body}");
+    let line = broken
+        .lines()
+        .position(|l| l.contains("nowhere"))
+        .expect("the broken line")
+        + 1;
+    assert!(
+        body.contains(&format!("{}:{line}:", dialplan.display())) && body.contains("nowhere"),
+        "file:line: reason in {body}"
+    );
+    caller_pressing(&engine, "3", Duration::from_secs(2))
+        .run(Duration::from_secs(60))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 3.0);
+
+    let mut by_time = work_orders(&engine);
+    assert_eq!(by_time.len(), 3, "{by_time:#?}");
+    by_time.sort_by_key(|o| o.offered_at);
+    assert!(
+        by_time
+            .iter()
+            .all(|o| o.queue.as_deref() == Some("general")),
+        "every call went on to the queue: {by_time:#?}"
+    );
+    let categories: Vec<_> = by_time.iter().map(|o| o.category).collect();
+    assert_eq!(
+        categories,
+        [
+            Some(Category::Complaint),
+            Some(Category::Report),
+            Some(Category::Report)
+        ],
+        "the call in progress kept its version; the next took the new one; the broken file changed nothing"
+    );
+}
+
+/// A phone that sends its keys as SIP INFO (`application/dtmf-relay`, `Signal=3`)
+/// chooses the menu entry too: a complaint, in `general`.
+#[test]
+fn a_sip_info_key_chooses_the_menu_entry_r1() {
+    let engine = engine_on_shipped_plan();
+    Sipp::new("caller_info_key.xml", engine.sip)
+        .args(["-m", "1", "-key", "digit", "3", "-d", "1000"])
+        .run(Duration::from_secs(60))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    assert_eq!(
+        orders[0].category,
+        Some(Category::Complaint),
+        "{:?}",
+        orders[0]
+    );
+    assert_eq!(orders[0].queue.as_deref(), Some("general"));
+    assert_eq!(
+        engine.metric("hotline_calls_queued_total", "queue=\"general\""),
+        1.0
+    );
+}
