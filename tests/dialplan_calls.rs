@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::{
     Engine, EngineOptions, MANIFEST_DIR, Sipp, agent_phone, wait_for_metric, work_orders,
 };
+use hotline::media::g711::{self, Codec};
 use hotline::workorder::{
     Category, HangupSide, Satisfaction, WorkOrder, WorkOrderEvent, WorkOrderFile, WorkOrderStore,
 };
@@ -77,13 +78,9 @@ fn caller_pressing(engine: &Engine, key: &str, stay: Duration) -> Sipp {
         .args(["-m", "1", "-d", &stay.as_millis().to_string()])
 }
 
-/// `seconds` of PCMA silence as a capture SIPp can replay (Ethernet, IPv4, UDP, RTP
-/// every 20 ms): what a caller's line carries when the caller says nothing.
-fn silence_pcap(seconds: u32) -> Vec<u8> {
-    const PAYLOAD: usize = 160;
-    let udp_len = 8 + 12 + PAYLOAD;
-    let ip_len = 20 + udp_len;
-    let frame_len = 14 + ip_len;
+/// A caller's audio as a capture SIPp can replay (Ethernet, IPv4, UDP, RTP): one PCMA
+/// packet per frame, each frame's length in samples setting the pace and timestamps.
+fn pcma_capture(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     // pcap global header: magic, version 2.4, UTC, accuracy, snap length, Ethernet.
     out.extend(0xa1b2_c3d4u32.to_le_bytes());
@@ -92,8 +89,12 @@ fn silence_pcap(seconds: u32) -> Vec<u8> {
     for word in [0u32, 0, 65_535, 1] {
         out.extend(word.to_le_bytes());
     }
-    for n in 0..seconds * 50 {
-        let micros = u64::from(n) * 20_000;
+    let mut samples_before = 0u32;
+    for (n, payload) in frames.iter().enumerate() {
+        let udp_len = 8 + 12 + payload.len();
+        let ip_len = 20 + udp_len;
+        let frame_len = 14 + ip_len;
+        let micros = u64::from(samples_before) * 125;
         for word in [
             (micros / 1_000_000) as u32,
             (micros % 1_000_000) as u32,
@@ -122,11 +123,58 @@ fn silence_pcap(seconds: u32) -> Vec<u8> {
         out.extend(0u16.to_be_bytes());
         out.extend([0x80, if n == 0 { 0x80 | 8 } else { 8 }]);
         out.extend((n as u16).to_be_bytes());
-        out.extend((n * PAYLOAD as u32).to_be_bytes());
+        out.extend(samples_before.to_be_bytes());
         out.extend(0x5113_7e00u32.to_be_bytes());
-        out.extend([0xd5u8; PAYLOAD]); // A-law zero
+        out.extend(payload);
+        samples_before += payload.len() as u32;
     }
     out
+}
+
+/// `seconds` of a silent line: 20 ms PCMA frames of A-law zero.
+fn silence(seconds: f64) -> Vec<Vec<u8>> {
+    vec![vec![0xd5u8; 160]; (seconds * 50.0) as usize]
+}
+
+/// sip-tester's G.711 A-law speech sample (about 7 s), as its RTP payloads.
+fn speech() -> Vec<Vec<u8>> {
+    let path = common::sipp_pcap_dir().join("g711a.pcap");
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(data[..4], [0xd4, 0xc3, 0xb2, 0xa1], "a little-endian pcap");
+    let mut payloads = Vec::new();
+    let mut offset = 24;
+    while offset + 16 <= data.len() {
+        let captured = u32::from_le_bytes(data[offset + 8..offset + 12].try_into().unwrap());
+        let frame = &data[offset + 16..offset + 16 + captured as usize];
+        offset += 16 + captured as usize;
+        let ip = &frame[14..];
+        let rtp = &ip[usize::from(ip[0] & 0x0f) * 4 + 8..];
+        assert_eq!(rtp[1] & 0x7f, 8, "PCMA");
+        payloads.push(rtp[12 + 4 * usize::from(rtp[0] & 0x0f)..].to_vec());
+    }
+    payloads
+}
+
+/// A key as a trunk sends it in the audio: its two tones (`low`, `high` Hz) for `ms`,
+/// each at -10 dBm0, in 20 ms PCMA frames.
+fn key_tone(low: f64, high: f64, ms: usize) -> Vec<Vec<u8>> {
+    let amplitude = 22_663.0 * 10f64.powf(-10.0 / 20.0);
+    let samples: Vec<i16> = (0..ms * 8)
+        .map(|n| {
+            let t = n as f64 / 8000.0;
+            let x = (2.0 * std::f64::consts::PI * low * t).sin()
+                + (2.0 * std::f64::consts::PI * high * t).sin();
+            (amplitude * x) as i16
+        })
+        .collect();
+    samples
+        .chunks(160)
+        .map(|frame| {
+            let mut encoded = Vec::new();
+            g711::encode(Codec::Pcma, frame, &mut encoded);
+            encoded
+        })
+        .collect()
 }
 
 /// Runs `f` against the engine's work-order store.
@@ -402,12 +450,22 @@ fn sound_stretches(samples: &[i16], rms: f64, bridge: f64) -> Vec<(f64, f64)> {
     stretches
 }
 
-/// R27 (and R2's `silent`) with the shipped dialplan: a caller who neither speaks nor presses a key hears
-/// the greeting and menu, then "您好,请问有什么可以帮您?" three times with the script's
-/// pause after each, then the goodbye; the hotline hangs up (the caller's scenario
-/// fails without the BYE) and the work order's category is `silent`.
-#[test]
-fn a_silent_caller_hears_the_greeting_three_repeats_and_the_goodbye_r2_r27() {
+/// What the shipped dialplan does with a caller who says nothing, in seconds, read
+/// from the file and the prompts' lengths.
+struct SilentCallerScript {
+    /// The welcome menu's prompts (the greeting, then the menu).
+    greeting: f64,
+    /// The menu's wait for a key after its prompts.
+    menu_timeout: f64,
+    repeats: usize,
+    /// "您好,请问有什么可以帮您?"
+    repeat: f64,
+    /// The wait after each repeat.
+    wait: f64,
+    goodbye: f64,
+}
+
+fn shipped_silent_caller_script() -> SilentCallerScript {
     let plan: toml::Value = toml::from_str(&std::fs::read_to_string(shipped_dialplan()).unwrap())
         .expect("the shipped dialplan is TOML");
     let node = |name: &str| {
@@ -422,22 +480,41 @@ fn a_silent_caller_hears_the_greeting_three_repeats_and_the_goodbye_r2_r27() {
     let (welcome, script) = (node("welcome"), node("silent-caller"));
     assert_eq!(welcome["on_silence"].as_str(), Some("silent-caller"));
     let seconds = |file: &toml::Value| wav_seconds(&prompts_dir().join(file.as_str().unwrap()));
-    let greeting: f64 = welcome["prompts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(seconds)
-        .sum();
-    let menu_timeout = welcome["timeout_seconds"].as_integer().unwrap() as f64;
-    let repeats = script["repeats"].as_integer().unwrap() as usize;
-    let wait = script["wait_seconds"].as_integer().unwrap() as f64;
-    let (repeat, goodbye) = (seconds(&script["prompt"]), seconds(&script["goodbye"]));
+    SilentCallerScript {
+        greeting: welcome["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(seconds)
+            .sum(),
+        menu_timeout: welcome["timeout_seconds"].as_integer().unwrap() as f64,
+        repeats: script["repeats"].as_integer().unwrap() as usize,
+        repeat: seconds(&script["prompt"]),
+        wait: script["wait_seconds"].as_integer().unwrap() as f64,
+        goodbye: seconds(&script["goodbye"]),
+    }
+}
+
+/// R27 (and R2's `silent`) with the shipped dialplan: a caller who neither speaks nor presses a key hears
+/// the greeting and menu, then "您好,请问有什么可以帮您?" three times with the script's
+/// pause after each, then the goodbye; the hotline hangs up (the caller's scenario
+/// fails without the BYE) and the work order's category is `silent`.
+#[test]
+fn a_silent_caller_hears_the_greeting_three_repeats_and_the_goodbye_r2_r27() {
+    let SilentCallerScript {
+        greeting,
+        menu_timeout,
+        repeats,
+        repeat,
+        wait,
+        goodbye,
+    } = shipped_silent_caller_script();
     assert_eq!(repeats, 3, "R27: three times");
 
     let engine = engine_on_shipped_plan();
     let expected = greeting + menu_timeout + repeats as f64 * (repeat + wait) + goodbye;
     Sipp::new("caller_silent.xml", engine.sip)
-        .with_file("silence.pcap", &silence_pcap(expected as u32 + 60))
+        .with_file("silence.pcap", &pcma_capture(&silence(expected + 60.0)))
         .args(["-m", "1"])
         .run(Duration::from_secs(240))
         .assert_success_against(&engine);
@@ -492,6 +569,109 @@ fn a_silent_caller_hears_the_greeting_three_repeats_and_the_goodbye_r2_r27() {
     assert!(
         total > expected - 1.0,
         "the recording ({total:.1} s) holds the whole script ({expected:.1} s)"
+    );
+}
+
+/// R27: a caller who talks but presses no key is not taken for silent. The speech
+/// (sip-tester's sample, on a trunk without telephone-events, so the in-band key
+/// detector hears it too) is neither a key nor silence: when the menu times out the
+/// call goes to the queue, not to the no-answer script.
+#[test]
+fn a_caller_who_speaks_without_pressing_a_key_is_queued_not_taken_for_silent_r27() {
+    let script = shipped_silent_caller_script();
+    let engine = engine_on_shipped_plan();
+    let mut audio = silence(1.0);
+    audio.extend(speech());
+    let stay = script.greeting + script.menu_timeout + 5.0;
+    Sipp::new("caller_plays_audio.xml", engine.sip)
+        .with_file("audio.pcap", &pcma_capture(&audio))
+        .args(["-m", "1", "-d", &((stay * 1000.0) as u64).to_string()])
+        .run(Duration::from_secs(120))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    assert_eq!(
+        orders[0].queue.as_deref(),
+        Some("general"),
+        "{:?}",
+        orders[0]
+    );
+    assert_eq!(
+        orders[0].category, None,
+        "no key, no category: {:?}",
+        orders[0]
+    );
+    assert_eq!(
+        engine.metric("hotline_calls_queued_total", "queue=\"general\""),
+        1.0
+    );
+}
+
+/// R27: a caller silent through the greeting who speaks during the no-answer
+/// script's first pause is taken to the queue (`on_voice`): no more repeats, no
+/// goodbye, no `silent` category.
+#[test]
+fn a_caller_who_speaks_during_the_no_answer_script_goes_to_the_queue_r27() {
+    let script = shipped_silent_caller_script();
+    let engine = engine_on_shipped_plan();
+    // Silent until the middle of the pause after the first "您好,请问有什么可以帮您?".
+    let speaks_at = script.greeting + script.menu_timeout + script.repeat + script.wait / 2.0;
+    let mut audio = silence(speaks_at);
+    audio.extend(speech());
+    Sipp::new("caller_plays_audio.xml", engine.sip)
+        .with_file("audio.pcap", &pcma_capture(&audio))
+        .args([
+            "-m",
+            "1",
+            "-d",
+            &(((speaks_at + 12.0) * 1000.0) as u64).to_string(),
+        ])
+        .run(Duration::from_secs(120))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let order = &orders[0];
+    assert_eq!(order.queue.as_deref(), Some("general"), "{order:?}");
+    assert_ne!(order.category, Some(Category::Silent), "{order:?}");
+    assert_eq!(
+        order.hangup_side,
+        Some(HangupSide::Caller),
+        "the caller, not the script, ended the call: {order:?}"
+    );
+}
+
+/// R29's fallback for trunks without telephone-events: the key's tones in the audio
+/// (3: 697 Hz + 1477 Hz, 100 ms) choose the menu entry: a complaint, in `general`.
+#[test]
+fn an_in_band_key_tone_chooses_the_menu_entry_r1_r29() {
+    let engine = engine_on_shipped_plan();
+    let mut audio = silence(1.0);
+    audio.extend(key_tone(697.0, 1477.0, 100));
+    audio.extend(silence(2.0));
+    Sipp::new("caller_plays_audio.xml", engine.sip)
+        .with_file("audio.pcap", &pcma_capture(&audio))
+        .args(["-m", "1", "-d", "4000"])
+        .run(Duration::from_secs(60))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    assert_eq!(
+        orders[0].category,
+        Some(Category::Complaint),
+        "{:?}",
+        orders[0]
+    );
+    assert_eq!(
+        orders[0].queue.as_deref(),
+        Some("general"),
+        "{:?}",
+        orders[0]
     );
 }
 
