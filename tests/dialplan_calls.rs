@@ -1,12 +1,14 @@
 //! Black-box IVR: the engine on 127.0.0.1 running a dialplan (the shipped
 //! `dialplans/8890.toml`, or a small one a test writes), callers as SIPp pressing keys
-//! with RFC 4733 telephone-events (sip-tester's `dtmf_2833_N.pcap`) or SIP INFO, agents'
-//! softphones as SIPp. What the caller chose is read back from the work orders, the
-//! metrics, the recording and the engine's log: the menu leads to the right queue and
-//! category (R1, R2, R15), complaints overtake consultations (R15), the survey stores the
-//! caller's rating of the agent (R8, R24), a silent caller hears the greeting and three
-//! repeats and is hung up on (R27), and a reload changes the flow for new calls only
-//! when the new file is valid.
+//! with RFC 4733 telephone-events (sip-tester's `dtmf_2833_N.pcap`, or a capture the
+//! test builds), SIP INFO or in-band tones, agents' softphones as SIPp. What the caller
+//! chose is read back from the work orders, the metrics, the recording and the engine's
+//! log: the menu leads to the right queue, category and priority (R1, R15, R29),
+//! complaints overtake consultations, the survey stores the caller's rating of the agent
+//! (R7, R8, R24), a silent caller hears the greeting and three repeats and is hung up on
+//! while one who speaks is not (R2, R27), a waiting caller can ask for a callback or is
+//! promised one when the queue gives up (R3), and a reload changes the flow for new
+//! calls only when the new file is valid (R4).
 
 mod common;
 
@@ -78,9 +80,19 @@ fn caller_pressing(engine: &Engine, key: &str, stay: Duration) -> Sipp {
         .args(["-m", "1", "-d", &stay.as_millis().to_string()])
 }
 
-/// A caller's audio as a capture SIPp can replay (Ethernet, IPv4, UDP, RTP): one PCMA
-/// packet per frame, each frame's length in samples setting the pace and timestamps.
-fn pcma_capture(frames: &[Vec<u8>]) -> Vec<u8> {
+/// One RTP packet of a caller's capture.
+struct RtpPacket {
+    /// When it is sent, in microseconds from the start of the capture.
+    at_micros: u64,
+    payload_type: u8,
+    marker: bool,
+    timestamp: u32,
+    payload: Vec<u8>,
+}
+
+/// Packets as a capture SIPp can replay (Ethernet, IPv4, UDP, RTP with one SSRC and
+/// consecutive sequence numbers).
+fn capture(packets: &[RtpPacket]) -> Vec<u8> {
     let mut out = Vec::new();
     // pcap global header: magic, version 2.4, UTC, accuracy, snap length, Ethernet.
     out.extend(0xa1b2_c3d4u32.to_le_bytes());
@@ -89,15 +101,13 @@ fn pcma_capture(frames: &[Vec<u8>]) -> Vec<u8> {
     for word in [0u32, 0, 65_535, 1] {
         out.extend(word.to_le_bytes());
     }
-    let mut samples_before = 0u32;
-    for (n, payload) in frames.iter().enumerate() {
-        let udp_len = 8 + 12 + payload.len();
+    for (n, packet) in packets.iter().enumerate() {
+        let udp_len = 8 + 12 + packet.payload.len();
         let ip_len = 20 + udp_len;
         let frame_len = 14 + ip_len;
-        let micros = u64::from(samples_before) * 125;
         for word in [
-            (micros / 1_000_000) as u32,
-            (micros % 1_000_000) as u32,
+            (packet.at_micros / 1_000_000) as u32,
+            (packet.at_micros % 1_000_000) as u32,
             frame_len as u32,
             frame_len as u32,
         ] {
@@ -121,14 +131,85 @@ fn pcma_capture(frames: &[Vec<u8>]) -> Vec<u8> {
         out.extend(6000u16.to_be_bytes());
         out.extend((udp_len as u16).to_be_bytes());
         out.extend(0u16.to_be_bytes());
-        out.extend([0x80, if n == 0 { 0x80 | 8 } else { 8 }]);
+        out.extend([0x80, u8::from(packet.marker) << 7 | packet.payload_type]);
         out.extend((n as u16).to_be_bytes());
-        out.extend(samples_before.to_be_bytes());
+        out.extend(packet.timestamp.to_be_bytes());
         out.extend(0x5113_7e00u32.to_be_bytes());
-        out.extend(payload);
-        samples_before += payload.len() as u32;
+        out.extend(&packet.payload);
     }
     out
+}
+
+/// A caller's audio as a capture: one PCMA packet per frame, each frame's length in
+/// samples setting the pace and the timestamps.
+fn pcma_capture(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut samples_before = 0u32;
+    let packets: Vec<RtpPacket> = frames
+        .iter()
+        .map(|frame| {
+            let packet = RtpPacket {
+                at_micros: u64::from(samples_before) * 125,
+                payload_type: 8,
+                marker: samples_before == 0,
+                timestamp: samples_before,
+                payload: frame.clone(),
+            };
+            samples_before += frame.len() as u32;
+            packet
+        })
+        .collect();
+    capture(&packets)
+}
+
+/// A silent line (PCMA) `seconds` long on which the caller presses `keys` at the given
+/// seconds, as a phone sends them with RFC 4733 (payload type 101): each key 100 ms,
+/// an event packet every 20 ms in place of the audio, the end packet sent three times.
+fn line_with_keys(seconds: f64, keys: &[(f64, char)]) -> Vec<u8> {
+    const KEY_FRAMES: u32 = 5;
+    let frames = (seconds * 50.0) as u32;
+    let mut packets = Vec::new();
+    let mut frame = 0;
+    while frame < frames {
+        let at_micros = u64::from(frame) * 20_000;
+        let timestamp = frame * 160;
+        let pressed = keys
+            .iter()
+            .find(|(at, _)| (at * 50.0) as u32 == frame)
+            .map(|(_, key)| *key);
+        let Some(key) = pressed else {
+            packets.push(RtpPacket {
+                at_micros,
+                payload_type: 8,
+                marker: frame == 0,
+                timestamp,
+                payload: vec![0xd5; 160],
+            });
+            frame += 1;
+            continue;
+        };
+        let event = match key {
+            '*' => 10,
+            '#' => 11,
+            digit => digit.to_digit(10).expect("a keypad key") as u8,
+        };
+        for step in 1..=KEY_FRAMES {
+            let end = step == KEY_FRAMES;
+            let duration = (step * 160) as u16;
+            let mut payload = vec![event, if end { 0x80 | 10 } else { 10 }];
+            payload.extend(duration.to_be_bytes());
+            for _ in 0..if end { 3 } else { 1 } {
+                packets.push(RtpPacket {
+                    at_micros: at_micros + u64::from(step - 1) * 20_000,
+                    payload_type: 101,
+                    marker: step == 1,
+                    timestamp,
+                    payload: payload.clone(),
+                });
+            }
+        }
+        frame += KEY_FRAMES;
+    }
+    capture(&packets)
 }
 
 /// `seconds` of a silent line: 20 ms PCMA frames of A-law zero.
@@ -405,6 +486,141 @@ fn after_the_agent_hangs_up_the_callers_rating_is_stored_r7_r8_r24() {
         engine.metric("hotline_survey_ratings_total", "agent=\"1001\",score=\"4\""),
         1.0,
         "counted for the agent"
+    );
+}
+
+/// R24 with a wrong key first: 9 is not on the 1–5 scale and is not stored (the survey
+/// replays its question); the 2 pressed after it is stored (dissatisfied) and counted
+/// for the agent. Keys from a phone's RFC 4733 stream: 1 at the menu, then 9 and 2
+/// while the survey plays (it starts once the agent has talked three seconds).
+#[test]
+fn a_wrong_key_in_the_survey_is_asked_again_and_the_next_rating_is_stored_r24() {
+    let engine = engine_on_shipped_plan();
+    let _phone = agent_phone(
+        &engine,
+        "1001",
+        "agent_hangup_first.xml",
+        Duration::from_secs(120),
+    );
+    engine.log_in_when_registered(&["1001"]);
+    Sipp::new("caller_keys_until_bye.xml", engine.sip)
+        .with_file(
+            "keys.pcap",
+            &line_with_keys(60.0, &[(1.0, '1'), (16.0, '9'), (19.0, '2')]),
+        )
+        .args(["-m", "1"])
+        .run(Duration::from_secs(150))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let order = &orders[0];
+    assert_eq!(order.agent.as_deref(), Some("1001"), "{order:?}");
+    assert_eq!(
+        order_file(&engine, order).matter.service_rating,
+        Some(Satisfaction::Dissatisfied),
+        "2 on 1–5"
+    );
+    let trail = order_events(&engine, order);
+    let ratings: Vec<_> = trail
+        .iter()
+        .filter(|e| e.detail.contains("survey:"))
+        .map(|e| e.detail.clone())
+        .collect();
+    assert_eq!(
+        ratings.len(),
+        1,
+        "one rating, not the wrong key: {trail:#?}"
+    );
+    assert!(
+        ratings[0].contains("survey: 2 on 1–5 for agent 1001"),
+        "{ratings:?}"
+    );
+    let metrics = engine.metrics();
+    assert_eq!(
+        common::metric_value(
+            &metrics,
+            "hotline_survey_ratings_total",
+            "agent=\"1001\",score=\"2\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        common::metric_value(
+            &metrics,
+            "hotline_survey_ratings_total",
+            "agent=\"1001\",score=\"9\""
+        ),
+        0.0
+    );
+}
+
+/// While waiting, the shipped queue offers a callback on key 1: the caller who chose
+/// a consultation with 1 and presses 1 again leaves the queue, hears that the hotline
+/// will call back, and is hung up on; the request is on the work order. The same key
+/// twice (two presses, two RFC 4733 events) counts twice.
+#[test]
+fn a_caller_waiting_in_the_queue_asks_for_a_callback_with_a_key() {
+    let engine = engine_on_shipped_plan();
+    Sipp::new("caller_keys_until_bye.xml", engine.sip)
+        .with_file(
+            "keys.pcap",
+            &line_with_keys(60.0, &[(1.0, '1'), (5.0, '1')]),
+        )
+        .args(["-m", "1"])
+        .run(Duration::from_secs(120))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let order = &orders[0];
+    assert_eq!(order.category, Some(Category::Consultation), "{order:?}");
+    assert_eq!(order.queue.as_deref(), Some("general"), "{order:?}");
+    assert_eq!(order.agent, None, "{order:?}");
+    assert_eq!(order.hangup_side, Some(HangupSide::Hotline), "{order:?}");
+    let trail = order_events(&engine, order);
+    assert!(
+        trail.iter().any(|e| e
+            .detail
+            .contains("asked to be called back instead of waiting in general")),
+        "{trail:#?}"
+    );
+}
+
+/// When the queue's maximum wait passes with no agent (the agents file's overflow to
+/// the dialplan), the shipped plan promises a callback (R3: not cut off): the request
+/// goes on the work order and the hotline hangs up after saying so.
+#[test]
+fn a_caller_who_waited_the_queues_maximum_is_promised_a_callback_r3() {
+    let engine = Engine::start(EngineOptions {
+        agents_toml: SHIPPED_PLAN_AGENTS.replacen(
+            "max_wait_seconds = 300",
+            "max_wait_seconds = 3\noverflow = \"dialplan:callback-after-overflow\"",
+            1,
+        ),
+        extra_config: ivr_config(&shipped_dialplan()),
+        ..EngineOptions::default()
+    });
+    Sipp::new("caller_keys_until_bye.xml", engine.sip)
+        .with_file("keys.pcap", &line_with_keys(60.0, &[(1.0, '1')]))
+        .args(["-m", "1"])
+        .run(Duration::from_secs(120))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let order = &orders[0];
+    assert_eq!(order.queue.as_deref(), Some("general"), "{order:?}");
+    assert_eq!(order.hangup_side, Some(HangupSide::Hotline), "{order:?}");
+    let trail = order_events(&engine, order);
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.detail.contains("the caller is to be called back")),
+        "{trail:#?}"
     );
 }
 
