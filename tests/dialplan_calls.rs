@@ -494,7 +494,7 @@ fn after_the_agent_hangs_up_the_callers_rating_is_stored_r7_r8_r24() {
 /// for the agent. Keys from a phone's RFC 4733 stream: 1 at the menu, then 9 and 2
 /// while the survey plays (it starts once the agent has talked three seconds).
 #[test]
-fn a_wrong_key_in_the_survey_is_asked_again_and_the_next_rating_is_stored_r24() {
+fn a_wrong_key_in_the_survey_is_not_stored_and_the_next_rating_is_r24() {
     let engine = engine_on_shipped_plan();
     let _phone = agent_phone(
         &engine,
@@ -932,7 +932,7 @@ prompts = ["closing.wav"]
     )
 }
 
-/// R4: `POST /reload` with a changed dialplan, no restart: new calls take the new version, a call in
+/// R4: `POST /reload` (and SIGHUP) with a changed dialplan, no restart: new calls take the new version, a call in
 /// progress finishes on the one it started with; a reload with an invalid file is
 /// refused (422, with file:line: reason) and the old version stays.
 #[test]
@@ -981,10 +981,30 @@ fn reloading_the_dialplan_changes_new_calls_and_an_invalid_file_keeps_the_old_on
     caller_pressing(&engine, "3", Duration::from_secs(2))
         .run(Duration::from_secs(60))
         .assert_success_against(&engine);
-    wait_for_metric(&engine, "hotline_recordings_written_total", "", 3.0);
+
+    // SIGHUP reloads the same way.
+    std::fs::write(&dialplan, reload_plan("suggestion")).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &engine.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !engine.log().contains("reloaded (SIGHUP)") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload after SIGHUP:\n{}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    caller_pressing(&engine, "3", Duration::from_secs(2))
+        .run(Duration::from_secs(60))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 4.0);
 
     let mut by_time = work_orders(&engine);
-    assert_eq!(by_time.len(), 3, "{by_time:#?}");
+    assert_eq!(by_time.len(), 4, "{by_time:#?}");
     by_time.sort_by_key(|o| o.offered_at);
     assert!(
         by_time
@@ -998,9 +1018,10 @@ fn reloading_the_dialplan_changes_new_calls_and_an_invalid_file_keeps_the_old_on
         [
             Some(Category::Complaint),
             Some(Category::Report),
-            Some(Category::Report)
+            Some(Category::Report),
+            Some(Category::Suggestion)
         ],
-        "the call in progress kept its version; the next took the new one; the broken file changed nothing"
+        "the call in progress kept its version; the next took the new one; the broken file changed nothing; SIGHUP reloaded"
     );
 }
 
