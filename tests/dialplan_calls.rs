@@ -624,6 +624,48 @@ fn a_caller_who_waited_the_queues_maximum_is_promised_a_callback_r3() {
     );
 }
 
+/// R24 on a trunk without telephone-events: the rating is an in-band tone too. The
+/// caller chooses 1 with its tones, talks to the agent (sip-tester's speech sample, which
+/// must not be taken for a key), and after the agent has left presses 5 in the audio.
+#[test]
+fn an_in_band_rating_after_the_agent_leaves_is_stored_r24() {
+    let engine = engine_on_shipped_plan();
+    let _phone = agent_phone(
+        &engine,
+        "1001",
+        "agent_hangup_first.xml",
+        Duration::from_secs(120),
+    );
+    engine.log_in_when_registered(&["1001"]);
+    let mut audio = silence(1.0);
+    audio.extend(key_tone(697.0, 1209.0, 100)); // 1
+    audio.extend(speech());
+    audio.extend(silence(8.0));
+    audio.extend(key_tone(770.0, 1336.0, 100)); // 5
+    audio.extend(silence(40.0));
+    Sipp::new("caller_audio_until_bye.xml", engine.sip)
+        .with_file("audio.pcap", &pcma_capture(&audio))
+        .args(["-m", "1"])
+        .run(Duration::from_secs(150))
+        .assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let order = &orders[0];
+    assert_eq!(order.category, Some(Category::Consultation), "{order:?}");
+    assert_eq!(order.agent.as_deref(), Some("1001"), "{order:?}");
+    assert_eq!(
+        order_file(&engine, order).matter.service_rating,
+        Some(Satisfaction::Satisfied),
+        "5 on 1–5"
+    );
+    assert_eq!(
+        engine.metric("hotline_survey_ratings_total", "agent=\"1001\",score=\"5\""),
+        1.0
+    );
+}
+
 /// One channel of a stereo recording, as samples.
 fn channel(path: &Path, channel: usize) -> Vec<i16> {
     let mut reader = hound::WavReader::open(path).expect("hound opens the recording");
