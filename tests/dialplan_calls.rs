@@ -332,7 +332,8 @@ fn rfc4733_keys_choose_the_menu_entry_its_queue_and_priority_r1_r15_r29() {
     assert_eq!(orders.len(), 3, "{orders:#?}");
     order_with(&orders, Category::Consultation, Some("general"));
     order_with(&orders, Category::Complaint, Some("general"));
-    let about_hotline = order_with(&orders, Category::Complaint, Some("complaints"));
+    // R15: a complaint about the hotline is filed where agents cannot read it.
+    let about_hotline = order_with(&orders, Category::ServiceComplaint, Some("complaints"));
     let trail = order_events(&engine, about_hotline);
     assert!(
         trail
