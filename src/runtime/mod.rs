@@ -15,6 +15,7 @@
 //! grace period, then BYE; calls whose peers do not answer the BYE within a short bound
 //! are closed anyway; recordings and work orders are finalised before exit.
 
+pub mod callbacks;
 pub mod limits;
 pub mod media;
 pub mod memory;
@@ -66,6 +67,9 @@ pub enum EngineError {
     /// The work order store could not be opened or read.
     #[error("work order store: {0}")]
     Store(#[from] crate::workorder::StoreError),
+    /// The callback store could not be opened or read.
+    #[error("callback store: {0}")]
+    Callbacks(#[from] crate::callbacks::CallbackStoreError),
     /// The recordings directory could not be created or scanned.
     #[error("recordings: {0}")]
     Recording(#[from] crate::recording::RecordingError),
@@ -158,6 +162,7 @@ pub async fn list_work_orders(config: &Config, limit: usize) -> Result<String, E
 /// Runs the engine until `shutdown` resolves, then shuts down in phases.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
     let metrics = crate::metrics::install_recorder()?;
+    crate::callbacks::metrics::describe();
 
     // Everything that can fail on a bad installation fails here, before any port.
     let agents = config.load_agents()?;
@@ -192,7 +197,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // A fresh digest secret per start: nonces from before a restart are answered
     // `stale`, which phones retry without asking their user.
     let settings = SwitchSettings::from_config(&config, rand::random());
-    let switch = Switch::new(
+    let mut switch = Switch::new(
         settings,
         &agents,
         prompts,
@@ -201,6 +206,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         wall,
         &history,
     )?;
+    let callback_store = callbacks::open_store(&config).await?;
+    if let Some(callback_store) = &callback_store {
+        callbacks::restore(&mut switch, callback_store.as_ref(), &config).await?;
+    }
 
     match limits::apply(&config)? {
         limits::FdOutcome::ShortWarned(message) => warn!("{message}"),
@@ -293,7 +302,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         transports_stopped.clone(),
     )));
 
-    let (store_writer, store_task) = StoreWriter::start(store);
+    let (store_writer, store_task) = StoreWriter::start_with_callbacks(store, callback_store);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let media = MediaRuntime::new(
         RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),

@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::callbacks::{CallbackStore, CallbackStoreError};
 use crate::switch::StoreWrite;
 use crate::workorder::{StoreError, WorkOrderId, WorkOrderStore};
 
@@ -40,9 +41,18 @@ impl StoreWriter {
     /// Starts the writer task over `store`; it ends when every `StoreWriter` is dropped
     /// and the queue is drained.
     pub fn start(store: Arc<dyn WorkOrderStore>) -> (StoreWriter, tokio::task::JoinHandle<()>) {
+        Self::start_with_callbacks(store, None)
+    }
+
+    /// [`StoreWriter::start`], with the callback tasks' saves going to `callbacks`
+    /// (in the same order as the work-order writes of their work order).
+    pub fn start_with_callbacks(
+        store: Arc<dyn WorkOrderStore>,
+        callbacks: Option<Arc<dyn CallbackStore>>,
+    ) -> (StoreWriter, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let backlog = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(store, receiver, backlog.clone()));
+        let task = tokio::spawn(run(store, callbacks, receiver, backlog.clone()));
         (StoreWriter { queue, backlog }, task)
     }
 
@@ -80,6 +90,7 @@ const MAX_BATCH: usize = 256;
 
 async fn run(
     store: Arc<dyn WorkOrderStore>,
+    callbacks: Option<Arc<dyn CallbackStore>>,
     mut receiver: mpsc::Receiver<StoreWrite>,
     backlog: Arc<AtomicUsize>,
 ) {
@@ -104,7 +115,7 @@ async fn run(
         futures_util::future::join_all(
             groups
                 .iter()
-                .map(|writes| apply_in_order(store.as_ref(), writes)),
+                .map(|writes| apply_in_order(store.as_ref(), callbacks.as_deref(), writes)),
         )
         .await;
         let left = backlog
@@ -115,8 +126,19 @@ async fn run(
 }
 
 /// One work order's writes, in order, each retried while the store is unavailable.
-async fn apply_in_order(store: &dyn WorkOrderStore, writes: &[StoreWrite]) {
+async fn apply_in_order(
+    store: &dyn WorkOrderStore,
+    callbacks: Option<&dyn CallbackStore>,
+    writes: &[StoreWrite],
+) {
     for write in writes {
+        if let StoreWrite::Callback(task) = write {
+            match callbacks {
+                Some(callbacks) => save_callback(callbacks, task).await,
+                None => warn!(task = %task.id, "no callback store: task not saved"),
+            }
+            continue;
+        }
         let mut delay = FIRST_RETRY;
         loop {
             match apply(store, write).await {
@@ -145,8 +167,33 @@ fn retryable(error: &StoreError) -> bool {
     error.is_transient()
 }
 
+/// One callback task's save, retried while the store is unavailable (R20: a task the
+/// scheduler made must survive a restart).
+async fn save_callback(callbacks: &dyn CallbackStore, task: &crate::callbacks::CallbackTask) {
+    let mut delay = FIRST_RETRY;
+    loop {
+        match callbacks.save(task).await {
+            Ok(()) => return,
+            Err(e @ (CallbackStoreError::Query(_) | CallbackStoreError::Connect(_))) => {
+                warn!(error = %e, task = %task.id, "callback save failed; retrying");
+                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL).increment(1);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY);
+            }
+            Err(e) => {
+                error!(error = %e, task = %task.id, "callback save refused");
+                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL).increment(1);
+                return;
+            }
+        }
+    }
+}
+
 async fn apply(store: &dyn WorkOrderStore, write: &StoreWrite) -> Result<(), StoreError> {
     match write {
+        StoreWrite::Note { id, at, text } => store.add_note(id, text, "engine", *at).await,
+        // Saved by `save_callback`, never here.
+        StoreWrite::Callback(_) => Ok(()),
         StoreWrite::Create(order) => match store.create(order).await {
             Err(StoreError::Duplicate(_)) => Ok(()),
             other => other,

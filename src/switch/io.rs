@@ -155,6 +155,16 @@ pub enum StoreWrite {
         /// expired, maximum length, shutdown), for the log and the work order.
         reason: Option<&'static str>,
     },
+    /// A line on a work order's trail: a callback attempt's outcome on the work order
+    /// the callback belongs to.
+    Note {
+        id: WorkOrderId,
+        at: DateTime<Utc>,
+        text: String,
+    },
+    /// A callback task as it now is (R20: tasks survive a restart); the task's own
+    /// store keeps it, the number in full (R12: only there).
+    Callback(Box<crate::callbacks::CallbackTask>),
 }
 
 impl StoreWrite {
@@ -164,7 +174,9 @@ impl StoreWrite {
             StoreWrite::Answered { id, .. }
             | StoreWrite::Queued { id, .. }
             | StoreWrite::Connected { id, .. }
-            | StoreWrite::Ended { id, .. } => id,
+            | StoreWrite::Ended { id, .. }
+            | StoreWrite::Note { id, .. } => id,
+            StoreWrite::Callback(task) => &task.work_order,
         }
     }
 }
@@ -229,6 +241,8 @@ pub enum Command {
         /// The number the destination's display shows.
         caller_id: Option<String>,
     },
+    /// Create, list, reschedule or cancel callbacks (R17–R20).
+    Callbacks(super::callbacks::CallbackCommand),
     /// Shutdown, first phase: new INVITEs get `503`.
     StopAccepting,
     /// Shutdown, second phase: every call is hung up (BYE).
@@ -302,6 +316,7 @@ pub enum Reply {
     Reload(Result<(), CommandError>),
     /// The work order of the call placed.
     Originated(Result<WorkOrderId, CommandError>),
+    Callbacks(super::callbacks::CallbackReply),
     Done,
 }
 

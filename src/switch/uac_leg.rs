@@ -29,6 +29,9 @@ pub struct UacTarget {
     /// behind NAT, and over TCP it is the open connection), or the destination's host.
     pub destination: std::net::SocketAddr,
     pub transport: TransportKind,
+    /// Extra headers on the INVITE, name and value: a callback's
+    /// `X-Hotline-Work-Order` for the agent's softphone.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Why the peer's answer could not be used.
@@ -88,16 +91,18 @@ impl UacLeg {
         let bad_target = || LegError::BadTarget(target.contact.to_string());
         let from = local.parsed_uri("hotline").ok_or_else(bad_target)?;
         let to = Uri::try_from(target.to.as_str()).map_err(|_| bad_target())?;
-        let invite = RequestBuilder::new(Method::Invite, target.contact.clone())
+        let mut request = RequestBuilder::new(Method::Invite, target.contact.clone())
             .via(&local, &branch)
             .from(&from, Some(display), &local_tag)
             .to(&to, None)
             .call_id(call_id.clone())
             .cseq(1)
             .contact(&local, "hotline")
-            .header(builder::allow(super::ALLOWED_METHODS))
-            .body("application/sdp", offer.into_bytes())
-            .build();
+            .header(builder::allow(super::ALLOWED_METHODS));
+        for (name, value) in &target.headers {
+            request = request.header(crate::sip::message::make_header(name, value.clone()));
+        }
+        let invite = request.body("application/sdp", offer.into_bytes()).build();
         let invite_key = TransactionKey::rfc3261(&branch, KeyMethod::Invite, &local.host_port());
         Ok(UacLeg {
             call_id,
@@ -238,6 +243,7 @@ mod tests {
                 to: "sip:1001@127.0.0.1".into(),
                 destination: "127.0.0.1:5071".parse().unwrap(),
                 transport: TransportKind::Udp,
+                headers: vec![("X-Hotline-Work-Order".into(), "WO-1".into())],
             },
             LocalContact {
                 ip: "127.0.0.1".parse().unwrap(),
@@ -295,6 +301,7 @@ mod tests {
         let text = leg.invite_bytes();
         let text = String::from_utf8_lossy(&text);
         assert!(text.contains("\"139****0001\""), "{text}");
+        assert!(text.contains("X-Hotline-Work-Order: WO-1\r\n"), "{text}");
         let offered = sdp::negotiate(&invite.body, &[Codec::Pcmu]).expect("our offer");
         assert_eq!(offered.remote_rtp.port(), 20002);
     }

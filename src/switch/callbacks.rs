@@ -1,0 +1,478 @@
+//! Callbacks in the switch (pure): the callback [`Scheduler`] driven with the ACD's
+//! own view of agents and queues, so R9's inbound-first rule is decided where the
+//! queues are, in the same step as every other call decision.
+//!
+//! - After every step ([`Switch::settle`]) the scheduler sees an [`AgentPool`] taken from
+//!   the ACD: it preempts a ringing attempt whose agent now has an inbound call waiting,
+//!   and hands due tasks to free agents with none waiting.
+//! - Its dial orders become outbound calls (`outbound`): the agent's phone first, with
+//!   the work order in [`WORK_ORDER_HEADER`] and the reason in the display name, then
+//!   the citizen through the configured trunk. How each attempt ended goes back to the
+//!   scheduler and, as a note, onto the callback's work order.
+//! - Its saves leave as [`StoreWrite::Callback`] for the runtime's store writer.
+//! - Missed calls: the switch's own work-order writes say who called (Create), where
+//!   they waited (Queued), whether they reached an agent (Connected) or hung up in the
+//!   queue (Ended, abandoned): read here as they are queued, with no hook in the
+//!   inbound call itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::{StoreWrite, Switch};
+use crate::acd::CallKey;
+use crate::callbacks::api::CallbackView;
+use crate::callbacks::core::NewTask;
+use crate::callbacks::{
+    AgentPool, CallbackError, CallbackTask, DialOrder, DialOutcome, ListFilter, Output,
+    PhoneNumber, Scheduler, TaskId, WORK_ORDER_HEADER, Window,
+};
+use crate::config::callbacks::CallbacksConfig;
+use crate::workorder::{AbandonReason, CallOutcome, Direction, WorkOrderId};
+
+/// An agent whose phone could not be rung for a callback is not handed another one
+/// for this long (the ACD and the registrar disagreed for a moment).
+const REFUSED_AGENT_PAUSE: Duration = Duration::from_secs(30);
+
+/// What the API asks of the callbacks.
+#[derive(Clone, Debug)]
+pub enum CallbackCommand {
+    /// A validated new task (the API checked the work order exists).
+    Create(NewTask),
+    /// Open tasks passing the filter, most urgent first.
+    List(ListFilter),
+    Reschedule {
+        id: TaskId,
+        window: Window,
+    },
+    Cancel(TaskId),
+}
+
+/// The answer to a [`CallbackCommand`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallbackReply {
+    Task(Box<Result<CallbackView, CallbackError>>),
+    List(Vec<CallbackView>),
+    /// The engine runs without callbacks (no store was opened for them).
+    Disabled,
+}
+
+/// How one attempt's calls ended, as the outbound call tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AttemptEnd {
+    /// The agent's phone did not take the call (or hung up before the citizen
+    /// answered): not the citizen's doing, no attempt counted.
+    AgentFailed,
+    /// The citizen's leg got this final answer, with its SIP status (0: none came).
+    Dialled(DialOutcome, u16),
+    /// Given up for an inbound call (R9).
+    Preempted,
+    /// Connected, then ended.
+    Talked,
+}
+
+/// An inbound call's facts the missed-call rule needs, from its work-order writes.
+#[derive(Debug, Default)]
+struct SeenCall {
+    number: Option<PhoneNumber>,
+    queue: Option<String>,
+}
+
+/// The switch's callback state.
+#[derive(Debug)]
+pub(super) struct CallbackDesk {
+    scheduler: Scheduler,
+    /// The outbound call of each task being dialled or talked on.
+    calls: BTreeMap<TaskId, CallKey>,
+    /// Inbound calls in progress, by work order.
+    seen: HashMap<WorkOrderId, SeenCall>,
+    /// Writes at the head of the switch's store queue already read.
+    observed: usize,
+    /// Agents not to hand a callback to before the instant.
+    refused: BTreeMap<String, Instant>,
+}
+
+impl Switch {
+    /// Turns callbacks on with the store's open tasks (R20): a task that was dialing
+    /// when the engine stopped is pending again, one that was connected is done.
+    /// `highest` is the store's highest task id ever. Without `settings.trunk` tasks are
+    /// kept and listed but nobody is dialled.
+    pub fn enable_callbacks(
+        &mut self,
+        now: Instant,
+        settings: CallbacksConfig,
+        open: Vec<CallbackTask>,
+        highest: Option<TaskId>,
+    ) {
+        let wall = self.wall(now);
+        let restored = open.len();
+        let scheduler = Scheduler::restore(settings, wall, open, highest);
+        if restored > 0 {
+            info!(
+                restored,
+                "callback tasks restored from the store (dialing ones are pending again)"
+            );
+        }
+        self.callbacks = Some(Box::new(CallbackDesk {
+            scheduler,
+            calls: BTreeMap::new(),
+            seen: HashMap::new(),
+            observed: self.store.len(),
+            refused: BTreeMap::new(),
+        }));
+        self.settle(now);
+    }
+
+    /// The callback scheduler, when callbacks are on.
+    pub fn callback_scheduler(&self) -> Option<&Scheduler> {
+        self.callbacks.as_ref().map(|desk| &desk.scheduler)
+    }
+
+    /// The runtime took the oldest store write.
+    pub(super) fn callbacks_store_taken(&mut self) {
+        if let Some(desk) = self.callbacks.as_mut() {
+            desk.observed = desk.observed.saturating_sub(1);
+        }
+    }
+
+    /// When the scheduler next changes by the clock alone.
+    pub(super) fn callbacks_timeout(&self) -> Option<Instant> {
+        let desk = self.callbacks.as_ref()?;
+        if desk.scheduler.settings().trunk.is_none() || !self.accepting {
+            return None;
+        }
+        let at = desk.scheduler.poll_timeout()?;
+        let (epoch, wall) = self.epoch;
+        Some(match (at - wall).to_std() {
+            Ok(after) => epoch + after,
+            Err(_) => epoch,
+        })
+    }
+
+    /// One round of the callbacks inside [`Switch::settle`]: the store writes queued
+    /// since the last round (missed calls, callers who got through), then the scheduler
+    /// with the agents as the ACD has them, then its orders. True if calls moved.
+    pub(super) fn callbacks_settle(&mut self, now: Instant) -> bool {
+        if self.callbacks.is_none() {
+            return false;
+        }
+        self.observe_store(now);
+        let wall = self.wall(now);
+        let can_dial = self.accepting && self.calls.len() < self.settings.max_concurrent;
+        let Some(desk) = self.callbacks.as_mut() else {
+            return false;
+        };
+        let dialing_on = desk.scheduler.settings().trunk.is_some();
+        if dialing_on && desk.scheduler.tasks().next().is_some() {
+            desk.refused.retain(|_, until| *until > now);
+            let pool = callback_pool(&self.acd, now, can_dial, &desk.refused);
+            desk.scheduler.handle_agents(wall, &pool);
+        }
+        self.carry_out_callbacks(now)
+    }
+
+    /// The scheduler's outputs, in order.
+    fn carry_out_callbacks(&mut self, now: Instant) -> bool {
+        let mut moved = false;
+        loop {
+            let Some(output) = self
+                .callbacks
+                .as_mut()
+                .and_then(|desk| desk.scheduler.poll_output())
+            else {
+                return moved;
+            };
+            match output {
+                Output::Save(task) => self.store.push_back(StoreWrite::Callback(Box::new(task))),
+                Output::Dial(order) => {
+                    moved = true;
+                    self.callback_dial(now, order);
+                }
+                Output::Preempt { task, agent } => {
+                    moved = true;
+                    info!(task = %task, agent, "an inbound call waits for the agent: callback attempt withdrawn (R9)");
+                    match self.callbacks.as_ref().and_then(|d| d.calls.get(&task)) {
+                        Some(&call) => self.outbound_preempt(now, call),
+                        None => self.callback_attempt_ended(now, task, AttemptEnd::Preempted, None),
+                    }
+                }
+                Output::CancelDial { task, .. } => {
+                    moved = true;
+                    if let Some(call) = self.callbacks.as_mut().and_then(|d| d.calls.remove(&task))
+                    {
+                        self.outbound_drop_callback(now, call);
+                    }
+                }
+            }
+        }
+    }
+
+    fn callback_dial(&mut self, now: Instant, order: DialOrder) {
+        let wall = self.wall(now);
+        let Some(trunk) = self
+            .callbacks
+            .as_ref()
+            .and_then(|d| d.scheduler.settings().trunk.clone())
+        else {
+            return;
+        };
+        let destination = trunk.uri_for(order.number.dial_string());
+        let placed = self.place_outbound(
+            now,
+            super::outbound::Placement {
+                agent: order.agent.clone(),
+                destination,
+                caller_id: Some(trunk.caller_id.clone()),
+                agent_display: order.agent_display_name(),
+                agent_headers: vec![(
+                    WORK_ORDER_HEADER.to_owned(),
+                    order.work_order.as_str().to_owned(),
+                )],
+                callback: Some(super::outbound::CallbackLink {
+                    task: order.task,
+                    work_order: order.work_order.clone(),
+                    preempted: false,
+                }),
+            },
+        );
+        let Some(desk) = self.callbacks.as_mut() else {
+            return;
+        };
+        match placed {
+            Ok((call, id)) => {
+                info!(
+                    task = %order.task,
+                    agent = order.agent,
+                    number = %order.number,
+                    call_work_order = %id,
+                    "callback: ringing the agent first"
+                );
+                desk.calls.insert(order.task, call);
+            }
+            Err(e) => {
+                warn!(task = %order.task, agent = order.agent, error = %e, "callback not placed");
+                desk.refused
+                    .insert(order.agent.clone(), now + REFUSED_AGENT_PAUSE);
+                if let Err(e) = desk.scheduler.agent_leg_failed(wall, order.task) {
+                    tracing::debug!(error = %e, "agent failure refused by the scheduler");
+                }
+            }
+        }
+    }
+
+    /// The citizen answered: agent and citizen are bridged.
+    pub(super) fn callback_connected(&mut self, now: Instant, task: TaskId) {
+        let wall = self.wall(now);
+        if let Some(desk) = self.callbacks.as_mut()
+            && let Err(e) = desk
+                .scheduler
+                .dial_result(wall, task, DialOutcome::Connected)
+        {
+            tracing::debug!(error = %e, "connection refused by the scheduler");
+        }
+        self.carry_out_callbacks(now);
+    }
+
+    /// An attempt's calls are over: the scheduler learns how, and the callback's work
+    /// order gets a note (the outcome and SIP status; `call` is the attempt's own work
+    /// order, with its recording).
+    pub(super) fn callback_attempt_ended(
+        &mut self,
+        now: Instant,
+        task: TaskId,
+        end: AttemptEnd,
+        call: Option<(&WorkOrderId, &WorkOrderId)>,
+    ) {
+        let wall = self.wall(now);
+        let Some(desk) = self.callbacks.as_mut() else {
+            return;
+        };
+        desk.calls.remove(&task);
+        let scheduler = &mut desk.scheduler;
+        let result = match end {
+            AttemptEnd::AgentFailed => scheduler.agent_leg_failed(wall, task),
+            AttemptEnd::Dialled(outcome, _) => scheduler.dial_result(wall, task, outcome),
+            AttemptEnd::Preempted => scheduler.preempted(wall, task),
+            AttemptEnd::Talked => scheduler.call_ended(wall, task),
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, task = %task, "attempt end refused by the scheduler");
+        }
+        if let Some((parent, attempt)) = call {
+            let state = scheduler
+                .task(task)
+                .map_or("finished", |t| t.state.as_str());
+            let text = format!(
+                "callback {task}: {} (call {attempt}); task now {state}",
+                describe(end)
+            );
+            self.store.push_back(StoreWrite::Note {
+                id: parent.clone(),
+                at: wall,
+                text,
+            });
+        }
+        self.carry_out_callbacks(now);
+    }
+
+    /// An API command on the callbacks.
+    pub(super) fn callbacks_command(
+        &mut self,
+        now: Instant,
+        command: CallbackCommand,
+    ) -> CallbackReply {
+        let wall = self.wall(now);
+        let Some(desk) = self.callbacks.as_mut() else {
+            return CallbackReply::Disabled;
+        };
+        let scheduler = &mut desk.scheduler;
+        let view = |scheduler: &Scheduler, id: TaskId| {
+            scheduler
+                .task(id)
+                .map(|t| CallbackView::new(t, wall))
+                .ok_or(CallbackError::UnknownTask(id))
+        };
+        let reply = match command {
+            CallbackCommand::Create(new) => CallbackReply::Task(Box::new(
+                scheduler
+                    .create(wall, new)
+                    .and_then(|id| view(scheduler, id)),
+            )),
+            CallbackCommand::List(filter) => {
+                let mut tasks: Vec<&CallbackTask> = scheduler
+                    .tasks()
+                    .filter(|t| filter.matches(t, wall))
+                    .collect();
+                if filter.due || filter.overdue {
+                    tasks.sort_by_key(|t| (t.window.latest, t.id));
+                } else {
+                    tasks.sort_by_key(|t| std::cmp::Reverse(t.id));
+                }
+                CallbackReply::List(
+                    tasks
+                        .into_iter()
+                        .take(filter.limit)
+                        .map(|t| CallbackView::new(t, wall))
+                        .collect(),
+                )
+            }
+            CallbackCommand::Reschedule { id, window } => CallbackReply::Task(Box::new(
+                scheduler
+                    .reschedule(wall, id, window)
+                    .and_then(|()| view(scheduler, id)),
+            )),
+            CallbackCommand::Cancel(id) => {
+                let before = scheduler.task(id).cloned();
+                CallbackReply::Task(Box::new(scheduler.cancel(wall, id).and_then(|()| {
+                    let mut task = before.ok_or(CallbackError::UnknownTask(id))?;
+                    task.state = crate::callbacks::TaskState::Cancelled;
+                    Ok(CallbackView::new(&task, wall))
+                })))
+            }
+        };
+        self.carry_out_callbacks(now);
+        reply
+    }
+
+    /// The callback gauges and counters (R30).
+    pub(super) fn callbacks_publish(&self, now: Instant) {
+        if let Some(desk) = &self.callbacks {
+            crate::callbacks::metrics::publish(&desk.scheduler, self.wall(now));
+        }
+    }
+
+    /// Reads the work-order writes queued since the last round: an inbound caller who
+    /// hung up in the queue gets a missed-call task; one who reached an agent cancels
+    /// their open missed-call tasks.
+    fn observe_store(&mut self, now: Instant) {
+        let wall = self.wall(now);
+        let Some(desk) = self.callbacks.as_mut() else {
+            return;
+        };
+        for write in self.store.iter().skip(desk.observed) {
+            match write {
+                StoreWrite::Create(order) if order.direction == Direction::Inbound => {
+                    desk.seen.insert(
+                        order.id.clone(),
+                        SeenCall {
+                            number: order.caller.parse().ok(),
+                            queue: None,
+                        },
+                    );
+                }
+                StoreWrite::Queued { id, queue, .. } => {
+                    if let Some(seen) = desk.seen.get_mut(id) {
+                        seen.queue = Some(queue.clone());
+                    }
+                }
+                StoreWrite::Connected { id, .. } => {
+                    if let Some(number) = desk.seen.get(id).and_then(|s| s.number.as_ref()) {
+                        let cancelled = desk.scheduler.inbound_connected(wall, number);
+                        if !cancelled.is_empty() {
+                            info!(tasks = ?cancelled, number = %number, "the caller got through: missed-call callbacks cancelled");
+                        }
+                    }
+                }
+                StoreWrite::Ended { id, outcome, .. } => {
+                    let Some(seen) = desk.seen.remove(id) else {
+                        continue;
+                    };
+                    let abandoned_in_queue = matches!(
+                        outcome,
+                        CallOutcome::Abandoned {
+                            reason: AbandonReason::CallerHungUpInQueue
+                                | AbandonReason::CallerHungUpWhileAgentRang
+                        }
+                    );
+                    if let (true, Some(number), Some(queue)) =
+                        (abandoned_in_queue, seen.number, seen.queue)
+                    {
+                        match desk.scheduler.missed_call(wall, id.clone(), number, &queue) {
+                            Ok(task) => {
+                                info!(task = %task, queue, "missed call: callback task created")
+                            }
+                            Err(e) => warn!(error = %e, "missed-call task refused"),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        desk.observed = self.store.len();
+    }
+}
+
+/// The agents as the ACD has them now. With `can_dial` false (shutting down, at the
+/// call limit) nobody is free, so only preemptions can happen.
+fn callback_pool(
+    acd: &crate::acd::Acd,
+    now: Instant,
+    can_dial: bool,
+    refused: &BTreeMap<String, Instant>,
+) -> AgentPool {
+    let mut pool = AgentPool::from_acd(acd, now);
+    let unfree: Vec<String> = acd
+        .agent_ids()
+        .filter(|id| !can_dial || refused.contains_key(*id))
+        .map(str::to_owned)
+        .collect();
+    for id in unfree {
+        if let Some(view) = acd.agent(&id) {
+            pool.add_agent(&id, &view.queues, false);
+        }
+    }
+    pool
+}
+
+fn describe(end: AttemptEnd) -> String {
+    match end {
+        AttemptEnd::AgentFailed => "the agent's phone did not take the call".to_owned(),
+        AttemptEnd::Dialled(outcome, 0) => outcome.as_str().to_owned(),
+        AttemptEnd::Dialled(outcome, status) => format!("{} (SIP {status})", outcome.as_str()),
+        AttemptEnd::Preempted => {
+            "withdrawn for a waiting inbound call (R9), not counted as an attempt".to_owned()
+        }
+        AttemptEnd::Talked => "connected and ended".to_owned(),
+    }
+}
