@@ -11,11 +11,14 @@
 //! Answers name agents by number only, never by name, and never carry a caller number.
 //! Handlers reach the switch only through [`SwitchClient`]: a command and its reply.
 //!
+//! Callbacks (create, list, reschedule, cancel) are [`callbacks`].
+//!
 //! The agent routes need a supervisor token ([`auth`]). The desk API (work orders,
 //! recordings, knowledge base, read-audit log, `/openapi.json`) is [`desk`].
 
 pub mod audit;
 pub mod auth;
+pub mod callbacks;
 pub mod desk;
 pub mod desk_access;
 pub mod error;
@@ -105,6 +108,12 @@ pub fn router(
     let authenticator = Arc::new(auth::Authenticator::from_config(&config));
     let desk = desk::router(&config, store.clone(), authenticator.clone());
     let wallboard_routes = wallboard::routes(wallboard::start(config.clone(), switch.clone()));
+    let callback_routes = callbacks::router(
+        config.clone(),
+        switch.clone(),
+        store.clone(),
+        authenticator.clone(),
+    );
     let state = ApiState {
         metrics,
         config,
@@ -126,6 +135,7 @@ pub fn router(
         .merge(protected)
         .merge(wallboard_routes)
         .with_state(state)
+        .merge(callback_routes)
         .merge(desk)
 }
 

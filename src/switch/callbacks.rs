@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{StoreWrite, Switch};
+use super::outbound::AttemptEnd;
+use super::{CallbackCommand, CallbackReply, StoreWrite, Switch};
 use crate::acd::CallKey;
 use crate::callbacks::api::CallbackView;
-use crate::callbacks::core::NewTask;
 use crate::callbacks::{
-    AgentPool, CallbackError, CallbackTask, DialOrder, DialOutcome, ListFilter, Output,
-    PhoneNumber, Scheduler, TaskId, WORK_ORDER_HEADER, Window,
+    AgentPool, CallbackError, CallbackTask, DialOrder, DialOutcome, Output, PhoneNumber, Scheduler,
+    TaskId, WORK_ORDER_HEADER,
 };
 use crate::config::callbacks::CallbacksConfig;
 use crate::workorder::{AbandonReason, CallOutcome, Direction, WorkOrderId};
@@ -34,43 +34,6 @@ use crate::workorder::{AbandonReason, CallOutcome, Direction, WorkOrderId};
 /// An agent whose phone could not be rung for a callback is not handed another one
 /// for this long (the ACD and the registrar disagreed for a moment).
 const REFUSED_AGENT_PAUSE: Duration = Duration::from_secs(30);
-
-/// What the API asks of the callbacks.
-#[derive(Clone, Debug)]
-pub enum CallbackCommand {
-    /// A validated new task (the API checked the work order exists).
-    Create(NewTask),
-    /// Open tasks passing the filter, most urgent first.
-    List(ListFilter),
-    Reschedule {
-        id: TaskId,
-        window: Window,
-    },
-    Cancel(TaskId),
-}
-
-/// The answer to a [`CallbackCommand`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum CallbackReply {
-    Task(Box<Result<CallbackView, CallbackError>>),
-    List(Vec<CallbackView>),
-    /// The engine runs without callbacks (no store was opened for them).
-    Disabled,
-}
-
-/// How one attempt's calls ended, as the outbound call tells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum AttemptEnd {
-    /// The agent's phone did not take the call (or hung up before the citizen
-    /// answered): not the citizen's doing, no attempt counted.
-    AgentFailed,
-    /// The citizen's leg got this final answer, with its SIP status (0: none came).
-    Dialled(DialOutcome, u16),
-    /// Given up for an inbound call (R9).
-    Preempted,
-    /// Connected, then ended.
-    Talked,
-}
 
 /// An inbound call's facts the missed-call rule needs, from its work-order writes.
 #[derive(Debug, Default)]

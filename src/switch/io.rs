@@ -242,7 +242,7 @@ pub enum Command {
         caller_id: Option<String>,
     },
     /// Create, list, reschedule or cancel callbacks (R17–R20).
-    Callbacks(super::callbacks::CallbackCommand),
+    Callbacks(CallbackCommand),
     /// Shutdown, first phase: new INVITEs get `503`.
     StopAccepting,
     /// Shutdown, second phase: every call is hung up (BYE).
@@ -250,6 +250,29 @@ pub enum Command {
     /// Shutdown, last phase: calls still ending are finished now, their work orders
     /// closed, without waiting for their peers.
     Abandon,
+}
+
+/// What the API asks of the callbacks.
+#[derive(Clone, Debug)]
+pub enum CallbackCommand {
+    /// A validated new task (the API checked the work order exists).
+    Create(crate::callbacks::NewTask),
+    /// Open tasks passing the filter, most urgent first.
+    List(crate::callbacks::ListFilter),
+    Reschedule {
+        id: crate::callbacks::TaskId,
+        window: crate::callbacks::Window,
+    },
+    Cancel(crate::callbacks::TaskId),
+}
+
+/// The answer to a [`CallbackCommand`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallbackReply {
+    Task(Box<Result<crate::callbacks::api::CallbackView, crate::callbacks::CallbackError>>),
+    List(Vec<crate::callbacks::api::CallbackView>),
+    /// The engine runs without callbacks (no store was opened for them).
+    Disabled,
 }
 
 /// An agent as the API shows it: the agent number, never a name (R12).
@@ -316,7 +339,7 @@ pub enum Reply {
     Reload(Result<(), CommandError>),
     /// The work order of the call placed.
     Originated(Result<WorkOrderId, CommandError>),
-    Callbacks(super::callbacks::CallbackReply),
+    Callbacks(CallbackReply),
     Done,
 }
 

@@ -40,7 +40,6 @@ mod uac_leg;
 #[cfg(test)]
 mod tests;
 
-pub use callbacks::{CallbackCommand, CallbackReply};
 pub use io::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

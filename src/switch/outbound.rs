@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::callbacks::AttemptEnd;
 use super::legs::{LegEvent, LegId, LegRole};
 use super::uac_leg::UacTarget;
 use super::{Call, CallKind, CommandError, RecordingOrder, StoreWrite, Switch};
@@ -28,6 +27,20 @@ enum Phase {
     RingingDestination,
     Connected,
     Ending,
+}
+
+/// How one attempt's calls ended, as the outbound call tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AttemptEnd {
+    /// The agent's phone did not take the call (or hung up before the citizen
+    /// answered): not the citizen's doing, no attempt counted.
+    AgentFailed,
+    /// The citizen's leg got this final answer, with its SIP status (0: none came).
+    Dialled(DialOutcome, u16),
+    /// Given up for an inbound call (R9).
+    Preempted,
+    /// Connected, then ended.
+    Talked,
 }
 
 /// A call to place: the agent's phone first, then `destination`.
@@ -238,6 +251,7 @@ impl Switch {
         if let Some(link) = out.callback.as_mut() {
             link.preempted = true;
         }
+        out.failure.get_or_insert("preempted_by_inbound_call");
         self.outbound_hang_up(now, call, HangupSide::Hotline);
     }
 
