@@ -274,3 +274,46 @@ fn a_restart_while_dialing_loses_no_task_and_dials_it_again_r20() {
     let pending = saved(&world, TaskId(task.0 + 1));
     assert_eq!(pending.state, TaskState::Pending);
 }
+
+#[test]
+fn a_caller_who_hangs_up_in_the_queue_gets_a_missed_call_task_cancelled_when_they_get_through() {
+    let (_, mut world) = world_with_callbacks(34);
+    // The only agent logs in 40 s from now: until then callers wait.
+    world.add_phone(PhoneScript {
+        dials: vec![(40 * SECOND, "*21".to_string())],
+        hangup_after: Some(5 * SECOND),
+        ..agent_phone()
+    });
+    world.add_phone_at(loopback(4, 8000), citizen(AnswerPolicy::Never));
+    let first = world.add_caller(CallerScript {
+        hangup_after: Some(12 * SECOND),
+        ..CallerScript::new("13800001111", "8890")
+    });
+    run(&mut world, 20 * SECOND);
+    let order = world.order_of_caller(first).expect("the first call's order");
+    assert!(
+        matches!(order.outcome, Some(CallOutcome::Abandoned { .. })),
+        "{order:?}"
+    );
+    let tasks = world.saved_callbacks();
+    let (&missed, task) = tasks.iter().next().expect("a missed-call task");
+    assert_eq!(task.reason, Reason::MissedCall);
+    assert_eq!(task.queue, "general");
+    assert_eq!(task.owner, None, "any agent of the queue may call back");
+    assert_eq!(task.number.dial_string(), "13800001111");
+    assert_eq!(task.state, TaskState::Pending);
+
+    // The same caller (with the country prefix this time) calls again and is
+    // connected when the agent logs in: the missed-call task cancels itself.
+    let second = world.add_caller(CallerScript {
+        hangup_after: Some(60 * SECOND),
+        ..CallerScript::new("+8613800001111", "8890")
+    });
+    finish(&mut world);
+    let order = world.order_of_caller(second).expect("the second call's order");
+    assert_eq!(order.connected, ["1001"]);
+    let task = saved(&world, missed);
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    assert_eq!(task.attempts, 0, "never dialled: the caller came first (R9)");
+    assert_eq!(world.phones[1].received().count(), 0);
+}
