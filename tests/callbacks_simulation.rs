@@ -144,6 +144,10 @@ fn a_due_callback_rings_the_agent_then_the_citizen_bridged_and_recorded_r17_r22(
         citizen_invite.starts_with(&format!("INVITE sip:{CITIZEN}@127.0.0.4:8000 ")),
         "{citizen_invite}"
     );
+    assert!(
+        citizen_invite.contains("P-Asserted-Identity: <sip:12345@127.0.0.1>"),
+        "the trunk's caller-id: {citizen_invite}"
+    );
 
     let done = saved(&world, task);
     assert_eq!(done.state, TaskState::Done, "{done:?}");
@@ -290,7 +294,9 @@ fn a_caller_who_hangs_up_in_the_queue_gets_a_missed_call_task_cancelled_when_the
         ..CallerScript::new("13800001111", "8890")
     });
     run(&mut world, 20 * SECOND);
-    let order = world.order_of_caller(first).expect("the first call's order");
+    let order = world
+        .order_of_caller(first)
+        .expect("the first call's order");
     assert!(
         matches!(order.outcome, Some(CallOutcome::Abandoned { .. })),
         "{order:?}"
@@ -310,10 +316,15 @@ fn a_caller_who_hangs_up_in_the_queue_gets_a_missed_call_task_cancelled_when_the
         ..CallerScript::new("+8613800001111", "8890")
     });
     finish(&mut world);
-    let order = world.order_of_caller(second).expect("the second call's order");
+    let order = world
+        .order_of_caller(second)
+        .expect("the second call's order");
     assert_eq!(order.connected, ["1001"]);
     let task = saved(&world, missed);
     assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
-    assert_eq!(task.attempts, 0, "never dialled: the caller came first (R9)");
+    assert_eq!(
+        task.attempts, 0,
+        "never dialled: the caller came first (R9)"
+    );
     assert_eq!(world.phones[1].received().count(), 0);
 }

@@ -291,7 +291,13 @@ impl Switch {
                 LegEvent::Answered if out.phase == Phase::RingingAgent => {
                     out.phase = Phase::RingingDestination;
                     out.ring_deadline = Some(now + DESTINATION_RING_TIMEOUT);
-                    let (target, caller_id) = (out.destination.clone(), out.caller_id.clone());
+                    let (mut target, caller_id) = (out.destination.clone(), out.caller_id.clone());
+                    // The number the destination sees, for trunks that take it from
+                    // the asserted identity rather than the display name.
+                    target.headers.push((
+                        "P-Asserted-Identity".to_owned(),
+                        format!("<sip:{caller_id}@{}>", self.settings.advertised_ip),
+                    ));
                     let dest = self.open_uac_leg(call, LegRole::Customer, target, caller_id);
                     if let Some(c) = self.calls.get_mut(&call) {
                         c.legs.push(dest);
