@@ -235,6 +235,7 @@ impl Switch {
             destination: binding.source,
             transport: binding.transport,
             headers: Vec::new(),
+            login: None,
         })
     }
 

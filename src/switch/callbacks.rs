@@ -192,6 +192,7 @@ impl Switch {
                     WORK_ORDER_HEADER.to_owned(),
                     order.work_order.as_str().to_owned(),
                 )],
+                destination_login: trunk.credentials.clone(),
                 callback: Some(super::outbound::CallbackLink {
                     task: order.task,
                     work_order: order.work_order.clone(),

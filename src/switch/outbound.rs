@@ -52,6 +52,8 @@ pub(super) struct Placement {
     pub agent_display: String,
     /// Extra headers on the INVITE to the agent's phone.
     pub agent_headers: Vec<(String, String)>,
+    /// Digest credentials for the destination's challenge (the outbound trunk's).
+    pub destination_login: Option<crate::config::callbacks::TrunkLogin>,
     pub callback: Option<CallbackLink>,
 }
 
@@ -126,6 +128,7 @@ fn destination_target(destination: &str) -> Option<(UacTarget, String)> {
             destination: address,
             transport,
             headers: Vec::new(),
+            login: None,
         },
         user,
     ))
@@ -151,6 +154,7 @@ impl Switch {
                 caller_id,
                 agent_display: mask_number(&number),
                 agent_headers: Vec::new(),
+                destination_login: None,
                 callback: None,
             },
         )
@@ -170,6 +174,7 @@ impl Switch {
             caller_id,
             agent_display,
             agent_headers,
+            destination_login,
             callback,
         } = placement;
         let agent = agent.as_str();
@@ -179,8 +184,9 @@ impl Switch {
         if self.calls.len() >= self.settings.max_concurrent {
             return Err(CommandError::Overloaded);
         }
-        let (target, number) = destination_target(&destination)
+        let (mut target, number) = destination_target(&destination)
             .ok_or_else(|| CommandError::BadDestination(destination.clone()))?;
+        target.login = destination_login;
         let mut agent_target = self
             .agent_target(agent)
             .ok_or_else(|| CommandError::NotRegistered(agent.to_owned()))?;
