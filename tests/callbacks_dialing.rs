@@ -326,3 +326,33 @@ fn a_citizen_who_does_not_answer_is_retried_then_the_task_fails_r20() {
         2.0,
     );
 }
+
+#[test]
+fn a_trunk_that_asks_for_digest_credentials_gets_them_and_the_callback_connects() {
+    let (dir, parent) = directory_with_a_work_order();
+    let trunk = free_port();
+    let engine = engine_with_trunk(
+        dir,
+        trunk,
+        "trunk_username = \"hotline\"\ntrunk_password = \"trunk-secret\"\n",
+    );
+    // The trunk answers the first INVITE 401, checks the credentials of the second
+    // (403 if wrong) and then the citizen answers.
+    let citizen = citizen(&engine, trunk, "citizen_digest.xml", 1);
+    let _agent = agent_phone(&engine, "1001", "agent_answer.xml", Duration::from_secs(60));
+    engine.log_in_when_registered(&["1001"]);
+
+    let task = create_callback(&engine, &parent);
+    citizen.wait().assert_success_against(&engine);
+    let done = stored_task(&engine, task, |t| t.state.is_finished());
+    assert_eq!(
+        done.state,
+        TaskState::Done,
+        "the trunk took the credentials: {done:?}"
+    );
+    assert_eq!(done.last_outcome, Some(DialOutcome::Connected));
+    assert!(
+        !engine.log().contains("trunk-secret"),
+        "no password in the log"
+    );
+}
