@@ -54,6 +54,14 @@ pub(super) struct CallbackDesk {
     observed: usize,
     /// Agents not to hand a callback to before the instant.
     refused: BTreeMap<String, Instant>,
+    /// The agents as the scheduler last saw them: it is asked again only when they
+    /// change, a task changes, or its clock says so, not on every SIP message.
+    last_pool: Option<AgentPool>,
+    /// A task changed since the scheduler last looked at the agents.
+    changed: bool,
+    /// When the scheduler (or an agent's pause after a refused call) next changes by
+    /// the clock alone.
+    next_at: Option<Instant>,
 }
 
 impl Switch {
@@ -83,6 +91,9 @@ impl Switch {
             seen: HashMap::new(),
             observed: self.store.len(),
             refused: BTreeMap::new(),
+            last_pool: None,
+            changed: true,
+            next_at: None,
         }));
         self.settle(now);
     }
@@ -105,12 +116,16 @@ impl Switch {
         if desk.scheduler.settings().trunk.is_none() || !self.accepting {
             return None;
         }
-        let at = desk.scheduler.poll_timeout()?;
+        desk.next_at
+    }
+
+    /// The instant of a wall-clock time.
+    fn instant_at(&self, at: chrono::DateTime<chrono::Utc>) -> Instant {
         let (epoch, wall) = self.epoch;
-        Some(match (at - wall).to_std() {
+        match (at - wall).to_std() {
             Ok(after) => epoch + after,
             Err(_) => epoch,
-        })
+        }
     }
 
     /// One round of the callbacks inside [`Switch::settle`]: the store writes queued
@@ -127,12 +142,34 @@ impl Switch {
             return false;
         };
         let dialing_on = desk.scheduler.settings().trunk.is_some();
+        let mut touched = desk.changed;
         if dialing_on && desk.scheduler.tasks().next().is_some() {
+            let due = desk.next_at.is_some_and(|at| at <= now);
             desk.refused.retain(|_, until| *until > now);
             let pool = callback_pool(&self.acd, now, can_dial, &desk.refused);
-            desk.scheduler.handle_agents(wall, &pool);
+            if desk.changed || due || desk.last_pool.as_ref() != Some(&pool) {
+                desk.scheduler.handle_agents(wall, &pool);
+                desk.last_pool = Some(pool);
+                touched = true;
+            }
         }
-        self.carry_out_callbacks(now)
+        desk.changed = false;
+        let moved = self.carry_out_callbacks(now);
+        let next = match self.callbacks.as_ref() {
+            Some(desk) if touched || desk.changed => Some(
+                desk.scheduler
+                    .poll_timeout()
+                    .map(|at| self.instant_at(at))
+                    .into_iter()
+                    .chain(desk.refused.values().copied())
+                    .min(),
+            ),
+            _ => None,
+        };
+        if let (Some(next), Some(desk)) = (next, self.callbacks.as_mut()) {
+            desk.next_at = next;
+        }
+        moved
     }
 
     /// The scheduler's outputs, in order.
@@ -203,6 +240,7 @@ impl Switch {
         let Some(desk) = self.callbacks.as_mut() else {
             return;
         };
+        desk.changed = true;
         match placed {
             Ok((call, id)) => {
                 info!(
@@ -228,12 +266,14 @@ impl Switch {
     /// The citizen answered: agent and citizen are bridged.
     pub(super) fn callback_connected(&mut self, now: Instant, task: TaskId) {
         let wall = self.wall(now);
-        if let Some(desk) = self.callbacks.as_mut()
-            && let Err(e) = desk
+        if let Some(desk) = self.callbacks.as_mut() {
+            desk.changed = true;
+            if let Err(e) = desk
                 .scheduler
                 .dial_result(wall, task, DialOutcome::Connected)
-        {
-            tracing::debug!(error = %e, "connection refused by the scheduler");
+            {
+                tracing::debug!(error = %e, "connection refused by the scheduler");
+            }
         }
         self.carry_out_callbacks(now);
     }
@@ -253,6 +293,7 @@ impl Switch {
             return;
         };
         desk.calls.remove(&task);
+        desk.changed = true;
         let scheduler = &mut desk.scheduler;
         let result = match end {
             AttemptEnd::AgentFailed => scheduler.agent_leg_failed(wall, task),
@@ -290,6 +331,7 @@ impl Switch {
         let Some(desk) = self.callbacks.as_mut() else {
             return CallbackReply::Disabled;
         };
+        desk.changed = true;
         let scheduler = &mut desk.scheduler;
         let view = |scheduler: &Scheduler, id: TaskId| {
             scheduler
@@ -372,6 +414,7 @@ impl Switch {
                 }
                 StoreWrite::Connected { id, .. } => {
                     if let Some(number) = desk.seen.get(id).and_then(|s| s.number.as_ref()) {
+                        desk.changed = true;
                         let cancelled = desk.scheduler.inbound_connected(wall, number);
                         if !cancelled.is_empty() {
                             info!(tasks = ?cancelled, number = %number, "the caller got through: missed-call callbacks cancelled");
@@ -392,6 +435,7 @@ impl Switch {
                     if let (true, Some(number), Some(queue)) =
                         (abandoned_in_queue, seen.number, seen.queue)
                     {
+                        desk.changed = true;
                         match desk.scheduler.missed_call(wall, id.clone(), number, &queue) {
                             Ok(task) => {
                                 info!(task = %task, queue, "missed call: callback task created")
