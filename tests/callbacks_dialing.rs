@@ -356,3 +356,41 @@ fn a_trunk_that_asks_for_digest_credentials_gets_them_and_the_callback_connects(
         "no password in the log"
     );
 }
+
+#[test]
+fn a_callback_dialing_when_the_engine_is_killed_is_pending_after_the_restart_and_runs_r20() {
+    let (dir, parent) = directory_with_a_work_order();
+    let trunk = free_port();
+    let mut engine = engine_with_trunk(dir, trunk, "");
+    // The citizen's phone rings for 15 s: the engine dies meanwhile.
+    let ringing = citizen(&engine, trunk, "citizen_cancel_or_answer.xml", 1);
+    let agent = agent_phone(&engine, "1001", "agent_answer.xml", Duration::from_secs(60));
+    engine.log_in_when_registered(&["1001"]);
+    let task = create_callback(&engine, &parent);
+    stored_task(&engine, task, |t| {
+        matches!(t.state, TaskState::Dialing { .. })
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    engine.kill9();
+    drop(ringing);
+    drop(agent);
+
+    let engine = engine_with_trunk(engine.into_dir(), trunk, "");
+    let (status, listing) = http_json(engine.http, "GET", "/callbacks", "");
+    assert_eq!(status, 200);
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let restored = &listing["callbacks"][0];
+    assert_eq!(restored["id"], task.to_string(), "{listing}");
+    assert_eq!(
+        restored["state"], "pending",
+        "dialing before the crash: {listing}"
+    );
+
+    let citizen = citizen(&engine, trunk, "citizen_answer.xml", 1);
+    let _agent = agent_phone(&engine, "1001", "agent_answer.xml", Duration::from_secs(60));
+    engine.log_in_when_registered(&["1001"]);
+    citizen.wait().assert_success_against(&engine);
+    let done = stored_task(&engine, task, |t| t.state.is_finished());
+    assert_eq!(done.state, TaskState::Done, "{done:?}");
+    assert_eq!(done.attempts, 1, "the attempt the crash cut is not counted");
+}
