@@ -8,6 +8,7 @@
 //! | module | owns | pure or I/O |
 //! |---|---|---|
 //! | [`config`] | the TOML config and the agents file, validated with file:line errors before any port is bound | pure (reads files) |
+//! | [`capacity`] | giving back the room a burst left in long-lived maps and queues | pure |
 //! | [`privacy`] | masking caller numbers for logs, metrics and listings (R12) | pure |
 //! | [`qa`] | forbidden phrases in agents' texts (R28) and the daily QA sample of each agent's calls (R23) | pure |
 //! | [`sip`] | SIP messages, reading what a transport delivers, TCP framing, transactions (RFC 3261 timers), dialogs, SDP, registrar, digest auth | pure |
@@ -31,6 +32,7 @@
 pub mod acd;
 pub mod api;
 pub mod callbacks;
+pub mod capacity;
 pub mod config;
 pub mod ivr;
 pub mod media;

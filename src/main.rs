@@ -173,7 +173,15 @@ fn main() -> ExitCode {
                 Err(e) => {
                     tracing::error!("{e}");
                     eprintln!("hotline: {e}");
-                    ExitCode::FAILURE
+                    // A bad file the operator must fix exits like check-config and
+                    // check-dialplan do; anything else (a busy port) is a failure.
+                    match e {
+                        hotline::runtime::EngineError::Config(_)
+                        | hotline::runtime::EngineError::Dialplan(_) => {
+                            ExitCode::from(EXIT_BAD_CONFIG)
+                        }
+                        _ => ExitCode::FAILURE,
+                    }
                 }
             }
         }

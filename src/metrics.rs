@@ -80,6 +80,14 @@ pub const AGENT_OFFERS_TOTAL: &str = "hotline_agent_offers_total";
 pub const AGENT_NO_ANSWER_REDIRECTS_TOTAL: &str = "hotline_agent_no_answer_redirects_total";
 /// Labelled with [`QUEUE_LABEL`].
 pub const QUEUE_ANNOUNCEMENTS_TOTAL: &str = "hotline_queue_announcements_total";
+/// New INVITEs shed at the edge with a stateless 503 (issue 12), labelled with
+/// [`REASON_LABEL`]: `backlog`, `event_loop_lag` or `queue_full`.
+pub const OVERLOAD_SHED_TOTAL: &str = "hotline_overload_shed_total";
+/// How late the engine's event loop fires its timers, smoothed.
+pub const EVENT_LOOP_LAG_SECONDS: &str = "hotline_event_loop_lag_seconds";
+/// R24: survey ratings, labelled with [`AGENT_ID_LABEL`] (the agent number, `none` when
+/// no agent took the call) and [`SCORE_LABEL`] (1–5).
+pub const SURVEY_RATINGS_TOTAL: &str = "hotline_survey_ratings_total";
 /// Labelled with [`REASON_LABEL`]: `address` or `credentials`.
 pub const TRUNK_REFUSALS_TOTAL: &str = "hotline_trunk_refusals_total";
 pub const STORE_BACKLOG: &str = "hotline_store_backlog";
@@ -92,6 +100,9 @@ pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
 pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
 
 pub const REASON_LABEL: &str = "reason";
+/// An agent number (工号), never a name (R12).
+pub const AGENT_ID_LABEL: &str = "agent";
+pub const SCORE_LABEL: &str = "score";
 pub const TRANSPORT_LABEL: &str = "transport";
 /// The ACD queue's name from the config.
 pub const QUEUE_LABEL: &str = "queue";
@@ -352,6 +363,24 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         "Queue position announcements played to waiting callers, by queue.",
     ),
     (
+        OVERLOAD_SHED_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "New INVITEs answered 503 by the transport because the engine was falling behind, by reason (backlog, event_loop_lag, queue_full).",
+    ),
+    (
+        EVENT_LOOP_LAG_SECONDS,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "How late the engine's event loop fires a 10 ms timer, smoothed; overload control sheds new calls above limits.overload_max_lag_ms.",
+    ),
+    (
+        SURVEY_RATINGS_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Satisfaction ratings callers gave by keypad after the agent left (R24), by agent and score.",
+    ),
+    (
         TRUNK_REFUSALS_TOTAL,
         Kind::Counter,
         Some(Unit::Count),
@@ -490,6 +519,16 @@ pub fn count_rejected(reason: RejectReason) {
 /// Counts a position announcement played to a caller waiting in `queue`.
 pub fn count_announcement(queue: &str) {
     counter!(QUEUE_ANNOUNCEMENTS_TOTAL, QUEUE_LABEL => queue.to_owned()).increment(1);
+}
+
+/// Counts a survey rating (R24) for the agent who took the call.
+pub fn count_survey_rating(agent: Option<&str>, score: u8) {
+    counter!(
+        SURVEY_RATINGS_TOTAL,
+        AGENT_ID_LABEL => agent.unwrap_or("none").to_owned(),
+        SCORE_LABEL => score.to_string()
+    )
+    .increment(1);
 }
 
 /// Counts a call offered to `queue` (first entry or an overflow into it).

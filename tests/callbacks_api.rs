@@ -15,7 +15,7 @@ use chrono::{Duration, SecondsFormat, Utc};
 use hotline::api::SwitchClient;
 use hotline::api::auth::{Authenticator, hash_token};
 use hotline::config::Config;
-use hotline::sim::world::{agents_config, default_prompts};
+use hotline::sim::world::{agents_config, default_flow};
 use hotline::switch::{StoreWrite, Switch, SwitchEvent, SwitchSettings};
 use hotline::workorder::{SqlStore, WorkOrder, WorkOrderId, WorkOrderStore};
 use serde_json::Value;
@@ -53,7 +53,7 @@ fn serve_switch(config: &Config, saves: Arc<Mutex<usize>>) -> SwitchClient {
     let mut switch = Switch::new(
         SwitchSettings::loopback(5060),
         &agents_config(2),
-        default_prompts(),
+        default_flow(),
         1,
         now,
         Utc::now(),

@@ -336,6 +336,8 @@ fn after_the_agent_leaves_the_caller_rates_and_the_rating_is_stored_r8_r24() {
         writes(&rated),
         vec![WorkOrderWrite::Rating {
             score: 4,
+            min: 1,
+            max: 5,
             agent: Some("1003".into())
         }]
     );

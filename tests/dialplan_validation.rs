@@ -343,6 +343,51 @@ fn check_dialplan_prints_file_line_reason_and_exits_64() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"greeting.wav\" does not exist"));
 }
 
+/// A bad dialplan stops start-up before any port is bound, with the file, line and
+/// reason, and the exit code of the checks (64).
+#[test]
+fn the_engine_refuses_to_start_on_a_bad_dialplan() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(repo().join("dialplans/8890.toml")).unwrap();
+    let bad = shipped.replace(r#"next = "complaint-queue""#, r#"next = "complaint-queu""#);
+    let line = line_containing(&bad, r#"next = "complaint-queu""#);
+    let dialplan = dir.path().join("8890.toml");
+    std::fs::write(&dialplan, bad).unwrap();
+    let config = std::fs::read_to_string(repo().join("config/hotline.toml"))
+        .unwrap()
+        .replace(
+            r#"dialplan = "dialplans/8890.toml""#,
+            &format!("dialplan = {:?}", dialplan.display().to_string()),
+        )
+        .replace("127.0.0.1:5060", "127.0.0.1:1")
+        .replace("127.0.0.1:9090", "127.0.0.1:2")
+        .replace(
+            r#"dir = "recordings""#,
+            &format!("dir = {:?}", dir.path().join("rec")),
+        )
+        .replace(
+            r#"data_dir = "data""#,
+            &format!("data_dir = {:?}", dir.path().join("data")),
+        );
+    let config_path = dir.path().join("hotline.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let out = hotline()
+        .current_dir(repo())
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}: next: no node named \"complaint-queu\"",
+            dialplan.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_broken_reference_inside_a_loop_is_one_error_not_a_false_loop() {
     let text = r#"start = "a"

@@ -359,6 +359,130 @@ fn sigterm_refuses_new_calls_then_hangs_up_and_exits_cleanly() {
     assert!(levels.seconds > 0.5);
 }
 
+/// Issue 9, row 7: a peer that never answers the BYE of shutdown does not hold the
+/// engine up for the BYE's 64·T1: after the grace period and the short BYE bound the
+/// call is closed anyway, its work order finished, and the engine exits 0. Checked by
+/// what the engine did (its log, the BYE retransmissions it stopped sending, the work
+/// order), not by a stopwatch.
+#[test]
+fn shutdown_does_not_wait_for_a_peer_that_never_answers_the_bye() {
+    let mut engine = Engine::start(EngineOptions {
+        shutdown_grace_seconds: 1,
+        ..EngineOptions::default()
+    });
+    let peer = RawUdpPeer::new(engine.sip);
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "deaf-at-shutdown",
+        "z9hG4bK-deaf",
+        "13844449999",
+    );
+    peer.send(invite.as_bytes());
+    let ok = peer.expect_status(200, Duration::from_secs(5));
+    let tag = common::to_tag(&ok);
+    let local = peer.local();
+    peer.send(
+        format!(
+            "ACK sip:8890@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ack-deaf\r\n\
+             From: <sip:13844449999@127.0.0.1>;tag=raw-deaf-at-shutdown\r\nTo: <sip:8890@127.0.0.1>;tag={tag}\r\n\
+             Call-ID: deaf-at-shutdown\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            engine.sip
+        )
+        .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = engine.pid();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    // The peer hears the BYE (and its retransmissions) and never answers.
+    let status = engine.terminate_wait();
+    assert!(
+        status.success(),
+        "exit 0 after SIGTERM: {status}\n{}",
+        engine.log()
+    );
+    let heard: Vec<String> = peer.receive_for(Duration::from_millis(300));
+    let log = engine.log();
+    assert!(
+        log.contains("did not answer the BYE in time"),
+        "the last phase closed the call:\n{log}"
+    );
+    let byes = heard.iter().filter(|m| m.starts_with("BYE ")).count();
+    assert!(
+        byes < 10,
+        "a BYE transaction runs 64·T1 with 11 sends; shutdown cut it short: {byes}"
+    );
+    let orders = work_orders(&engine);
+    let deaf = orders
+        .iter()
+        .find(|o| o.call_id == "deaf-at-shutdown")
+        .expect("the call's work order");
+    assert!(deaf.ended_at.is_some(), "{deaf:?}");
+    assert_eq!(deaf.hangup_side, Some(HangupSide::Hotline));
+}
+
+/// Issue 9, row 12: a caller who vanishes (no BYE, no RTP) is hung up after
+/// `calls.rtp_timeout_seconds`, and the work order says why.
+#[test]
+fn a_caller_whose_rtp_stops_is_hung_up_and_the_work_order_says_rtp_timeout() {
+    let engine = Engine::start(EngineOptions {
+        rtp_timeout_seconds: 2,
+        ..EngineOptions::default()
+    });
+    let peer = RawUdpPeer::new(engine.sip);
+    let invite = common::invite(
+        peer.local(),
+        engine.sip,
+        "vanished",
+        "z9hG4bK-vanished",
+        "13844448888",
+    );
+    peer.send(invite.as_bytes());
+    let ok = peer.expect_status(200, Duration::from_secs(5));
+    let tag = common::to_tag(&ok);
+    let local = peer.local();
+    peer.send(
+        format!(
+            "ACK sip:8890@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ack-vanished\r\n\
+             From: <sip:13844448888@127.0.0.1>;tag=raw-vanished\r\nTo: <sip:8890@127.0.0.1>;tag={tag}\r\n\
+             Call-ID: vanished\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            engine.sip
+        )
+        .as_bytes(),
+    );
+    // The peer sends no RTP at all; the engine ends the call with a BYE.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bye = loop {
+        assert!(Instant::now() < deadline, "no BYE for a silent caller");
+        if let Some(bye) = peer
+            .receive_for(Duration::from_millis(200))
+            .into_iter()
+            .find(|m| m.starts_with("BYE "))
+        {
+            break bye;
+        }
+    };
+    peer.send(common::response_to(&bye, 200, "OK").as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let order = loop {
+        let order = work_orders(&engine)
+            .into_iter()
+            .find(|o| o.call_id == "vanished" && o.ended_at.is_some());
+        if let Some(order) = order {
+            break order;
+        }
+        assert!(Instant::now() < deadline, "the work order never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(order.hangup_side, Some(HangupSide::Hotline));
+    let (status, trail) = engine.api("GET", &format!("/work-orders/{}/events", order.id));
+    assert_eq!(status, 200, "{trail}");
+    assert!(trail.contains("rtp_timeout"), "{trail}");
+}
+
 #[test]
 fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     let mut engine = Engine::start(EngineOptions::default());
@@ -374,6 +498,7 @@ fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     peer.expect_status(200, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(2600));
     engine.kill9();
+    let killed_at = chrono::Utc::now();
 
     let recordings = engine.recordings();
     assert_eq!(recordings.len(), 1);
@@ -385,19 +510,32 @@ fn kill_9_during_a_call_leaves_a_playable_wav_and_restart_repairs_it() {
     );
 
     // A restart repairs the header to cover every byte on disk and closes the
-    // work order the crash left open.
+    // work order the crash left open, at the engine's last sign of life (issue 9, row
+    // 8), not at the restart.
     let on_disk = std::fs::metadata(&recordings[0]).unwrap().len();
     let dir = engine.into_dir();
+    std::thread::sleep(Duration::from_secs(3));
+    let restarted_at = chrono::Utc::now();
     let engine = Engine::start_in(dir, EngineOptions::default());
     let repaired = read_wav(&recordings[0]);
     let expected = (on_disk - 44) / 4;
     assert_eq!((repaired.seconds * 8000.0).round() as u64, expected);
     let orders = work_orders(&engine);
     assert_eq!(orders.len(), 1);
+    let ended = orders[0]
+        .ended_at
+        .expect("the crash's open work order is closed on restart");
     assert!(
-        orders[0].ended_at.is_some(),
-        "the crash's open work order is closed on restart"
+        ended <= killed_at && ended < restarted_at,
+        "ended at {ended}, killed at {killed_at}, restarted at {restarted_at}"
     );
+    assert!(
+        ended >= orders[0].offered_at,
+        "ended at {ended}, before the call began"
+    );
+    let (status, trail) = engine.api("GET", &format!("/work-orders/{}/events", orders[0].id));
+    assert_eq!(status, 200, "{trail}");
+    assert!(trail.contains("cut short by an engine crash"), "{trail}");
 }
 
 #[test]

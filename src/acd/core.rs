@@ -555,6 +555,14 @@ impl Acd {
 
     // ----- timers --------------------------------------------------------------------
 
+    /// Gives back the room a burst of calls left in the call table (see
+    /// [`crate::capacity`]).
+    pub fn shrink_idle(&mut self) {
+        use crate::capacity::ShrinkIdle;
+        self.calls.shrink_idle();
+        self.actions.shrink_idle();
+    }
+
     /// The next action for the driver.
     pub fn poll_action(&mut self) -> Option<AcdAction> {
         self.actions.pop_front()

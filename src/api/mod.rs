@@ -76,18 +76,22 @@ impl SwitchClient {
         answer.await.ok()
     }
 
-    /// Re-reads the agents file and hands it to the switch (R4): a bad file changes
-    /// nothing and says why.
-    pub async fn reload_agents(&self, config: &Config) -> Result<(), String> {
+    /// Re-reads the agents file and the dialplan and hands them to the switch (R4): a
+    /// bad file changes nothing and says why. Returns the dialplan version new calls take.
+    pub async fn reload(&self, config: &Config) -> Result<u64, String> {
         let agents = config.load_agents().map_err(|e| e.to_string())?;
-        match self.ask(Command::Reload(Box::new(agents))).await {
-            Some(Reply::Reload(Ok(()))) => Ok(()),
+        let flow = crate::ivr::load_call_flow(config, &agents, crate::switch::ENGINE_PROMPTS)
+            .map_err(|e| e.to_string())?;
+        let reload = crate::switch::Reload { agents, flow };
+        match self.ask(Command::Reload(Box::new(reload))).await {
+            Some(Reply::Reload(Ok(version))) => Ok(version),
             Some(Reply::Reload(Err(e))) => Err(e.to_string()),
             _ => Err("the engine is stopping".to_owned()),
         }
     }
 }
 
+pub mod scripts;
 pub mod wallboard;
 
 #[derive(Clone)]
@@ -114,6 +118,7 @@ pub fn router(
         store.clone(),
         authenticator.clone(),
     );
+    let script_routes = scripts::routes(switch.clone(), authenticator.clone());
     let state = ApiState {
         metrics,
         config,
@@ -136,6 +141,7 @@ pub fn router(
         .merge(wallboard_routes)
         .with_state(state)
         .merge(callback_routes)
+        .merge(script_routes)
         .merge(desk)
 }
 
@@ -242,8 +248,12 @@ async fn originate(
 }
 
 async fn reload(State(state): State<ApiState>) -> Response {
-    match state.switch.reload_agents(&state.config).await {
-        Ok(()) => (StatusCode::OK, "reloaded\n").into_response(),
+    match state.switch.reload(&state.config).await {
+        Ok(version) => (
+            StatusCode::OK,
+            format!("reloaded; dialplan version {version}\n"),
+        )
+            .into_response(),
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
     }
 }

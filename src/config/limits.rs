@@ -35,6 +35,12 @@ pub struct LimitsConfig {
     /// Largest SIP body accepted on any transport; larger gets `413` (RFC 3261 §21.4.14).
     pub max_body_bytes: usize,
     pub fd_limit: FdLimitPolicy,
+    /// Overload control at the edge (issue 12, RFC 6357): while more messages than this
+    /// wait for the switch, new INVITEs get a stateless `503` from the transport.
+    pub overload_max_backlog: usize,
+    /// …and while the engine's event loop runs this late (timers firing late by more
+    /// than this, smoothed), likewise.
+    pub overload_max_lag: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -45,6 +51,8 @@ impl Default for LimitsConfig {
             tcp_max_connections_per_source: DEFAULT_TCP_PER_SOURCE as usize,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
             fd_limit: FdLimitPolicy::Refuse,
+            overload_max_backlog: DEFAULT_OVERLOAD_BACKLOG as usize,
+            overload_max_lag: Duration::from_millis(DEFAULT_OVERLOAD_LAG_MS),
         }
     }
 }
@@ -53,6 +61,12 @@ const DEFAULT_TCP_MESSAGE_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_TCP_IDLE_TIMEOUT_SECONDS: u64 = 3_900;
 const DEFAULT_TCP_PER_SOURCE: u64 = 32;
 const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
+/// An eighth of the inbound queue: far above a healthy backlog (a handful), well before
+/// the queue fills and messages are dropped.
+const DEFAULT_OVERLOAD_BACKLOG: u64 = 512;
+/// A healthy loop fires timers a millisecond or two late; 100 ms late means the 20 ms
+/// media ticks and the SIP timers are already suffering.
+const DEFAULT_OVERLOAD_LAG_MS: u64 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +81,10 @@ pub(super) struct RawLimits {
     max_body_bytes: Spanned<u64>,
     #[serde(default = "default_fd_limit")]
     fd_limit: Spanned<String>,
+    #[serde(default = "default_overload_backlog")]
+    overload_max_backlog: Spanned<u64>,
+    #[serde(default = "default_overload_lag")]
+    overload_max_lag_ms: Spanned<u64>,
 }
 
 impl Default for RawLimits {
@@ -77,8 +95,17 @@ impl Default for RawLimits {
             tcp_max_connections_per_source: default_per_source(),
             max_body_bytes: default_max_body(),
             fd_limit: default_fd_limit(),
+            overload_max_backlog: default_overload_backlog(),
+            overload_max_lag_ms: default_overload_lag(),
         }
     }
+}
+
+fn default_overload_backlog() -> Spanned<u64> {
+    Spanned::new(0..0, DEFAULT_OVERLOAD_BACKLOG)
+}
+fn default_overload_lag() -> Spanned<u64> {
+    Spanned::new(0..0, DEFAULT_OVERLOAD_LAG_MS)
 }
 
 fn default_message_timeout() -> Spanned<u64> {
@@ -132,7 +159,20 @@ impl Validator<'_> {
                 ));
             }
         };
+        // The backlog cannot exceed the inbound queue (4096), where messages are dropped.
+        let overload_backlog = self.in_range(
+            &raw.overload_max_backlog,
+            "limits.overload_max_backlog",
+            16..=4_000,
+        )?;
+        let overload_lag = self.in_range(
+            &raw.overload_max_lag_ms,
+            "limits.overload_max_lag_ms",
+            10..=10_000,
+        )?;
         Ok(LimitsConfig {
+            overload_max_backlog: overload_backlog as usize,
+            overload_max_lag: Duration::from_millis(overload_lag),
             tcp_message_timeout: Duration::from_millis(message_timeout),
             tcp_idle_timeout: Duration::from_secs(idle_timeout),
             tcp_max_connections_per_source: per_source as usize,

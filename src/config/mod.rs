@@ -69,6 +69,9 @@ pub struct Config {
     pub store: StoreConfig,
     pub log: LogConfig,
     pub acd: AcdSettings,
+    /// `[ivr]`: the dialplan file; without one, the built-in flow (greeting, then
+    /// `acd.default_queue`).
+    pub ivr: IvrConfig,
     pub api: ApiConfig,
     pub registrar: RegistrarConfig,
     /// `[[trunks]]`: who may send calls in (R29); the loopback trunk when absent.
@@ -86,7 +89,8 @@ pub struct Config {
 #[derive(Clone, Debug)]
 pub struct AcdSettings {
     pub agents_file: PathBuf,
-    /// Every inbound call goes to this queue after the greeting (until IVR menus).
+    /// The queue of the built-in call flow (no `[ivr] dialplan`), and of calls whose
+    /// queue is not known.
     pub default_queue: String,
     /// An agent's phone rings this long before the call is offered to the next agent
     /// and the agent is paused `no_answer` (R6).
@@ -97,6 +101,13 @@ pub struct AcdSettings {
     pub position_announcement_interval: Duration,
     /// Line of `default_queue` in the config, for the error when no such queue exists.
     default_queue_line: usize,
+}
+
+/// `[ivr]`: the call flow.
+#[derive(Clone, Debug, Default)]
+pub struct IvrConfig {
+    /// The dialplan file (`dialplans/8890.toml`); its prompts are in `prompts.dir`.
+    pub dialplan: Option<PathBuf>,
 }
 
 /// `[api]`: the HTTP API for agents and supervisors.
@@ -273,6 +284,8 @@ struct RawConfig {
     #[serde(default)]
     log: RawLog,
     acd: RawAcd,
+    #[serde(default)]
+    ivr: RawIvr,
     api: Spanned<RawApi>,
     registrar: RawRegistrar,
     trunks: Option<Vec<trunks::RawTrunk>>,
@@ -297,6 +310,12 @@ struct RawAcd {
     agent_ring_timeout_ms: Spanned<u64>,
     hold_music: Spanned<String>,
     position_announcement_seconds: Spanned<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIvr {
+    dialplan: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -759,6 +778,10 @@ impl Validator<'_> {
         let callbacks = self.callbacks(&raw.callbacks)?;
         let limits = self.limits(&raw.limits)?;
         let security = self.security(&raw.security)?;
+        let dialplan = match &raw.ivr.dialplan {
+            Some(path) => Some(self.non_empty_path(path, "ivr.dialplan")?),
+            None => None,
+        };
 
         Ok(Config {
             trunks,
@@ -776,6 +799,7 @@ impl Validator<'_> {
                 position_announcement_interval: Duration::from_secs(announce),
                 default_queue_line: line_of(self.text, acd.default_queue.span().start),
             },
+            ivr: IvrConfig { dialplan },
             api: ApiConfig { token },
             registrar: RegistrarConfig {
                 realm: reg.realm.get_ref().clone(),

@@ -31,6 +31,9 @@ pub enum Event {
     AgentJoined { agent: String },
     /// The agent hung up and the caller is still there (R8).
     AgentLeft,
+    /// The agent's answer came too late (the ACD had already withdrawn the offer): the
+    /// caller is back in the queue, waiting.
+    AgentWithdrawn,
     /// The ACD gave up on the call (the agents file's `max_wait_seconds`, with an
     /// overflow to the dialplan); the call is no longer in the queue.
     QueueOverflowed,
@@ -82,8 +85,14 @@ pub enum WorkOrderWrite {
     HotlineComplaint,
     /// The caller asked to be called back instead of waiting (`queue` they left, if any).
     CallbackRequested { queue: Option<String> },
-    /// R24: the caller's rating of the agent who took the call (counted per agent).
-    Rating { score: u8, agent: Option<String> },
+    /// R24: the caller's rating of the agent who took the call (counted per agent), on
+    /// the survey's scale `min..=max`.
+    Rating {
+        score: u8,
+        min: u8,
+        max: u8,
+        agent: Option<String>,
+    },
     /// Keys collected by a `collect` node, under its `store_as` name.
     Digits { name: String, digits: String },
 }
@@ -271,6 +280,27 @@ impl CallIvr {
                     match self.queue_node(node).after_agent {
                         Some(next) => self.enter(now, next, &mut out),
                         None => self.hang_up(&mut out),
+                    }
+                }
+            }
+            Event::AgentWithdrawn => {
+                if let State::Queue {
+                    node,
+                    agent: agent @ Some(_),
+                } = &mut self.state
+                {
+                    *agent = None;
+                    self.agent = None;
+                    let node = *node;
+                    let queue = self.queue_node(node).clone();
+                    let id = self.new_play_id();
+                    out.push(Action::Play {
+                        id,
+                        prompts: Vec::new(),
+                        then_loop: Some(queue.hold_music),
+                    });
+                    if let Some(every) = queue.announcement_interval {
+                        self.arm(Timer::Announcement, now + every);
                     }
                 }
             }
@@ -541,6 +571,8 @@ impl CallIvr {
                 if let Some(score) = score.filter(|s| (survey.min..=survey.max).contains(s)) {
                     out.push(Action::WorkOrder(WorkOrderWrite::Rating {
                         score,
+                        min: survey.min,
+                        max: survey.max,
                         agent: self.agent.clone(),
                     }));
                     self.enter(now, survey.next, out);

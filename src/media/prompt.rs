@@ -1,7 +1,11 @@
 //! IVR prompts (R27): the standard's scripts as 8 kHz mono 16-bit WAV files, cut into the
-//! 20 ms frames the media task sends. Loading reads one file; everything else is pure.
+//! 20 ms frames the media task sends, and the [`PromptLibrary`] of one prompts
+//! directory that dialplans name their prompts from. Loading reads files; everything
+//! else is pure.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::rtp::MediaError;
@@ -17,6 +21,9 @@ const MAX_PROMPT_SECONDS: u32 = 600;
 /// A loaded prompt: 8 kHz mono samples, shared read-only between calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prompt {
+    /// The file name it was loaded from (`a.wav+b.wav` for a sequence), for logs and
+    /// traces; empty for generated prompts.
+    name: String,
     samples: Vec<i16>,
 }
 
@@ -59,12 +66,32 @@ impl Prompt {
             .samples::<i16>()
             .collect::<Result<Vec<i16>, _>>()
             .map_err(unreadable)?;
-        Ok(Prompt { samples })
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Prompt { name, samples })
     }
 
     /// A prompt from samples already at 8 kHz (tests, generated tones).
     pub fn from_samples(samples: Vec<i16>) -> Prompt {
-        Prompt { samples }
+        Prompt {
+            name: String::new(),
+            samples,
+        }
+    }
+
+    /// A generated prompt with a name, as if loaded from a file of that name.
+    pub fn named(name: impl Into<String>, samples: Vec<i16>) -> Prompt {
+        Prompt {
+            name: name.into(),
+            samples,
+        }
+    }
+
+    /// The file it came from (`a.wav+b.wav` for a sequence); empty when generated.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn samples(&self) -> &[i16] {
@@ -90,6 +117,95 @@ impl Prompt {
             frame[..len].copy_from_slice(&rest[..len]);
         }
         frame
+    }
+}
+
+/// Every prompt of one prompts directory, by file name: what dialplans and feature codes
+/// play. Loaded whole at start-up and on reload (a few dozen short files), so a call
+/// never touches the disk, and the dialplan validator asks it whether a prompt exists.
+#[derive(Clone, Debug, Default)]
+pub struct PromptLibrary {
+    prompts: HashMap<String, Arc<Prompt>>,
+}
+
+impl PromptLibrary {
+    /// Loads every `*.wav` in `dir`; one that is not 8 kHz mono 16-bit stops the load with
+    /// its path and the reason. Other files (a README) are ignored.
+    pub fn load_dir(dir: &Path) -> Result<PromptLibrary, MediaError> {
+        let unreadable = |source: std::io::Error| MediaError::PromptUnreadable {
+            path: dir.to_path_buf(),
+            source: hound::Error::IoError(source),
+        };
+        let mut prompts = HashMap::new();
+        for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+            let path = entry.map_err(unreadable)?.path();
+            let is_wav = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+            if !is_wav || !path.is_file() {
+                continue;
+            }
+            let prompt = Prompt::load(&path)?;
+            prompts.insert(prompt.name.clone(), Arc::new(prompt));
+        }
+        Ok(PromptLibrary { prompts })
+    }
+
+    /// A library of prompts already made (tests, the simulation).
+    pub fn from_prompts(prompts: impl IntoIterator<Item = Arc<Prompt>>) -> PromptLibrary {
+        PromptLibrary {
+            prompts: prompts.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        }
+    }
+
+    /// Adds a prompt (or replaces the one of the same name).
+    pub fn insert(&mut self, prompt: Arc<Prompt>) {
+        self.prompts.insert(prompt.name.clone(), prompt);
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.prompts.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Prompt>> {
+        self.prompts.get(name).cloned()
+    }
+
+    /// The names in `required` that the library lacks.
+    pub fn missing<'a>(&self, required: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+        required
+            .into_iter()
+            .filter(|name| !self.contains(name))
+            .collect()
+    }
+
+    /// `names` played one after another, as one prompt (one prompt is shared, not
+    /// copied). Names the library lacks are left out: the validator has checked the
+    /// dialplan's, so a gap here is a file removed since, and silence beats a dead call.
+    pub fn sequence(&self, names: &[String]) -> Arc<Prompt> {
+        let found: Vec<Arc<Prompt>> = names
+            .iter()
+            .filter_map(|name| {
+                let prompt = self.get(name);
+                if prompt.is_none() {
+                    tracing::warn!(prompt = %name, "prompt missing from the library");
+                }
+                prompt
+            })
+            .collect();
+        if let [only] = found.as_slice() {
+            return Arc::clone(only);
+        }
+        let samples = found
+            .iter()
+            .flat_map(|p| p.samples.iter().copied())
+            .collect();
+        let name = found
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join("+");
+        Arc::new(Prompt { name, samples })
     }
 }
 
@@ -251,5 +367,35 @@ mod tests {
                 prompt.duration()
             );
         }
+    }
+
+    #[test]
+    fn the_library_loads_a_directory_and_plays_sequences() {
+        let dir = tempfile::tempdir().unwrap();
+        write_wav(&dir.path().join("a.wav"), good_spec(), 160);
+        write_wav(&dir.path().join("b.wav"), good_spec(), 80);
+        std::fs::write(dir.path().join("README.md"), "not a prompt").unwrap();
+        let library = PromptLibrary::load_dir(dir.path()).expect("library");
+        assert!(library.contains("a.wav") && library.contains("b.wav"));
+        assert!(!library.contains("README.md"));
+        assert_eq!(library.missing(["a.wav", "c.wav"]), ["c.wav"]);
+        let one = library.sequence(&["a.wav".to_owned()]);
+        assert!(Arc::ptr_eq(&one, &library.get("a.wav").unwrap()));
+        let both = library.sequence(&["a.wav".into(), "gone.wav".into(), "b.wav".into()]);
+        assert_eq!(both.name(), "a.wav+b.wav");
+        assert_eq!(both.samples().len(), 240);
+        assert_eq!(
+            &both.samples()[160..],
+            library.get("b.wav").unwrap().samples()
+        );
+
+        let mut bad = good_spec();
+        bad.sample_rate = 16000;
+        write_wav(&dir.path().join("wide.wav"), bad, 10);
+        let error = PromptLibrary::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("wide.wav") && error.contains("16000"),
+            "{error}"
+        );
     }
 }

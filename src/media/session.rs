@@ -1,7 +1,9 @@
 //! One leg's RTP stream, the pure part: every 20 ms one G.711 frame out (prompt or
 //! silence), one stereo frame recorded (R22), and incoming RTP turned into caller audio
 //! and DTMF keys (R29). [`MediaCore`] is fed ticks and datagrams and returns packets,
-//! frames and events; the runtime's stream task owns the socket and the pacing.
+//! frames and events; the runtime's stream task owns the socket and the pacing. A leg
+//! the IVR listens to also runs the voice activity detector and, when the peer
+//! negotiated no telephone-events, the in-band DTMF detector on the caller's audio.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,10 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::dtmf::{self, DtmfDetector};
+use super::dtmf::{self, DtmfDetector, InbandDtmfDetector};
 use super::g711::{self, Codec};
 use super::prompt::Prompt;
 use super::rtp::{self, RtpSender};
+use super::vad::{VadEvent, VadSettings, VoiceActivityDetector};
 use crate::recording::{FRAME_SAMPLES, StereoFrame};
 
 /// One frame of media time: 160 samples at 8 kHz.
@@ -42,12 +45,22 @@ pub struct MediaParams {
 /// What a leg's stream reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// The last frame of the current prompt has been sent.
-    PlaybackFinished,
-    /// The caller pressed a key (RFC 4733).
+    /// The caller pressed a key (RFC 4733, or an in-band tone on a listening leg).
     Dtmf(char),
     /// No RTP has come from the peer for the configured time (not on hold).
     Inactive,
+    /// The caller started speaking (listening legs).
+    VoiceStarted,
+    /// The caller went quiet (listening legs).
+    VoiceEnded,
+}
+
+/// What a listening leg runs on the caller's decoded audio, once per frame.
+#[derive(Debug)]
+struct Listener {
+    voice: VoiceActivityDetector,
+    /// Only without RFC 4733: a phone that sends both would have every key twice.
+    inband: Option<InbandDtmfDetector>,
 }
 
 /// Counters of one media stream, returned when it stops.
@@ -149,6 +162,9 @@ pub struct MediaCore {
     caller: CallerAudio,
     dtmf: DtmfDetector,
     playback: Option<Playback>,
+    listener: Option<Box<Listener>>,
+    /// Events found while taking caller frames, for [`MediaCore::poll_event`].
+    events: VecDeque<MediaEvent>,
     stats: MediaStats,
     encoded: Vec<u8>,
     decoded: Vec<i16>,
@@ -174,10 +190,28 @@ impl MediaCore {
             caller: CallerAudio::new(),
             dtmf: DtmfDetector::new(),
             playback: None,
+            listener: None,
+            events: VecDeque::new(),
             stats: MediaStats::default(),
             encoded: Vec::with_capacity(FRAME_SAMPLES),
             decoded: Vec::with_capacity(FRAME_SAMPLES),
         }
+    }
+
+    /// Listens to the caller for the IVR from now on (see the module doc).
+    pub fn listen(&mut self, voice: VadSettings) {
+        self.listener = Some(Box::new(Listener {
+            voice: VoiceActivityDetector::new(voice),
+            inband: self
+                .telephone_event_pt
+                .is_none()
+                .then(InbandDtmfDetector::default),
+        }));
+    }
+
+    /// The next voice or in-band key event found in the caller's audio.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
     }
 
     /// The SSRC of the packets sent.
@@ -304,6 +338,21 @@ impl MediaCore {
         let frame = self.caller.take_frame();
         if has_voice_energy(&frame) {
             self.stats.caller_energy_frames += 1;
+        }
+        if let Some(listener) = &mut self.listener {
+            match listener.voice.push_frame(&frame) {
+                Some(VadEvent::VoiceStarted) => self.events.push_back(MediaEvent::VoiceStarted),
+                Some(VadEvent::VoiceEnded) => self.events.push_back(MediaEvent::VoiceEnded),
+                None => {}
+            }
+            if let Some(inband) = &mut listener.inband {
+                self.events.extend(
+                    inband
+                        .push_samples(&frame)
+                        .into_iter()
+                        .map(MediaEvent::Dtmf),
+                );
+            }
         }
         frame
     }

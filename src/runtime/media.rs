@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use super::ports::RtpPorts;
-use super::stream::{self, MediaCommand, MediaHandle};
+use super::stream::{self, MediaCommand, MediaHandle, StreamEvent};
 use crate::media::session::MediaEvent;
 use crate::recording::{Recording, RecordingConfig};
 use crate::switch::{LegId, MediaCounters, MediaOrder, MediaReport, RecordingOrder};
@@ -73,6 +73,13 @@ impl MediaRuntime {
             .count()
     }
 
+    /// Gives back the room a burst of calls left in the leg table (see
+    /// [`crate::capacity`]).
+    pub fn shrink_idle(&mut self) {
+        use crate::capacity::ShrinkIdle;
+        self.legs.shrink_idle();
+    }
+
     /// Carries out one order. Never waits: commands go to stream tasks with `try_send`,
     /// and stopping a stream finishes in a task of its own.
     pub fn apply(&mut self, order: MediaOrder) {
@@ -97,6 +104,7 @@ impl MediaRuntime {
                 leg,
                 params,
                 recording,
+                listen,
             } => {
                 let Some(LegMedia::Idle(socket)) = self.legs.remove(&leg) else {
                     error!(%leg, "start of a leg that is not open");
@@ -110,6 +118,7 @@ impl MediaRuntime {
                     recording.as_ref().map(|r| r.frames()),
                     events_tx,
                     self.rtp_timeout,
+                    listen,
                 );
                 forward_events(leg, events_rx, self.reports.clone());
                 self.legs.insert(
@@ -165,8 +174,8 @@ impl MediaRuntime {
                     self.command(leg, MediaCommand::Hold { agent: false, held });
                 }
             },
-            MediaOrder::Play { leg, prompt } => {
-                self.command(leg, MediaCommand::Play(prompt));
+            MediaOrder::Play { leg, prompt, seq } => {
+                self.command(leg, MediaCommand::Play(prompt, seq));
             }
             MediaOrder::StopPlayback { leg } => {
                 self.command(leg, MediaCommand::StopPlayback);
@@ -283,13 +292,15 @@ impl MediaRuntime {
 }
 
 /// Passes a stream's events on to the switch, tagged with its leg.
-fn forward_events(leg: LegId, mut events: mpsc::Receiver<MediaEvent>, reports: Reports) {
+fn forward_events(leg: LegId, mut events: mpsc::Receiver<StreamEvent>, reports: Reports) {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             let report = match event {
-                MediaEvent::PlaybackFinished => MediaReport::PlaybackFinished,
-                MediaEvent::Dtmf(digit) => MediaReport::Dtmf(digit),
-                MediaEvent::Inactive => MediaReport::Inactive,
+                StreamEvent::PlaybackFinished { seq } => MediaReport::PlaybackFinished { seq },
+                StreamEvent::Media(MediaEvent::Dtmf(digit)) => MediaReport::Dtmf(digit),
+                StreamEvent::Media(MediaEvent::Inactive) => MediaReport::Inactive,
+                StreamEvent::Media(MediaEvent::VoiceStarted) => MediaReport::VoiceStarted,
+                StreamEvent::Media(MediaEvent::VoiceEnded) => MediaReport::VoiceEnded,
             };
             if reports.send((leg, report)).is_err() {
                 return;

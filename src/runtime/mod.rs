@@ -1,7 +1,9 @@
 //! The runtime (I/O): thin tokio tasks around the switch core. Everything that can fail
 //! is checked before a port is bound; then the tasks only move bytes and events:
 //!
-//! - the UDP and TCP transport tasks read and classify messages ([`transport`]);
+//! - the UDP and TCP transport tasks read and classify messages ([`transport`]) and
+//!   shed new INVITEs with a stateless `503` while the engine falls behind
+//!   ([`overload`]);
 //! - ONE switch task owns the [`Switch`], feeds it messages, media reports, API
 //!   commands and its timer, and carries out what it decides: transmits, media orders,
 //!   store writes, replies. There is no task per call. The engine is not sharded: one
@@ -15,10 +17,12 @@
 //! grace period, then BYE; calls whose peers do not answer the BYE within a short bound
 //! are closed anyway; recordings and work orders are finalised before exit.
 
+pub mod alive;
 pub mod callbacks;
 pub mod limits;
 pub mod media;
 pub mod memory;
+pub mod overload;
 pub mod ports;
 pub mod store;
 pub mod stream;
@@ -37,12 +41,9 @@ use tracing::{info, warn};
 
 use crate::api::{SwitchClient, SwitchRequest};
 use crate::config::Config;
-use crate::media::prompt::Prompt;
 use crate::recording::RecordingConfig;
 use crate::sip::Inbound;
-use crate::switch::{
-    Command, CommandId, MediaReport, Prompts, Reply, Switch, SwitchEvent, SwitchSettings,
-};
+use crate::switch::{Command, CommandId, MediaReport, Reply, Switch, SwitchEvent, SwitchSettings};
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
 use media::MediaRuntime;
 use ports::RtpPorts;
@@ -76,6 +77,9 @@ pub enum EngineError {
     /// The config or agents file is invalid.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// The dialplan or its prompts are invalid (every problem as FILE:LINE: reason).
+    #[error("{0}")]
+    Dialplan(#[from] crate::ivr::IvrError),
     /// The agents file does not make a working ACD, or the registrar's limits are off.
     #[error("{0}")]
     Switch(#[from] crate::switch::SwitchError),
@@ -102,49 +106,43 @@ pub enum EngineError {
     },
 }
 
-/// Loads every prompt a call may play (a missing one stops start-up), including the
-/// prompts of the dialplan steps the agents file overflows to.
-pub fn load_prompts(
+/// Ends the work orders a crash (or `kill -9`) left open at the engine's last sign of
+/// life, not at this restart, and says so on each one's trail (issue 9, row 8).
+async fn close_orders_cut_by_a_crash(
+    store: &dyn WorkOrderStore,
     config: &Config,
-    agents: &crate::config::agents::AgentsConfig,
-) -> Result<Prompts, EngineError> {
-    let load = |name: &str| -> Result<Arc<Prompt>, EngineError> {
-        Ok(Arc::new(Prompt::load(config.prompt_path(name))?))
-    };
-    let mut steps = HashMap::new();
-    for queue in &agents.queues {
-        if let Some(crate::config::agents::OverflowTarget::Dialplan(step)) = &queue.overflow {
-            // Steps are named after their prompt until the IVR dialplans land; a step
-            // without one plays the closing.
-            if let Ok(prompt) = Prompt::load(config.prompt_path(&format!("{step}.wav"))) {
-                steps.insert(step.clone(), Arc::new(prompt));
-            } else {
-                warn!(
-                    step,
-                    "overflow step has no prompt; it will play the closing"
-                );
-            }
-        }
+    now: chrono::DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let mark = alive::last_sign_of_life(&alive::mark_path(&config.recordings.dir));
+    let cut_at = alive::crash_end_time(mark, now);
+    // Calls open at the crash are the newest orders: nothing was created after them.
+    let open: Vec<_> = store
+        .list_recent(config.calls.max_concurrent.saturating_mul(2).max(100))
+        .await?
+        .into_iter()
+        .filter(|order| order.ended_at.is_none())
+        .map(|order| order.id)
+        .collect();
+    let closed = store
+        .end_unfinished(
+            cut_at,
+            CallOutcome::Abandoned {
+                reason: AbandonReason::EngineRestarted,
+            },
+        )
+        .await?;
+    for id in &open {
+        let note = "call cut short by an engine crash; ended at the engine's last sign of life";
+        store.add_note(id, note, "engine", cut_at).await?;
     }
-    Ok(Prompts {
-        greeting: Arc::new(Prompt::load(config.greeting_path())?),
-        queue_wait: load("queue-wait.wav")?,
-        hold_music: Arc::new(Prompt::load(
-            config.prompt_path(&config.acd.hold_music.to_string_lossy()),
-        )?),
-        closing: load("closing.wav")?,
-        agent_logged_in: load("agent-logged-in.wav")?,
-        agent_logged_out: load("agent-logged-out.wav")?,
-        agent_paused: load("agent-paused.wav")?,
-        agent_resumed: load("agent-resumed.wav")?,
-        feature_failed: load("feature-failed.wav")?,
-        position_prefix: load("position-prefix.wav")?,
-        position_suffix: load("position-suffix.wav")?,
-        digits: (0..10)
-            .map(|d| load(&format!("digit-{d}.wav")))
-            .collect::<Result<_, _>>()?,
-        steps,
-    })
+    if closed > 0 {
+        warn!(
+            closed,
+            ended_at = %cut_at,
+            "work orders of calls cut by an earlier crash were closed"
+        );
+    }
+    Ok(())
 }
 
 /// Opens the configured work order store.
@@ -166,7 +164,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     // Everything that can fail on a bad installation fails here, before any port.
     let agents = config.load_agents()?;
-    let prompts = load_prompts(&config, &agents)?;
+    let flow = crate::ivr::load_call_flow(&config, &agents, crate::switch::ENGINE_PROMPTS)?;
+    info!(
+        dialplan = %flow.plan.source,
+        nodes = flow.plan.nodes.len(),
+        "call flow loaded"
+    );
     crate::recording::create_root(&config.recordings.dir)?;
     let repair = crate::recording::repair_directory(&config.recordings.dir)?;
     for fixed in &repair.repaired {
@@ -177,20 +180,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let store = open_store(&config)?;
     let wall = Utc::now();
-    let closed = store
-        .end_unfinished(
-            wall,
-            CallOutcome::Abandoned {
-                reason: AbandonReason::EngineRestarted,
-            },
-        )
-        .await?;
-    if closed > 0 {
-        warn!(
-            closed,
-            "work orders of calls cut by an earlier crash were closed"
-        );
-    }
+    close_orders_cut_by_a_crash(store.as_ref(), &config, wall).await?;
     let history = store
         .call_counts_since(wall - chrono::Duration::hours(24))
         .await?;
@@ -200,7 +190,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut switch = Switch::new(
         settings,
         &agents,
-        prompts,
+        flow,
         rand::random(),
         Instant::now(),
         wall,
@@ -254,6 +244,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     // Transports stop last: in-dialog messages (BYE and its 200) must flow while calls end.
     let (stop_transports, transports_stopped) = watch::channel(false);
+    let overload = overload::OverloadGuard::new(overload::OverloadSettings {
+        max_backlog: config.limits.overload_max_backlog,
+        max_lag: config.limits.overload_max_lag,
+        retry_after: config.calls.retry_after,
+    });
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let transports = Transports::new(
         udp.clone(),
@@ -270,6 +265,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             crate::sip::inbound::InboundLimits {
                 max_body_bytes: config.limits.max_body_bytes,
             },
+            overload.clone(),
         )));
     }
     if let Some(tcp) = tcp {
@@ -279,8 +275,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             inbound_tx.clone(),
             transport::TcpLimits::from_config(&config),
             transports_stopped.clone(),
+            overload.clone(),
         )));
     }
+    io_tasks.push(tokio::spawn(overload::watch_event_loop(
+        overload,
+        transports_stopped.clone(),
+    )));
     drop(inbound_tx);
 
     let (client, requests) = SwitchClient::channel(COMMAND_QUEUE);
@@ -293,6 +294,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
     }));
+    io_tasks.push(tokio::spawn(alive::keep_marking(
+        alive::mark_path(&config.recordings.dir),
+        transports_stopped.clone(),
+    )));
     io_tasks.push(tokio::spawn(memory::return_freed_memory(
         transports_stopped.clone(),
     )));
@@ -406,7 +411,10 @@ impl SwitchTask {
                     }
                     None => requests_open = false,
                 },
-                _ = timer => self.switch.handle_timeout(Instant::now()),
+                _ = timer => {
+                    self.switch.handle_timeout(Instant::now());
+                    self.media.shrink_idle();
+                }
             }
             self.carry_out();
         }
@@ -458,9 +466,9 @@ async fn reload_on_sighup(
     };
     loop {
         tokio::select! {
-            _ = hangup.recv() => match client.reload_agents(&config).await {
-                Ok(()) => info!("agents file reloaded (SIGHUP)"),
-                Err(e) => warn!(error = %e, "agents file not reloaded; the old one stays"),
+            _ = hangup.recv() => match client.reload(&config).await {
+                Ok(version) => info!(dialplan_version = version, "agents file and dialplan reloaded (SIGHUP)"),
+                Err(e) => warn!(error = %e, "not reloaded; the running agents file and dialplan stay"),
             },
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
         }

@@ -22,8 +22,12 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::callbacks::{CallbackStore, CallbackStoreError};
+use crate::ivr::WorkOrderWrite;
 use crate::switch::StoreWrite;
-use crate::workorder::{StoreError, WorkOrderId, WorkOrderStore};
+use crate::workorder::{
+    CallerRating, DetailsUpdate, RatingTarget, Satisfaction, StoreError, WorkOrderId,
+    WorkOrderStore,
+};
 
 /// Writes waiting for the store.
 pub const QUEUE_CAPACITY: usize = 65_536;
@@ -220,6 +224,72 @@ async fn apply(store: &dyn WorkOrderStore, write: &StoreWrite) -> Result<(), Sto
                 }
                 None => Ok(()),
             }
+        }
+        StoreWrite::Ivr { id, at, write } => apply_ivr_fact(store, id, *at, write).await,
+    }
+}
+
+/// What the dialplan learned, in the store's terms; the actor on the trail is `ivr`.
+async fn apply_ivr_fact(
+    store: &dyn WorkOrderStore,
+    id: &WorkOrderId,
+    at: chrono::DateTime<chrono::Utc>,
+    write: &WorkOrderWrite,
+) -> Result<(), StoreError> {
+    const ACTOR: &str = "ivr";
+    let details = |update: DetailsUpdate| async move {
+        store.update_details(id, &update, ACTOR, at).await.map(drop)
+    };
+    match write {
+        WorkOrderWrite::Category(category) => {
+            details(DetailsUpdate {
+                category: Some(*category),
+                ..DetailsUpdate::default()
+            })
+            .await
+        }
+        WorkOrderWrite::Urgent => {
+            details(DetailsUpdate {
+                urgent: Some(true),
+                ..DetailsUpdate::default()
+            })
+            .await
+        }
+        WorkOrderWrite::HotlineComplaint => {
+            let note = "complaint about the hotline itself (R15)";
+            store.add_note(id, note, ACTOR, at).await
+        }
+        WorkOrderWrite::CallbackRequested { queue } => {
+            let note = match queue {
+                Some(queue) => {
+                    format!("the caller asked to be called back instead of waiting in {queue}")
+                }
+                None => "the caller is to be called back".to_owned(),
+            };
+            store.add_note(id, &note, ACTOR, at).await
+        }
+        WorkOrderWrite::Rating {
+            score,
+            min,
+            max,
+            agent,
+        } => {
+            // R24: the standard's level on the order, and the keypad score exactly.
+            let note = format!(
+                "survey: {score} on {min}–{max} for agent {}",
+                agent.as_deref().unwrap_or("none")
+            );
+            let rating = CallerRating {
+                target: RatingTarget::Service,
+                score: Satisfaction::from_scale(*score, *min, *max),
+            };
+            store.rate(id, &rating, ACTOR, at).await?;
+            store.add_note(id, &note, ACTOR, at).await
+        }
+        WorkOrderWrite::Digits { name, digits } => {
+            store
+                .add_note(id, &format!("{name}: {digits}"), ACTOR, at)
+                .await
         }
     }
 }

@@ -15,6 +15,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::media::prompt::Prompt;
 use crate::media::session::{FRAME_DURATION, MediaCore, MediaEvent, MediaParams, MediaStats};
+use crate::media::vad::VadSettings;
 use crate::recording::StereoFrame;
 
 /// Largest datagram read; a G.711 20 ms packet is 172 bytes, anything cut here is garbage.
@@ -25,8 +26,9 @@ const COMMAND_CAPACITY: usize = 16;
 /// Orders for a running stream.
 #[derive(Debug)]
 pub enum MediaCommand {
-    /// Play a prompt from its start, replacing any prompt playing now.
-    Play(Arc<Prompt>),
+    /// Play a prompt from its start, replacing any prompt playing now; its end is
+    /// reported with this number.
+    Play(Arc<Prompt>, u64),
     /// Stop the current prompt; silence follows and no `PlaybackFinished` is sent.
     StopPlayback,
     /// Bridge an agent's leg (B2BUA): from the next tick the caller hears the agent and
@@ -43,6 +45,13 @@ pub enum MediaCommand {
     /// Hold: send nothing to that leg (its peer put the call on hold), `false` resumes.
     /// The recording goes on, silent on the right while the caller is held.
     Hold { agent: bool, held: bool },
+}
+
+/// What a stream tells the switch task: a media event, or the end of prompt `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEvent {
+    Media(MediaEvent),
+    PlaybackFinished { seq: u64 },
 }
 
 /// Events queued for the switch task; if it lags this far behind, events are dropped
@@ -85,12 +94,16 @@ pub fn spawn(
     socket: UdpSocket,
     params: MediaParams,
     recording: Option<mpsc::Sender<StereoFrame>>,
-    events_tx: mpsc::Sender<MediaEvent>,
+    events_tx: mpsc::Sender<StreamEvent>,
     rtp_timeout: Option<Duration>,
+    listen: Option<VadSettings>,
 ) -> MediaHandle {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (stop_tx, stop_rx) = oneshot::channel();
-    let core = MediaCore::new(&params, rand::random(), rand::random());
+    let mut core = MediaCore::new(&params, rand::random(), rand::random());
+    if let Some(voice) = listen {
+        core.listen(voice);
+    }
     let task = tokio::spawn(run(
         socket,
         core,
@@ -99,6 +112,7 @@ pub fn spawn(
         recording,
         stop_rx,
         rtp_timeout,
+        listen,
     ));
     MediaHandle {
         commands: commands_tx,
@@ -107,14 +121,16 @@ pub fn spawn(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     socket: UdpSocket,
     mut core: MediaCore,
     mut commands: mpsc::Receiver<MediaCommand>,
-    events: mpsc::Sender<MediaEvent>,
+    events: mpsc::Sender<StreamEvent>,
     recording: Option<mpsc::Sender<StereoFrame>>,
     mut stop: oneshot::Receiver<()>,
     rtp_timeout: Option<Duration>,
+    listen: Option<VadSettings>,
 ) -> MediaStats {
     let mut sent = MediaStats::default();
     // Burst, not Delay or Skip: after a stall (a busy runtime, a paused VM) the missed
@@ -129,7 +145,8 @@ async fn run(
     let mut commands_open = true;
     let mut recorder_gone_logged = false;
     let mut agent_stats = MediaStats::default();
-    let emit = |event: MediaEvent| {
+    let mut playing_seq = 0;
+    let emit = |event: StreamEvent| {
         if events.try_send(event).is_err() {
             tracing::warn!(?event, "call task not taking media events; event dropped");
         }
@@ -173,14 +190,17 @@ async fn run(
                     }
                 }
                 if tick.playback_finished {
-                    emit(MediaEvent::PlaybackFinished);
+                    emit(StreamEvent::PlaybackFinished { seq: playing_seq });
+                }
+                while let Some(event) = core.poll_event() {
+                    emit(StreamEvent::Media(event));
                 }
                 if let Some(limit) = rtp_timeout
                     && !caller_held
                     && !inactivity_reported
                     && core.silent_for() >= limit
                 {
-                    emit(MediaEvent::Inactive);
+                    emit(StreamEvent::Media(MediaEvent::Inactive));
                     inactivity_reported = true;
                 }
                 if let Some(recording) = &recording {
@@ -200,7 +220,10 @@ async fn run(
                 }
             }
             command = commands.recv(), if commands_open => match command {
-                Some(MediaCommand::Play(prompt)) => core.play(prompt),
+                Some(MediaCommand::Play(prompt, seq)) => {
+                    playing_seq = seq;
+                    core.play(prompt);
+                }
                 Some(MediaCommand::StopPlayback) => core.stop_playback(),
                 Some(MediaCommand::AttachAgent { socket, params }) => {
                     core.stop_playback();
@@ -218,6 +241,9 @@ async fn run(
                     let old = core.stats();
                     core = MediaCore::new(&MediaParams { ssrc, ..params }, rand::random(), rand::random());
                     core.restore(old, playing);
+                    if let Some(voice) = listen {
+                        core.listen(voice);
+                    }
                 }
                 Some(MediaCommand::Update { agent: true, params }) => {
                     if let Some(leg) = agent.as_mut() {
@@ -244,7 +270,7 @@ async fn run(
             received = socket.recv_from(&mut datagram) => match received {
                 Ok((len, from)) => {
                     if let Some(event) = core.on_datagram(from, &datagram[..len]) {
-                        emit(event);
+                        emit(StreamEvent::Media(event));
                     }
                 }
                 // ICMP port-unreachable from an earlier send surfaces here on Linux; the
@@ -314,9 +340,12 @@ mod tests {
         socket: UdpSocket,
         params: MediaParams,
         recording: Option<mpsc::Sender<StereoFrame>>,
-    ) -> (MediaHandle, mpsc::Receiver<MediaEvent>) {
+    ) -> (MediaHandle, mpsc::Receiver<StreamEvent>) {
         let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
-        (spawn(socket, params, recording, events_tx, None), events)
+        (
+            spawn(socket, params, recording, events_tx, None, None),
+            events,
+        )
     }
 
     async fn bind() -> UdpSocket {
@@ -346,7 +375,7 @@ mod tests {
         let prompt = ramp_prompt(5);
         handle
             .commands
-            .send(MediaCommand::Play(prompt.clone()))
+            .send(MediaCommand::Play(prompt.clone(), 7))
             .await
             .expect("task running");
 
@@ -365,7 +394,10 @@ mod tests {
                 .await
                 .expect("send caller RTP");
         }
-        assert_eq!(events.recv().await, Some(MediaEvent::PlaybackFinished));
+        assert_eq!(
+            events.recv().await,
+            Some(StreamEvent::PlaybackFinished { seq: 7 })
+        );
 
         // Sequence and timestamp advance by one frame per packet.
         for pair in received.windows(2) {
@@ -599,8 +631,12 @@ mod tests {
             None,
             events_tx,
             Some(Duration::from_secs(2)),
+            None,
         );
-        assert_eq!(events.recv().await, Some(MediaEvent::Inactive));
+        assert_eq!(
+            events.recv().await,
+            Some(StreamEvent::Media(MediaEvent::Inactive))
+        );
         handle.stop().await;
 
         let socket = bind().await;
@@ -611,6 +647,7 @@ mod tests {
             None,
             events_tx,
             Some(Duration::from_secs(2)),
+            None,
         );
         handle
             .commands

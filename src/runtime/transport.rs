@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::{debug, warn};
 
+use super::overload::{OverloadGuard, count_shed};
 use crate::config::Config;
 use crate::sip::framing::{self, Frame, FrameLimits};
 use crate::sip::inbound::{InboundLimits, Received, classify_with};
@@ -142,11 +143,14 @@ impl Transports {
                         shared: shared.clone(),
                         closer,
                     };
+                    // A connection we opened carries our calls' dialogs, which are
+                    // never shed.
+                    let never = OverloadGuard::disabled();
                     let reason = serve_tcp_connection(
                         stream,
                         &connection,
                         transports,
-                        inbound,
+                        (inbound, &never),
                         shutdown,
                         Some((queue_tx, queue_rx)),
                     )
@@ -228,15 +232,24 @@ pub async fn run_udp(
     inbound: mpsc::Sender<Inbound>,
     shutdown: watch::Receiver<bool>,
 ) {
-    run_udp_with_limits(socket, inbound, shutdown, InboundLimits::default()).await;
+    run_udp_with_limits(
+        socket,
+        inbound,
+        shutdown,
+        InboundLimits::default(),
+        OverloadGuard::disabled(),
+    )
+    .await;
 }
 
-/// [`run_udp`] with the body limit of `[limits]`.
+/// [`run_udp`] with the body limit of `[limits]` and overload control at the edge: a
+/// new INVITE the engine cannot take now gets a stateless `503` here.
 pub async fn run_udp_with_limits(
     socket: Arc<UdpSocket>,
     inbound: mpsc::Sender<Inbound>,
     mut shutdown: watch::Receiver<bool>,
     limits: InboundLimits,
+    overload: Arc<OverloadGuard>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -262,7 +275,18 @@ pub async fn run_udp_with_limits(
         }
         match classify_with(bytes, source, TransportKind::Udp, limits) {
             Received::Message(m) => {
-                if inbound.try_send(*m).is_err() {
+                let backlog = inbound.max_capacity() - inbound.capacity();
+                if let Some((reason, reply)) = overload.shed(&m, backlog) {
+                    count_shed(reason);
+                    let _ = socket.try_send_to(&reply, source);
+                    continue;
+                }
+                if let Err(full) = inbound.try_send(*m) {
+                    let message = full.into_inner();
+                    if let Some((reason, reply)) = overload.queue_full(&message) {
+                        count_shed(reason);
+                        let _ = socket.try_send_to(&reply, source);
+                    }
                     metrics::counter!("hotline_sip_inbound_dropped_total", "transport" => "udp")
                         .increment(1);
                 }
@@ -508,7 +532,15 @@ pub async fn run_tcp(
     shutdown: watch::Receiver<bool>,
 ) {
     let limits = TcpLimits::with_max_connections(permits.available_permits());
-    run_tcp_with_limits(listener, transports, inbound, limits, shutdown).await;
+    run_tcp_with_limits(
+        listener,
+        transports,
+        inbound,
+        limits,
+        shutdown,
+        OverloadGuard::disabled(),
+    )
+    .await;
 }
 
 /// What the accept loop and the connection tasks share.
@@ -550,6 +582,7 @@ pub async fn run_tcp_with_limits(
     inbound: mpsc::Sender<Inbound>,
     limits: TcpLimits,
     shutdown: watch::Receiver<bool>,
+    overload: Arc<OverloadGuard>,
 ) {
     metrics::describe_gauge!(TCP_CONNECTIONS, "SIP/TCP connections open now.");
     metrics::describe_counter!(
@@ -615,6 +648,7 @@ pub async fn run_tcp_with_limits(
         let inbound = inbound.clone();
         let shutdown = shutdown.clone();
         let shared = shared.clone();
+        let overload = overload.clone();
         tokio::spawn(async move {
             let connection = Connection {
                 id,
@@ -622,9 +656,15 @@ pub async fn run_tcp_with_limits(
                 shared: shared.clone(),
                 closer,
             };
-            let reason =
-                serve_tcp_connection(stream, &connection, transports, inbound, shutdown, None)
-                    .await;
+            let reason = serve_tcp_connection(
+                stream,
+                &connection,
+                transports,
+                (inbound, &overload),
+                shutdown,
+                None,
+            )
+            .await;
             count_close(reason);
             debug!(%peer, reason = reason.label(), "TCP connection closed");
             shared.table().remove(id);
@@ -649,7 +689,7 @@ async fn serve_tcp_connection(
     stream: TcpStream,
     connection: &Connection,
     transports: Transports,
-    inbound: mpsc::Sender<Inbound>,
+    (inbound, overload): (mpsc::Sender<Inbound>, &OverloadGuard),
     mut shutdown: watch::Receiver<bool>,
     queue: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
 ) -> CloseReason {
@@ -720,6 +760,12 @@ async fn serve_tcp_connection(
                         // Backpressure: a TCP peer waits for the endpoint rather than
                         // losing a message it will never retransmit.
                         Received::Message(m) => {
+                            let backlog = inbound.max_capacity() - inbound.capacity();
+                            if let Some((reason, reply)) = overload.shed(&m, backlog) {
+                                count_shed(reason);
+                                let _ = queue_tx.try_send(Bytes::from(reply));
+                                continue;
+                            }
                             if inbound.send(*m).await.is_err() {
                                 break 'read CloseReason::Shutdown;
                             }
@@ -879,5 +925,72 @@ mod tests {
             table.admit(now + Duration::from_secs(1), ip(2)),
             Admission::Refuse(CloseReason::ConnectionLimit)
         );
+    }
+
+    fn invite(call: u32) -> String {
+        format!(
+            "INVITE sip:8890@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{call}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:13800138000@127.0.0.1>;tag=caller{call}\r\n\
+             To: <sip:8890@127.0.0.1>\r\n\
+             Call-ID: flood-{call}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// Issue 12: with the switch stalled, the UDP transport queues new INVITEs up to the
+    /// backlog limit and answers the rest `503` with `Retry-After` itself, statelessly;
+    /// a request of a call in progress still goes to the switch.
+    #[tokio::test]
+    async fn a_stalled_engine_sheds_new_invites_at_the_edge() {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let engine = socket.local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (inbound_tx, mut inbound_rx) = mpsc::channel(8);
+        let (_stop_tx, stop) = watch::channel(false);
+        let guard = OverloadGuard::new(super::super::overload::OverloadSettings {
+            max_backlog: 4,
+            max_lag: Duration::from_secs(10),
+            retry_after: Duration::from_secs(7),
+        });
+        tokio::spawn(run_udp_with_limits(
+            socket,
+            inbound_tx,
+            stop,
+            InboundLimits::default(),
+            guard,
+        ));
+        for call in 0..7 {
+            peer.send_to(invite(call).as_bytes(), engine).await.unwrap();
+        }
+        let mut refusals = Vec::new();
+        let mut buf = [0u8; 4096];
+        while refusals.len() < 2 {
+            let (len, _) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+                .await
+                .expect("the shed INVITEs are answered")
+                .unwrap();
+            refusals.push(String::from_utf8_lossy(&buf[..len]).into_owned());
+        }
+        for refusal in &refusals {
+            assert!(refusal.starts_with("SIP/2.0 503"), "{refusal}");
+            assert!(refusal.contains("Retry-After: 7"), "{refusal}");
+        }
+        // Calls 0–4 were queued (up to a backlog of 4, the fifth finds 4 waiting), the
+        // other two answered at the edge.
+        let mut queued = Vec::new();
+        while let Ok(message) = inbound_rx.try_recv() {
+            if let Inbound::Request { summary, .. } = message {
+                queued.push(summary.call_id);
+            }
+        }
+        assert_eq!(
+            queued,
+            (0..5).map(|c| format!("flood-{c}")).collect::<Vec<_>>()
+        );
+        assert!(refusals.iter().any(|r| r.contains("flood-5")));
+        assert!(refusals.iter().any(|r| r.contains("flood-6")));
     }
 }

@@ -42,12 +42,13 @@ use super::{
     Stage, Transmit, loopback,
 };
 use crate::config::agents::AgentsConfig;
-use crate::media::prompt::Prompt;
+use crate::ivr::{BuiltinFlow, CallFlow};
+use crate::media::prompt::{Prompt, PromptLibrary};
 use crate::sip::TransportKind;
 use crate::sip::inbound::{Received, classify};
 use crate::switch::{
-    Command, CommandId, LegId, MediaCounters, MediaOrder, MediaReport, Prompts, Reply, StoreWrite,
-    Switch, SwitchError, SwitchEvent, SwitchSettings,
+    Command, CommandId, LegId, MediaCounters, MediaOrder, MediaReport, Reply, StoreWrite, Switch,
+    SwitchError, SwitchEvent, SwitchSettings,
 };
 use crate::workorder::{CallOutcome, WorkOrderId};
 
@@ -65,7 +66,8 @@ pub struct WorldConfig {
     pub link: LinkConfig,
     pub settings: SwitchSettings,
     pub agents: AgentsConfig,
-    pub prompts: Prompts,
+    /// The dialplan and its prompts (the built-in flow unless a test sets another).
+    pub flow: CallFlow,
     /// How long the media runtime takes to report an opened or closed leg.
     pub media_latency: Duration,
 }
@@ -77,33 +79,45 @@ pub fn default_settings() -> SwitchSettings {
     SwitchSettings::loopback(ENGINE_ADDR.port())
 }
 
-/// Prompts of distinct lengths (so a trace can tell them apart), each a plain tone.
-/// Built once per process: a thousand seeds share them.
-pub fn default_prompts() -> Prompts {
-    static PROMPTS: std::sync::OnceLock<Prompts> = std::sync::OnceLock::new();
+/// Prompts of distinct lengths, each a plain tone, named like the files of
+/// `dialplans/prompts`. Built once per process: a thousand seeds share them.
+pub fn default_prompts() -> Arc<PromptLibrary> {
+    static PROMPTS: std::sync::OnceLock<Arc<PromptLibrary>> = std::sync::OnceLock::new();
     PROMPTS.get_or_init(build_prompts).clone()
 }
 
-fn build_prompts() -> Prompts {
-    let tone = |millis: usize| Arc::new(Prompt::from_samples(vec![1000; millis * 8]));
-    Prompts {
-        greeting: tone(3000),
-        queue_wait: tone(4000),
-        hold_music: tone(5000),
-        closing: tone(2000),
-        agent_logged_in: tone(1100),
-        agent_logged_out: tone(1200),
-        agent_paused: tone(1300),
-        agent_resumed: tone(1400),
-        feature_failed: tone(1500),
-        position_prefix: tone(600),
-        position_suffix: tone(700),
-        // Each digit its own tone, so a position announcement can be read back.
-        digits: (0..10i16)
-            .map(|digit| Arc::new(Prompt::from_samples(vec![1000 + digit; 2400])))
-            .collect(),
-        steps: Default::default(),
+fn build_prompts() -> Arc<PromptLibrary> {
+    let tone = |name: &str, millis: usize| Arc::new(Prompt::named(name, vec![1000; millis * 8]));
+    let mut prompts = vec![
+        tone("greeting.wav", 3000),
+        tone("queue-wait.wav", 4000),
+        tone("hold-music.wav", 5000),
+        tone("closing.wav", 2000),
+        tone("agent-logged-in.wav", 1100),
+        tone("agent-logged-out.wav", 1200),
+        tone("agent-paused.wav", 1300),
+        tone("agent-resumed.wav", 1400),
+        tone("feature-failed.wav", 1500),
+        tone("position-prefix.wav", 600),
+        tone("position-suffix.wav", 700),
+    ];
+    prompts.extend((0..10).map(|digit| tone(&format!("digit-{digit}.wav"), 300)));
+    Arc::new(PromptLibrary::from_prompts(prompts))
+}
+
+/// The engine's built-in flow (greeting, queue `general` with announcements every 20 s,
+/// the closing) on [`default_prompts`].
+pub fn default_flow() -> CallFlow {
+    let prompts = default_prompts();
+    let plan = BuiltinFlow {
+        greeting: "greeting.wav",
+        hold_music: "hold-music.wav",
+        queue: "general",
+        announcement: Duration::from_secs(20),
     }
+    .compile(|name| prompts.contains(name))
+    .expect("the built-in flow compiles on the simulated prompts");
+    CallFlow { plan, prompts }
 }
 
 /// An agents file with one queue and agents `1001`, `1002`, … with password
@@ -130,7 +144,7 @@ impl WorldConfig {
             link: LinkConfig::perfect(),
             settings: default_settings(),
             agents: agents_config(agents),
-            prompts: default_prompts(),
+            flow: default_flow(),
             media_latency: Duration::ZERO,
         }
     }
@@ -172,7 +186,6 @@ pub struct Engine {
     epoch: Instant,
     media: SimMedia,
     media_latency: Duration,
-    prompts: Prompts,
     /// Every store write, in the order the switch made them.
     pub store: Vec<StoreWrite>,
     pub replies: BTreeMap<CommandId, Reply>,
@@ -198,7 +211,7 @@ impl Engine {
         let switch = Switch::new(
             config.settings.clone(),
             &config.agents,
-            config.prompts.clone(),
+            config.flow.clone(),
             seed,
             now,
             wall,
@@ -213,7 +226,6 @@ impl Engine {
                 ..SimMedia::default()
             },
             media_latency: config.media_latency,
-            prompts: config.prompts.clone(),
             store: Vec::new(),
             replies: BTreeMap::new(),
             wall,
@@ -297,9 +309,7 @@ impl Engine {
             MediaOrder::Hold { leg, held } => {
                 (*leg, if *held { "hold" } else { "unhold" }.to_string())
             }
-            MediaOrder::Play { leg, prompt } => {
-                (*leg, format!("play:{}", self.prompt_name(prompt)))
-            }
+            MediaOrder::Play { leg, prompt, .. } => (*leg, format!("play:{}", prompt_name(prompt))),
             MediaOrder::StopPlayback { leg } => (*leg, "stop-playback".to_string()),
             MediaOrder::Close { leg } => (*leg, "close".to_string()),
         };
@@ -319,7 +329,7 @@ impl Engine {
                     },
                 );
             }
-            MediaOrder::Play { leg, prompt } => {
+            MediaOrder::Play { leg, prompt, seq } => {
                 let playback = self.media.next_playback;
                 self.media.next_playback += 1;
                 self.media.open.insert(leg, Some(playback));
@@ -327,7 +337,7 @@ impl Engine {
                     now + prompt.duration(),
                     MediaReportDue {
                         leg,
-                        report: MediaReport::PlaybackFinished,
+                        report: MediaReport::PlaybackFinished { seq },
                         playback: Some(playback),
                     },
                 );
@@ -362,49 +372,27 @@ impl Engine {
             | MediaOrder::Hold { .. } => {}
         }
     }
+}
 
-    /// Which of the configured prompts this is (`position-<n>` for a position
-    /// announcement, `other` when none matches).
-    fn prompt_name(&self, prompt: &Arc<Prompt>) -> String {
-        let p = &self.prompts;
-        let named = [
-            (&p.greeting, "greeting"),
-            (&p.queue_wait, "queue-wait"),
-            (&p.hold_music, "hold-music"),
-            (&p.closing, "closing"),
-            (&p.agent_logged_in, "logged-in"),
-            (&p.agent_logged_out, "logged-out"),
-            (&p.agent_paused, "paused"),
-            (&p.agent_resumed, "resumed"),
-            (&p.feature_failed, "feature-failed"),
-        ];
-        if let Some((_, name)) = named.iter().find(|(known, _)| Arc::ptr_eq(known, prompt)) {
-            return (*name).to_string();
-        }
-        // A position announcement: the prefix, one prompt per digit, the suffix.
-        let (prefix, suffix) = (p.position_prefix.samples(), p.position_suffix.samples());
-        let samples = prompt.samples();
-        let digit_len = p.digits.first().map_or(0, |d| d.samples().len());
-        if digit_len > 0
-            && samples.len() > prefix.len() + suffix.len()
-            && samples.starts_with(prefix)
-            && samples.ends_with(suffix)
-        {
-            let middle = &samples[prefix.len()..samples.len() - suffix.len()];
-            let number: Option<String> = middle
-                .chunks(digit_len)
-                .map(|chunk| {
-                    p.digits
-                        .iter()
-                        .position(|d| d.samples() == chunk)
-                        .and_then(|d| char::from_digit(d as u32, 10))
-                })
-                .collect();
-            if let Some(number) = number {
-                return format!("position-{number}");
-            }
-        }
-        "other".to_string()
+/// A prompt as the trace names it: its file name without `.wav` (`agent-` dropped from
+/// the feature confirmations), `position-<n>` for a position announcement.
+fn prompt_name(prompt: &Prompt) -> String {
+    let parts: Vec<&str> = prompt
+        .name()
+        .split('+')
+        .map(|part| part.trim_end_matches(".wav"))
+        .collect();
+    if parts.first() == Some(&"position-prefix") {
+        let number: String = parts
+            .iter()
+            .filter_map(|part| part.strip_prefix("digit-"))
+            .collect();
+        return format!("position-{number}");
+    }
+    match parts.as_slice() {
+        [] | [""] => "other".to_string(),
+        [single] => single.strip_prefix("agent-").unwrap_or(single).to_string(),
+        several => several.join("+"),
     }
 }
 
@@ -883,6 +871,7 @@ impl World {
                     order.outcome = Some(*outcome);
                     order.reason = *reason;
                 }
+                StoreWrite::Ivr { .. } => {}
             }
         }
     }

@@ -288,8 +288,11 @@ impl Switch {
                         self.store.push_back(StoreWrite::Queued { id, at, queue });
                     }
                 }
+                // The step names the overflow in the agents file; where the caller goes
+                // is the dialplan queue node's `overflow`.
                 Overflow::Dialplan(step) => {
-                    self.inbound_input(now, call, CallInput::Overflowed { step })
+                    debug!(call, step, "overflow to the dialplan");
+                    self.inbound_input(now, call, CallInput::Overflowed)
                 }
             },
             AcdAction::Connected { call, agent } => debug!(call, agent, "connected"),
@@ -359,7 +362,7 @@ impl Switch {
     }
 
     /// R4: a new agents file; every call and agent state is kept.
-    pub(super) fn reload(
+    pub(super) fn reload_agents(
         &mut self,
         now: Instant,
         agents: &AgentsConfig,

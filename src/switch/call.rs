@@ -1,24 +1,28 @@
 //! The per-call state machine of an inbound call: ring, answer inside the ring budget
-//! (R6), greet, queue for an agent with hold music and position announcements, ring the
-//! agent the ACD picked, bridge, and end — recording who hung up first (R8).
+//! (R6), then the call's dialplan ([`CallIvr`]: menus, queues, the survey, the silence
+//! script), the agent the ACD picked rung and bridged, and the end — recording who hung
+//! up first (R8).
 //!
 //! Pure: fed `(now, input)`, it queues actions for its driver and names its next
 //! deadline. It never touches a socket, a file or the clock, so every race (CANCEL
 //! against the answer, an agent answering just as the ACD withdrew the offer, BYE
-//! against our BYE, shutdown at any point) is tested with a simulated clock.
+//! against our BYE, a key pressed as the agent answers, shutdown at any point) is
+//! tested with a simulated clock. The dialplan interpreter lives inside it: the core
+//! owns the SIP side of the call (answered, acknowledged, which agent leg is up), the
+//! interpreter what the caller hears and where the call goes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Settings the core needs, from `[calls]` and `[acd]`.
+use crate::ivr::{self, AgentScript, CallIvr, IvrError, PlayId, WorkOrderWrite};
+
+/// Settings the core needs, from `[calls]`.
 #[derive(Clone, Copy, Debug)]
 pub struct CallTimers {
     /// 180 Ringing lasts this long before the 200 OK (R6).
     pub ring_before_answer: Duration,
     /// The engine hangs up a call still up after this long.
     pub max_call_length: Duration,
-    /// A waiting caller hears its queue position this often.
-    pub position_announcement_interval: Duration,
 }
 
 /// Why the leg to an agent's phone did not connect.
@@ -54,6 +58,12 @@ pub enum CallInput {
     SessionExpired,
     /// The prompt playing to the caller ended.
     PromptFinished,
+    /// The caller pressed a key (RFC 4733, an in-band tone or SIP INFO).
+    Digit(char),
+    /// The caller started speaking.
+    VoiceStarted,
+    /// The caller went quiet.
+    VoiceEnded,
     /// The ACD picked this agent for the call: ring its phone.
     AgentOffered { agent: String },
     /// The ACD took the offer back (the agent's ring timeout passed).
@@ -67,9 +77,15 @@ pub enum CallInput {
     },
     /// The agent hung up (BYE from the agent's phone).
     AgentHungUp,
-    /// The call waited its queue's maximum and goes to a dialplan step; without the
-    /// IVR, the step's prompt is played and the hotline ends the call.
-    Overflowed { step: String },
+    /// The call waited its queue's maximum and left the ACD for the dialplan's
+    /// overflow (the agents file's `overflow = "dialplan:…"`).
+    Overflowed,
+    /// The transfer destination answered and is bridged.
+    TransferAnswered,
+    /// The transfer destination did not answer 2xx.
+    TransferFailed,
+    /// The transfer destination hung up.
+    TransferHungUp,
 }
 
 /// Who ended the call first (R8).
@@ -108,7 +124,7 @@ pub enum Ending {
 pub enum CallAction {
     /// Send `180 Ringing` on the INVITE.
     SendRinging,
-    /// Send `200 OK` with our SDP answer, start media and recording, play the greeting.
+    /// Send `200 OK` with our SDP answer, start media and recording.
     Answer,
     /// Answer the INVITE with `487 Request Terminated` (after a CANCEL).
     RejectTerminated,
@@ -120,14 +136,21 @@ pub enum CallAction {
     SendBye,
     /// Stop media and finalise the recording.
     StopMedia,
-    /// Offer the call to the ACD (the default queue) and write `queued` on the work order.
-    Enqueue,
-    /// Play the queue-wait prompt, then hold music.
-    PlayQueueWelcome,
-    /// Play hold music (again).
-    PlayHoldMusic,
-    /// Tell the caller its place in the queue ("您前面还有 N 位").
-    AnnouncePosition,
+    /// Play these prompts (file names) one after another to the caller, replacing what
+    /// plays; report `PromptFinished` at the end.
+    Play { prompts: Vec<String> },
+    /// Stop what plays to the caller (no `PromptFinished` follows).
+    StopPlayback,
+    /// Tell the caller its place in the queue ("您前面还有 N 位"), then play `then_loop`
+    /// (straight away when the caller is next in line).
+    AnnouncePosition { then_loop: Option<String> },
+    /// Offer the call to the ACD and write `queued` on the work order.
+    Enqueue { queue: String, priority: u8 },
+    /// Take the call out of its queue: the dialplan moves it on (a callback asked
+    /// for, its own maximum wait).
+    LeaveQueue,
+    /// The ACD gave up on the call (its queue's maximum wait): count the wait.
+    Overflowed,
     /// Send INVITE to the agent's registered phone.
     InviteAgent { agent: String },
     /// CANCEL the ringing INVITE to the agent.
@@ -149,10 +172,12 @@ pub enum CallAction {
     ReportAbandoned,
     /// Tell the ACD the connected call is over (the agent goes to wrap-up).
     ReportCallEnded,
-    /// Play the closing prompt (the agent left; R8: the caller is not cut off).
-    PlayClosing,
-    /// Play a dialplan step's prompt (queue overflow).
-    PlayStep { step: String },
+    /// R11: call this SIP URI and bridge the caller to it.
+    Transfer { uri: String },
+    /// End the transfer destination's leg (BYE or CANCEL).
+    EndTransfer,
+    /// Write what the dialplan learned on the work order (R10).
+    WorkOrder(WorkOrderWrite),
     /// The call is over: write the work order's end and count it. Always the last action.
     Finish(Ending),
 }
@@ -160,22 +185,18 @@ pub enum CallAction {
 /// Where an answered call is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
-    Greeting,
-    /// Waiting for the ACD; hold music plays.
+    /// The dialplan has the caller: prompts, menus, the survey; not in any queue.
+    Ivr,
+    /// Waiting for the ACD; the dialplan's queue node keeps the caller company.
     Queued,
     /// The agent's phone is ringing; the caller still hears hold music.
-    Offering {
-        agent: String,
-    },
-    /// The agent accepted after the offer was withdrawn (or the caller left): its leg
-    /// gets a BYE as soon as it connects; the caller goes on waiting.
-    Connected {
-        agent: String,
-    },
-    /// The agent left; the closing prompt plays, then the hotline hangs up.
-    Closing,
-    /// Overflowed: the step's prompt plays, then the hotline hangs up.
-    Leaving,
+    Offering { agent: String },
+    /// Bridged to the agent.
+    Connected { agent: String },
+    /// The transfer destination is being called; the caller hears silence.
+    Transferring,
+    /// Bridged to the transfer destination; the dialplan is done.
+    Transferred,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,8 +209,7 @@ enum State {
     Up {
         answered_at: Instant,
         phase: Phase,
-        next_announcement: Option<Instant>,
-        /// Who hung up first, once someone did (the agent, before the closing prompt).
+        /// Who hung up first, once someone did (the agent, before the survey).
         first_to_leave: Option<Side>,
     },
     /// We sent BYE to the caller; waiting for its transaction to finish.
@@ -199,33 +219,48 @@ enum State {
     Done,
 }
 
+/// What plays to the caller, as far as the dialplan cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Playing {
+    Nothing,
+    /// Prompts whose end the dialplan waits for.
+    Once(PlayId),
+    /// Hold music (after any announcement): replayed whenever it ends.
+    Looping(String),
+}
+
 /// One inbound call's decisions.
 #[derive(Debug)]
 pub struct CallCore {
     timers: CallTimers,
     state: State,
+    ivr: CallIvr,
+    playing: Playing,
     /// The caller's ACK for our 200 arrived: only then is the call offered to agents,
     /// so a stranger who never acknowledges cannot ring an agent (RFC 3261 §13.3.1.4).
     acked: bool,
-    /// The greeting ended before the ACK came: the call joins the queue at the ACK.
-    greeted: bool,
+    /// A queue the dialplan chose before the ACK: the call joins it at the ACK.
+    pending_enqueue: Option<(String, u8)>,
     offered_at: Instant,
     answered_at: Option<Instant>,
     actions: VecDeque<CallAction>,
 }
 
 impl CallCore {
-    /// A new inbound call whose INVITE arrived at `now`; it starts ringing at once.
-    pub fn new(now: Instant, timers: CallTimers) -> CallCore {
+    /// A new inbound call whose INVITE arrived at `now`, to run `ivr` once answered; it
+    /// starts ringing at once.
+    pub fn new(now: Instant, timers: CallTimers, ivr: CallIvr) -> CallCore {
         let mut core = CallCore {
             timers,
             state: State::Ringing {
                 answer_at: now + timers.ring_before_answer,
             },
+            ivr,
+            playing: Playing::Nothing,
             offered_at: now,
             answered_at: None,
             acked: false,
-            greeted: false,
+            pending_enqueue: None,
             actions: VecDeque::new(),
         };
         core.actions.push_back(CallAction::SendRinging);
@@ -247,6 +282,19 @@ impl CallCore {
         self.state == State::Done
     }
 
+    /// The dialplan node the caller is in, for logs and the API.
+    pub fn ivr_node(&self) -> Option<&str> {
+        self.ivr.current_node()
+    }
+
+    /// The agent the caller is bridged to, if any.
+    pub fn connected_agent(&self) -> Option<&str> {
+        match self.phase() {
+            Some(Phase::Connected { agent }) => Some(agent),
+            _ => None,
+        }
+    }
+
     /// The next action for the driver.
     pub fn poll_action(&mut self) -> Option<CallAction> {
         self.actions.pop_front()
@@ -256,13 +304,9 @@ impl CallCore {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             State::Ringing { answer_at } => Some(*answer_at),
-            State::Up {
-                answered_at,
-                next_announcement,
-                ..
-            } => {
+            State::Up { answered_at, .. } => {
                 let end = *answered_at + self.timers.max_call_length;
-                Some(next_announcement.map_or(end, |a| a.min(end)))
+                Some(self.ivr.poll_timeout().map_or(end, |at| at.min(end)))
             }
             State::HangingUp { .. } | State::Done => None,
         }
@@ -270,16 +314,17 @@ impl CallCore {
 
     /// Fires what is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        match &mut self.state {
+        match &self.state {
             State::Ringing { answer_at } if now >= *answer_at => {
                 self.answered_at = Some(now);
                 self.state = State::Up {
                     answered_at: now,
-                    phase: Phase::Greeting,
-                    next_announcement: None,
+                    phase: Phase::Ivr,
                     first_to_leave: None,
                 };
                 self.actions.push_back(CallAction::Answer);
+                let actions = self.ivr.start(now);
+                self.run_ivr(actions);
             }
             State::Up { answered_at, .. } if now >= *answered_at + self.timers.max_call_length => {
                 self.leave_agent();
@@ -287,12 +332,9 @@ impl CallCore {
                     side: Side::Hotline,
                 });
             }
-            State::Up {
-                next_announcement: Some(at),
-                ..
-            } if now >= *at => {
-                *at = now + self.timers.position_announcement_interval;
-                self.actions.push_back(CallAction::AnnouncePosition);
+            State::Up { .. } if self.ivr.poll_timeout().is_some_and(|at| at <= now) => {
+                let actions = self.ivr.step(now, ivr::Event::Timeout);
+                self.run_ivr(actions);
             }
             _ => {}
         }
@@ -328,8 +370,27 @@ impl CallCore {
             (State::HangingUp { .. }, CallInput::AgentAnswered { .. }) => {
                 self.actions.push_back(CallAction::ByeAgent)
             }
+            (State::HangingUp { .. }, CallInput::TransferAnswered) => {
+                self.actions.push_back(CallAction::EndTransfer)
+            }
             (State::HangingUp { .. }, _) => {}
         }
+    }
+
+    /// An agent hands the caller to one of the dialplan's scripts: the agent's leg goes,
+    /// the script plays. Refused, changing nothing, when the dialplan has no such script
+    /// or the call is not connected to an agent.
+    pub fn start_script(&mut self, now: Instant, script: AgentScript) -> Result<(), IvrError> {
+        if self.connected_agent().is_none() {
+            return Err(IvrError::Finished);
+        }
+        let actions = self.ivr.start_script(now, script)?;
+        self.actions.push_back(CallAction::Unbridge);
+        self.actions.push_back(CallAction::ByeAgent);
+        self.actions.push_back(CallAction::ReportCallEnded);
+        self.set_phase(Phase::Ivr);
+        self.run_ivr(actions);
+        Ok(())
     }
 
     fn phase(&self) -> Option<&Phase> {
@@ -339,33 +400,21 @@ impl CallCore {
         }
     }
 
-    fn set_phase(&mut self, new_phase: Phase, now: Instant) {
-        let interval = self.timers.position_announcement_interval;
-        if let State::Up {
-            phase,
-            next_announcement,
-            ..
-        } = &mut self.state
-        {
-            let waiting = matches!(new_phase, Phase::Queued | Phase::Offering { .. });
-            let was_waiting = matches!(phase, Phase::Queued | Phase::Offering { .. });
-            if waiting && !was_waiting {
-                *next_announcement = Some(now + interval);
-            } else if !waiting {
-                *next_announcement = None;
-            }
+    fn set_phase(&mut self, new_phase: Phase) {
+        if let State::Up { phase, .. } = &mut self.state {
             *phase = new_phase;
         }
     }
 
     fn handle_up(&mut self, now: Instant, input: CallInput) {
-        let phase = self.phase().cloned().unwrap_or(Phase::Greeting);
+        let phase = self.phase().cloned().unwrap_or(Phase::Ivr);
         match (phase, input) {
-            (Phase::Greeting, CallInput::Acked) if self.greeted => {
+            (_, CallInput::Acked) => {
                 self.acked = true;
-                self.enqueue(now);
+                if let Some((queue, priority)) = self.pending_enqueue.take() {
+                    self.enqueue(queue, priority);
+                }
             }
-            (_, CallInput::Acked) => self.acked = true,
             (_, CallInput::ByeFinished) => {}
             (_, CallInput::AckTimedOut) => {
                 self.leave_agent();
@@ -400,26 +449,48 @@ impl CallCore {
                 };
                 self.finish(ending);
             }
-            (Phase::Greeting, CallInput::PromptFinished) if self.acked => self.enqueue(now),
-            (Phase::Greeting, CallInput::PromptFinished) => self.greeted = true,
-            (Phase::Queued | Phase::Offering { .. }, CallInput::PromptFinished) => {
-                self.actions.push_back(CallAction::PlayHoldMusic)
+            (_, CallInput::PromptFinished) => {
+                match std::mem::replace(&mut self.playing, Playing::Nothing) {
+                    Playing::Once(id) => {
+                        let actions = self.ivr.step(now, ivr::Event::PromptFinished(id));
+                        self.run_ivr(actions);
+                    }
+                    Playing::Looping(music) => {
+                        self.actions.push_back(CallAction::Play {
+                            prompts: vec![music.clone()],
+                        });
+                        self.playing = Playing::Looping(music);
+                    }
+                    Playing::Nothing => {}
+                }
             }
-            (Phase::Closing | Phase::Leaving, CallInput::PromptFinished) => {
-                let side = self.first_to_leave().unwrap_or(Side::Hotline);
-                self.hang_up(Ending::Completed { side })
+            // Keys and voice belong to the dialplan while no one else talks to the caller.
+            (Phase::Connected { .. } | Phase::Transferred, CallInput::Digit(_))
+            | (Phase::Connected { .. } | Phase::Transferred, CallInput::VoiceStarted)
+            | (Phase::Connected { .. } | Phase::Transferred, CallInput::VoiceEnded) => {}
+            (_, CallInput::Digit(key)) => {
+                let actions = self.ivr.step(now, ivr::Event::Digit(key));
+                self.run_ivr(actions);
+            }
+            (_, CallInput::VoiceStarted) => {
+                let actions = self.ivr.step(now, ivr::Event::VoiceStarted);
+                self.run_ivr(actions);
+            }
+            (_, CallInput::VoiceEnded) => {
+                let actions = self.ivr.step(now, ivr::Event::VoiceEnded);
+                self.run_ivr(actions);
             }
             (Phase::Queued, CallInput::AgentOffered { agent }) => {
                 self.actions.push_back(CallAction::InviteAgent {
                     agent: agent.clone(),
                 });
-                self.set_phase(Phase::Offering { agent }, now);
+                self.set_phase(Phase::Offering { agent });
             }
             (Phase::Offering { agent }, CallInput::OfferWithdrawn { agent: withdrawn })
                 if agent == withdrawn =>
             {
                 self.actions.push_back(CallAction::CancelAgent { agent });
-                self.set_phase(Phase::Queued, now);
+                self.set_phase(Phase::Queued);
             }
             (Phase::Offering { agent }, CallInput::AgentAnswered { agent: answered })
                 if agent == answered =>
@@ -430,7 +501,11 @@ impl CallCore {
                 self.actions.push_back(CallAction::ReportAnswered {
                     agent: agent.clone(),
                 });
-                self.set_phase(Phase::Connected { agent }, now);
+                self.set_phase(Phase::Connected {
+                    agent: agent.clone(),
+                });
+                let actions = self.ivr.step(now, ivr::Event::AgentJoined { agent });
+                self.run_ivr(actions);
             }
             // The agent answered just as the ACD withdrew the offer (ring timeout, agent
             // logged out): the ACD has put the call back in the queue and freed or
@@ -440,8 +515,9 @@ impl CallCore {
             {
                 self.actions.push_back(CallAction::Unbridge);
                 self.actions.push_back(CallAction::ByeAgent);
-                self.actions.push_back(CallAction::PlayHoldMusic);
-                self.set_phase(Phase::Queued, now);
+                self.set_phase(Phase::Queued);
+                let actions = self.ivr.step(now, ivr::Event::AgentWithdrawn);
+                self.run_ivr(actions);
             }
             // Answered after the offer was withdrawn, or a stray leg: end that leg.
             (_, CallInput::AgentAnswered { .. }) => self.actions.push_back(CallAction::ByeAgent),
@@ -454,31 +530,125 @@ impl CallCore {
             ) if agent == failed => {
                 self.actions
                     .push_back(CallAction::ReportOfferFailed { agent, failure });
-                self.set_phase(Phase::Queued, now);
+                self.set_phase(Phase::Queued);
             }
             (Phase::Connected { .. }, CallInput::AgentHungUp) => {
                 // R8: the agent hangs up after the caller except in special cases; when
-                // the agent leaves first the caller hears the closing (the survey, once
-                // the IVR lands) instead of being cut off.
+                // the agent leaves first the caller is not cut off: the dialplan goes on
+                // (the survey, the closing).
                 self.actions.push_back(CallAction::Unbridge);
                 self.actions.push_back(CallAction::ReportCallEnded);
-                self.actions.push_back(CallAction::PlayClosing);
                 self.set_first_to_leave(Side::Agent);
-                self.set_phase(Phase::Closing, now);
+                self.set_phase(Phase::Ivr);
+                let actions = self.ivr.step(now, ivr::Event::AgentLeft);
+                self.run_ivr(actions);
             }
-            (Phase::Queued, CallInput::Overflowed { step }) => {
-                self.actions.push_back(CallAction::PlayStep { step });
-                self.set_first_to_leave(Side::Hotline);
-                self.set_phase(Phase::Leaving, now);
+            (Phase::Queued, CallInput::Overflowed) => {
+                self.actions.push_back(CallAction::Overflowed);
+                self.set_phase(Phase::Ivr);
+                let actions = self.ivr.step(now, ivr::Event::QueueOverflowed);
+                self.run_ivr(actions);
             }
+            (Phase::Transferring, CallInput::TransferAnswered) => {
+                self.set_phase(Phase::Transferred);
+            }
+            (Phase::Transferring, CallInput::TransferFailed) => {
+                self.set_phase(Phase::Ivr);
+                let actions = self.ivr.step(now, ivr::Event::TransferFailed);
+                self.run_ivr(actions);
+            }
+            (Phase::Transferred, CallInput::TransferHungUp) => {
+                // The destination the dialplan sent the caller to ended the call.
+                self.set_first_to_leave(Side::Agent);
+                self.hang_up(Ending::Completed { side: Side::Agent });
+            }
+            (_, CallInput::TransferAnswered) => self.actions.push_back(CallAction::EndTransfer),
             (_, _) => {}
         }
     }
 
-    fn enqueue(&mut self, now: Instant) {
-        self.actions.push_back(CallAction::Enqueue);
-        self.actions.push_back(CallAction::PlayQueueWelcome);
-        self.set_phase(Phase::Queued, now);
+    /// Carries out what the dialplan decided, in order.
+    fn run_ivr(&mut self, actions: Vec<ivr::Action>) {
+        for action in actions {
+            if !matches!(self.state, State::Up { .. }) {
+                // The call is ending: only what the dialplan learned still matters.
+                if let ivr::Action::WorkOrder(write) = action {
+                    self.actions.push_back(CallAction::WorkOrder(write));
+                }
+                continue;
+            }
+            match action {
+                ivr::Action::Play {
+                    id,
+                    prompts,
+                    then_loop,
+                } => {
+                    let prompts = match (prompts.is_empty(), &then_loop) {
+                        (true, Some(music)) => vec![music.clone()],
+                        _ => prompts,
+                    };
+                    self.playing = match then_loop {
+                        Some(music) => Playing::Looping(music),
+                        None => Playing::Once(id),
+                    };
+                    self.actions.push_back(CallAction::Play { prompts });
+                }
+                ivr::Action::AnnouncePosition { then_loop, .. } => {
+                    self.playing = match &then_loop {
+                        Some(music) => Playing::Looping(music.clone()),
+                        None => Playing::Nothing,
+                    };
+                    self.actions
+                        .push_back(CallAction::AnnouncePosition { then_loop });
+                }
+                ivr::Action::Stop => {
+                    self.playing = Playing::Nothing;
+                    self.actions.push_back(CallAction::StopPlayback);
+                }
+                ivr::Action::Enqueue { queue, priority } => {
+                    if self.acked {
+                        self.enqueue(queue, priority);
+                    } else {
+                        self.pending_enqueue = Some((queue, priority));
+                    }
+                }
+                ivr::Action::LeaveQueue => self.leave_queue(),
+                ivr::Action::Transfer { uri } => {
+                    self.leave_queue();
+                    self.actions.push_back(CallAction::Transfer { uri });
+                    self.set_phase(Phase::Transferring);
+                }
+                ivr::Action::HangUp => {
+                    self.leave_agent();
+                    let side = self.first_to_leave().unwrap_or(Side::Hotline);
+                    self.hang_up(Ending::Completed { side });
+                }
+                ivr::Action::WorkOrder(write) => {
+                    self.actions.push_back(CallAction::WorkOrder(write))
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, queue: String, priority: u8) {
+        self.actions
+            .push_back(CallAction::Enqueue { queue, priority });
+        self.set_phase(Phase::Queued);
+    }
+
+    /// The dialplan takes the call out of its queue (a callback asked for, its own
+    /// maximum wait, a transfer).
+    fn leave_queue(&mut self) {
+        self.pending_enqueue = None;
+        match self.phase().cloned() {
+            Some(Phase::Queued) => self.actions.push_back(CallAction::LeaveQueue),
+            Some(Phase::Offering { agent }) => {
+                self.actions.push_back(CallAction::CancelAgent { agent });
+                self.actions.push_back(CallAction::LeaveQueue);
+            }
+            _ => return,
+        }
+        self.set_phase(Phase::Ivr);
     }
 
     fn first_to_leave(&self) -> Option<Side> {
@@ -506,7 +676,10 @@ impl CallCore {
                 self.actions.push_back(CallAction::ByeAgent);
                 self.actions.push_back(CallAction::ReportCallEnded);
             }
-            _ => {}
+            Some(Phase::Transferring | Phase::Transferred) => {
+                self.actions.push_back(CallAction::EndTransfer)
+            }
+            Some(Phase::Ivr) | None => {}
         }
     }
 
@@ -529,8 +702,38 @@ mod tests {
     const TIMERS: CallTimers = CallTimers {
         ring_before_answer: Duration::from_secs(2),
         max_call_length: Duration::from_secs(600),
-        position_announcement_interval: Duration::from_secs(20),
     };
+
+    /// The built-in flow: greeting, queue `general` (announcements every 20 s), the
+    /// closing after the agent or on overflow.
+    fn ivr() -> CallIvr {
+        let plan = crate::ivr::BuiltinFlow {
+            greeting: "greeting.wav",
+            hold_music: "hold-music.wav",
+            queue: "general",
+            announcement: Duration::from_secs(20),
+        }
+        .compile(|_| true)
+        .expect("built-in flow");
+        CallIvr::new(std::sync::Arc::new(plan))
+    }
+
+    fn play(prompts: &[&str]) -> CallAction {
+        CallAction::Play {
+            prompts: prompts.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    fn enqueue() -> CallAction {
+        CallAction::Enqueue {
+            queue: "general".into(),
+            priority: 0,
+        }
+    }
+
+    fn hold_music() -> CallAction {
+        play(&["hold-music.wav"])
+    }
 
     fn drain(core: &mut CallCore) -> Vec<CallAction> {
         std::iter::from_fn(|| core.poll_action()).collect()
@@ -556,7 +759,7 @@ mod tests {
     fn queued() -> (CallCore, Instant) {
         let start = Instant::now();
         let mut now = start;
-        let mut core = CallCore::new(now, TIMERS);
+        let mut core = CallCore::new(now, TIMERS, ivr());
         advance(&mut core, &mut now, start + Duration::from_secs(2));
         core.handle_input(now, CallInput::Acked);
         core.handle_input(now, CallInput::PromptFinished);
@@ -587,12 +790,15 @@ mod tests {
     fn rings_then_answers_inside_the_ring_budget_r6() {
         let start = Instant::now();
         let mut now = start;
-        let mut core = CallCore::new(now, TIMERS);
+        let mut core = CallCore::new(now, TIMERS, ivr());
         assert_eq!(drain(&mut core), vec![CallAction::SendRinging]);
         advance(&mut core, &mut now, start + Duration::from_millis(1999));
         assert!(drain(&mut core).is_empty(), "no answer before the 2nd ring");
         advance(&mut core, &mut now, start + Duration::from_secs(2));
-        assert_eq!(drain(&mut core), vec![CallAction::Answer]);
+        assert_eq!(
+            drain(&mut core),
+            vec![CallAction::Answer, play(&["greeting.wav"])]
+        );
         assert_eq!(core.answered_at(), Some(start + Duration::from_secs(2)));
     }
 
@@ -605,19 +811,24 @@ mod tests {
                 ring_before_answer: Duration::ZERO,
                 ..TIMERS
             },
+            ivr(),
         );
         assert_eq!(core.poll_timeout(), Some(now));
         core.handle_timeout(now);
         assert_eq!(
             drain(&mut core),
-            vec![CallAction::SendRinging, CallAction::Answer]
+            vec![
+                CallAction::SendRinging,
+                CallAction::Answer,
+                play(&["greeting.wav"])
+            ]
         );
     }
 
     #[test]
     fn cancel_while_ringing_gives_487_and_an_abandoned_call() {
         let now = Instant::now();
-        let mut core = CallCore::new(now, TIMERS);
+        let mut core = CallCore::new(now, TIMERS, ivr());
         drain(&mut core);
         core.handle_input(now + Duration::from_secs(1), CallInput::CallerCancelled);
         assert_eq!(
@@ -635,7 +846,7 @@ mod tests {
     fn cancel_crossing_the_200_is_ignored_and_the_call_goes_on() {
         let start = Instant::now();
         let mut now = start;
-        let mut core = CallCore::new(now, TIMERS);
+        let mut core = CallCore::new(now, TIMERS, ivr());
         advance(&mut core, &mut now, start + Duration::from_secs(2));
         drain(&mut core);
         core.handle_input(now, CallInput::CallerCancelled);
@@ -655,36 +866,31 @@ mod tests {
     fn the_call_is_queued_only_after_the_callers_ack() {
         let start = Instant::now();
         let mut now = start;
-        let mut core = CallCore::new(now, TIMERS);
+        let mut core = CallCore::new(now, TIMERS, ivr());
         advance(&mut core, &mut now, start + Duration::from_secs(2));
         drain(&mut core);
         core.handle_input(now, CallInput::PromptFinished);
-        assert!(
-            drain(&mut core).is_empty(),
-            "no agent is rung for an unacknowledged answer"
-        );
-        core.handle_input(now, CallInput::Acked);
         assert_eq!(
             drain(&mut core),
-            vec![CallAction::Enqueue, CallAction::PlayQueueWelcome]
+            vec![play(&["queue-wait.wav"])],
+            "the caller hears the queue, but no agent is rung for an unacknowledged answer"
         );
+        core.handle_input(now, CallInput::Acked);
+        assert_eq!(drain(&mut core), vec![enqueue()]);
     }
 
     #[test]
     fn greeting_then_queue_with_hold_music() {
         let start = Instant::now();
         let mut now = start;
-        let mut core = CallCore::new(now, TIMERS);
+        let mut core = CallCore::new(now, TIMERS, ivr());
         advance(&mut core, &mut now, start + Duration::from_secs(2));
         drain(&mut core);
         core.handle_input(now, CallInput::Acked);
         core.handle_input(now, CallInput::PromptFinished);
-        assert_eq!(
-            drain(&mut core),
-            vec![CallAction::Enqueue, CallAction::PlayQueueWelcome]
-        );
+        assert_eq!(drain(&mut core), vec![enqueue(), play(&["queue-wait.wav"])]);
         core.handle_input(now, CallInput::PromptFinished);
-        assert_eq!(drain(&mut core), vec![CallAction::PlayHoldMusic]);
+        assert_eq!(drain(&mut core), vec![hold_music()]);
     }
 
     #[test]
@@ -694,9 +900,19 @@ mod tests {
         advance(&mut core, &mut now, start + Duration::from_secs(19));
         assert!(drain(&mut core).is_empty());
         advance(&mut core, &mut now, start + Duration::from_secs(20));
-        assert_eq!(drain(&mut core), vec![CallAction::AnnouncePosition]);
+        assert_eq!(
+            drain(&mut core),
+            vec![CallAction::AnnouncePosition {
+                then_loop: Some("hold-music.wav".into())
+            }]
+        );
         advance(&mut core, &mut now, start + Duration::from_secs(40));
-        assert_eq!(drain(&mut core), vec![CallAction::AnnouncePosition]);
+        assert_eq!(
+            drain(&mut core),
+            vec![CallAction::AnnouncePosition {
+                then_loop: Some("hold-music.wav".into())
+            }]
+        );
     }
 
     #[test]
@@ -728,7 +944,8 @@ mod tests {
                 },
                 CallAction::ReportAnswered {
                     agent: agent("1002")
-                }
+                },
+                CallAction::StopPlayback
             ]
         );
         let mut later = now;
@@ -812,11 +1029,7 @@ mod tests {
         );
         assert_eq!(
             drain(&mut core),
-            vec![
-                CallAction::Unbridge,
-                CallAction::ByeAgent,
-                CallAction::PlayHoldMusic
-            ]
+            vec![CallAction::Unbridge, CallAction::ByeAgent, hold_music()]
         );
         core.handle_input(
             now,
@@ -857,7 +1070,7 @@ mod tests {
             }]
         );
         core.handle_input(now, CallInput::PromptFinished);
-        assert_eq!(drain(&mut core), vec![CallAction::PlayHoldMusic]);
+        assert_eq!(drain(&mut core), vec![hold_music()]);
     }
 
     #[test]
@@ -922,7 +1135,7 @@ mod tests {
             vec![
                 CallAction::Unbridge,
                 CallAction::ReportCallEnded,
-                CallAction::PlayClosing
+                play(&["closing.wav"])
             ]
         );
         core.handle_input(now, CallInput::PromptFinished);
@@ -953,19 +1166,12 @@ mod tests {
     }
 
     #[test]
-    fn overflow_to_a_dialplan_step_plays_it_and_the_hotline_hangs_up() {
+    fn overflow_goes_to_the_dialplan_and_the_hotline_hangs_up_after_its_prompt() {
         let (mut core, now) = queued();
-        core.handle_input(
-            now,
-            CallInput::Overflowed {
-                step: "callback-offer".into(),
-            },
-        );
+        core.handle_input(now, CallInput::Overflowed);
         assert_eq!(
             drain(&mut core),
-            vec![CallAction::PlayStep {
-                step: "callback-offer".into()
-            }]
+            vec![CallAction::Overflowed, play(&["closing.wav"])]
         );
         core.handle_input(now, CallInput::PromptFinished);
         core.handle_input(now, CallInput::ByeFinished);
@@ -1007,7 +1213,7 @@ mod tests {
     #[test]
     fn shutdown_while_ringing_rejects_with_503() {
         let now = Instant::now();
-        let mut core = CallCore::new(now, TIMERS);
+        let mut core = CallCore::new(now, TIMERS, ivr());
         drain(&mut core);
         core.handle_input(now, CallInput::Shutdown);
         assert_eq!(
@@ -1037,7 +1243,7 @@ mod tests {
     fn missing_ack_ends_the_call_with_bye() {
         let start = Instant::now();
         let mut now = start;
-        let mut core = CallCore::new(now, TIMERS);
+        let mut core = CallCore::new(now, TIMERS, ivr());
         advance(&mut core, &mut now, start + Duration::from_secs(2));
         drain(&mut core);
         core.handle_input(now + Duration::from_secs(32), CallInput::AckTimedOut);
@@ -1072,6 +1278,299 @@ mod tests {
         assert_eq!(drain(&mut core), vec![CallAction::ByeAgent]);
     }
 
+    /// A dialplan with a menu (1: consultation, 3: complaint at priority 5, 9: a
+    /// transfer), the survey after the agent, and the three agent scripts.
+    const MENU_PLAN: &str = r#"
+start = "welcome"
+[scripts]
+no_answer = "silent"
+nuisance = "nuisance"
+out_of_scope = "out-of-scope"
+
+[[nodes]]
+name = "welcome"
+kind = "menu"
+prompts = ["menu.wav"]
+choices = [
+  { digit = "1", next = "consultation" },
+  { digit = "3", next = "complaint" },
+  { digit = "9", next = "supervisor" },
+]
+timeout_seconds = 4
+timeout_retries = 0
+invalid_retries = 1
+on_timeout = "queue"
+on_invalid = "queue"
+
+[[nodes]]
+name = "consultation"
+kind = "set"
+category = "consultation"
+next = "queue"
+
+[[nodes]]
+name = "complaint"
+kind = "set"
+category = "complaint"
+next = "complaint-queue"
+
+[[nodes]]
+name = "queue"
+kind = "queue"
+queue = "general"
+priority = 0
+prompts = ["queue-wait.wav"]
+hold_music = "hold-music.wav"
+overflow = "goodbye"
+after_agent = "survey"
+
+[[nodes]]
+name = "complaint-queue"
+kind = "queue"
+queue = "general"
+priority = 5
+prompts = ["queue-wait.wav"]
+hold_music = "hold-music.wav"
+overflow = "goodbye"
+after_agent = "survey"
+
+[[nodes]]
+name = "survey"
+kind = "survey"
+prompts = ["survey-rate.wav"]
+min = 1
+max = 5
+timeout_seconds = 5
+retries = 0
+next = "goodbye"
+on_timeout = "goodbye"
+
+[[nodes]]
+name = "supervisor"
+kind = "transfer"
+uri = "sip:2000@127.0.0.1:5090"
+on_failure = "queue"
+
+[[nodes]]
+name = "goodbye"
+kind = "hangup"
+prompts = ["goodbye.wav"]
+
+[[nodes]]
+name = "silent"
+kind = "no_answer"
+prompt = "no-input.wav"
+repeats = 3
+wait_seconds = 5
+goodbye = "no-input-goodbye.wav"
+
+[[nodes]]
+name = "nuisance"
+kind = "hangup"
+prompts = ["nuisance-warning.wav"]
+
+[[nodes]]
+name = "out-of-scope"
+kind = "hangup"
+prompts = ["out-of-scope.wav"]
+"#;
+
+    fn menu_call() -> (CallCore, Instant) {
+        let plan = crate::ivr::compile("menu.toml", MENU_PLAN, &["general".into()], |_| true)
+            .expect("test plan compiles");
+        let start = Instant::now();
+        let mut now = start;
+        let mut core = CallCore::new(now, TIMERS, CallIvr::new(std::sync::Arc::new(plan)));
+        advance(&mut core, &mut now, start + Duration::from_secs(2));
+        core.handle_input(now, CallInput::Acked);
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::SendRinging,
+                CallAction::Answer,
+                play(&["menu.wav"])
+            ]
+        );
+        (core, now)
+    }
+
+    fn category(category: crate::workorder::Category) -> CallAction {
+        CallAction::WorkOrder(WorkOrderWrite::Category(category))
+    }
+
+    #[test]
+    fn a_key_chooses_the_queue_and_its_priority_r2_r15() {
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('3'));
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::StopPlayback,
+                category(crate::workorder::Category::Complaint),
+                CallAction::Enqueue {
+                    queue: "general".into(),
+                    priority: 5
+                },
+                play(&["queue-wait.wav"]),
+            ]
+        );
+        // The hold music loops after the queue prompt, for as long as the caller waits.
+        core.handle_input(now, CallInput::PromptFinished);
+        core.handle_input(now, CallInput::PromptFinished);
+        assert_eq!(drain(&mut core), vec![hold_music(), hold_music()]);
+    }
+
+    #[test]
+    fn the_survey_after_the_agent_leaves_stores_the_rating_r8_r24() {
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('1'));
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
+        core.handle_input(
+            now,
+            CallInput::AgentAnswered {
+                agent: agent("1001"),
+            },
+        );
+        drain(&mut core);
+        // Keys pressed while talking to the agent are not the dialplan's.
+        core.handle_input(now, CallInput::Digit('4'));
+        assert!(drain(&mut core).is_empty());
+        core.handle_input(now, CallInput::AgentHungUp);
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::Unbridge,
+                CallAction::ReportCallEnded,
+                play(&["survey-rate.wav"])
+            ]
+        );
+        core.handle_input(now, CallInput::Digit('4'));
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::StopPlayback,
+                CallAction::WorkOrder(WorkOrderWrite::Rating {
+                    score: 4,
+                    min: 1,
+                    max: 5,
+                    agent: Some("1001".into())
+                }),
+                play(&["goodbye.wav"]),
+            ]
+        );
+        core.handle_input(now, CallInput::PromptFinished);
+        core.handle_input(now, CallInput::ByeFinished);
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::SendBye,
+                CallAction::StopMedia,
+                CallAction::Finish(Ending::Completed { side: Side::Agent })
+            ]
+        );
+    }
+
+    #[test]
+    fn an_agent_hands_a_silent_caller_to_the_no_answer_script_r27() {
+        let (mut core, mut now) = menu_call();
+        core.handle_input(now, CallInput::Digit('1'));
+        core.handle_input(
+            now,
+            CallInput::AgentOffered {
+                agent: agent("1001"),
+            },
+        );
+        core.handle_input(
+            now,
+            CallInput::AgentAnswered {
+                agent: agent("1001"),
+            },
+        );
+        drain(&mut core);
+        core.start_script(now, AgentScript::NoAnswer)
+            .expect("script starts");
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::Unbridge,
+                CallAction::ByeAgent,
+                CallAction::ReportCallEnded,
+                CallAction::StopPlayback,
+                play(&["no-input.wav"]),
+            ]
+        );
+        // Three times the prompt and a pause, then the goodbye and category `silent`.
+        for _ in 0..3 {
+            core.handle_input(now, CallInput::PromptFinished);
+            let until = now + Duration::from_secs(5);
+            advance(&mut core, &mut now, until);
+        }
+        let actions = drain(&mut core);
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| **a == play(&["no-input.wav"]))
+                .count(),
+            2,
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&category(crate::workorder::Category::Silent)),
+            "{actions:?}"
+        );
+        assert_eq!(actions.last(), Some(&play(&["no-input-goodbye.wav"])));
+        core.handle_input(now, CallInput::PromptFinished);
+        assert_eq!(
+            drain(&mut core),
+            vec![CallAction::SendBye, CallAction::StopMedia]
+        );
+        // Not on a call: refused, nothing changes.
+        let (mut idle, now) = menu_call();
+        assert!(idle.start_script(now, AgentScript::Nuisance).is_err());
+        assert!(drain(&mut idle).is_empty());
+    }
+
+    #[test]
+    fn a_failed_transfer_goes_to_on_failure_and_an_answered_one_is_bridged_r11() {
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('9'));
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::StopPlayback,
+                CallAction::Transfer {
+                    uri: "sip:2000@127.0.0.1:5090".into()
+                }
+            ]
+        );
+        core.handle_input(now, CallInput::TransferFailed);
+        assert_eq!(drain(&mut core), vec![enqueue(), play(&["queue-wait.wav"])]);
+
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('9'));
+        core.handle_input(now, CallInput::TransferAnswered);
+        drain(&mut core);
+        core.handle_input(now, CallInput::Digit('1'));
+        assert!(
+            drain(&mut core).is_empty(),
+            "the dialplan is done with the call"
+        );
+        core.handle_input(now, CallInput::CallerHungUp);
+        assert_eq!(
+            drain(&mut core),
+            vec![
+                CallAction::EndTransfer,
+                CallAction::StopMedia,
+                CallAction::Finish(Ending::Completed { side: Side::Caller })
+            ]
+        );
+    }
+
     #[test]
     fn every_input_sequence_finishes_exactly_once_and_never_leaves_an_agent_leg() {
         use proptest::prelude::*;
@@ -1100,12 +1599,14 @@ mod tests {
                 failure: AgentLegFailure::Refused
             }),
             Just(CallInput::AgentHungUp),
-            Just(CallInput::Overflowed { step: "x".into() }),
+            Just(CallInput::Overflowed),
+            Just(CallInput::Digit('1')),
+            Just(CallInput::VoiceStarted),
         ];
         let steps = prop::collection::vec(prop::option::of(input), 0..30);
         proptest!(|(seq in steps)| {
             let mut now = Instant::now();
-            let mut core = CallCore::new(now, TIMERS);
+            let mut core = CallCore::new(now, TIMERS, ivr());
             let mut finishes = 0;
             // Agent legs opened (INVITE) minus those closed (CANCEL, failure, BYE).
             let mut open_agent_legs: i32 = 0;

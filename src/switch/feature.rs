@@ -79,7 +79,9 @@ impl Switch {
                 false
             }
         };
-        let confirmation = self.prompts.confirmation(action, succeeded);
+        let confirmation = self
+            .prompts
+            .sequence(&[action.confirmation_prompt(succeeded).to_owned()]);
         let call = self.new_call_key();
         let leg = self.open_uas_leg(
             now,

@@ -1,8 +1,10 @@
 //! Inbound calls (pure): admission of a trunk's INVITE, then the [`CallCore`]'s actions
-//! carried out on the call's legs — the customer's leg (UAS) and the agent's phone
-//! (UAC), the ACD, the media orders and the work order, written as the call happens
+//! carried out on the call's legs — the customer's leg (UAS), the agent's phone (UAC)
+//! and a transfer destination (UAC), the ACD, the media orders (the dialplan's prompts
+//! from the call's own prompt library) and the work order, written as the call happens
 //! (R10).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +15,9 @@ use super::legs::{LegEvent, LegId, LegRole};
 use super::uac_leg::UacTarget;
 use super::{Call, CallKind, RecordingOrder, SUPPORTED_EXTENSIONS, StoreWrite, Switch};
 use crate::acd::CallKey;
+use crate::ivr::{CallIvr, WorkOrderWrite};
+use crate::media::prompt::PromptLibrary;
+use crate::media::vad::VadSettings;
 use crate::metrics::{OfferResult, QueueWaitEnd};
 use crate::privacy::mask_number;
 use crate::sip::TransportKind;
@@ -33,6 +38,12 @@ pub struct InboundCall {
     agent_leg: Option<LegId>,
     /// Where the offered agent's phone is registered, until the core rings it.
     offered_target: Option<(String, UacTarget)>,
+    /// The leg to a transfer destination (R11), while it rings or is bridged.
+    transfer_leg: Option<LegId>,
+    /// The prompts of the dialplan version the call started on.
+    prompts: Arc<PromptLibrary>,
+    /// How that version tells the caller's speech from silence.
+    voice: VadSettings,
     work_order: WorkOrderId,
     /// When the call entered the queue: the wait starts here, and the 24 h window
     /// counts the call in this minute (R5).
@@ -48,6 +59,11 @@ impl InboundCall {
 
     pub fn work_order(&self) -> &WorkOrderId {
         &self.work_order
+    }
+
+    /// The agent the caller talks to now, if any.
+    pub fn connected_agent(&self) -> Option<&str> {
+        self.core.connected_agent()
     }
 
     /// Where the agent the ACD offered the call to is registered, until it is rung.
@@ -180,16 +196,21 @@ impl Switch {
         let timers = CallTimers {
             ring_before_answer: self.settings.ring_before_answer,
             max_call_length: self.settings.max_call_length,
-            position_announcement_interval: self.settings.position_announcement_interval,
         };
+        let plan = self.plan.current();
+        let voice = plan.voice;
+        let ivr = CallIvr::new(plan);
         self.calls.insert(
             call,
             Call {
                 kind: CallKind::Inbound(Box::new(InboundCall {
-                    core: CallCore::new(now, timers),
+                    core: CallCore::new(now, timers, ivr),
                     customer,
                     agent_leg: None,
                     offered_target: None,
+                    transfer_leg: None,
+                    prompts: Arc::clone(&self.prompts),
+                    voice,
                     work_order,
                     queued_at: None,
                     answer_pending: false,
@@ -216,6 +237,20 @@ impl Switch {
         self.run_inbound(now, call);
     }
 
+    /// An agent starts a dialplan script on this call (see [`Switch::agent_script`]).
+    pub(super) fn inbound_script(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        script: crate::ivr::AgentScript,
+    ) -> Result<(), crate::ivr::IvrError> {
+        if let Some(inbound) = self.inbound(call) {
+            inbound.core.start_script(now, script)?;
+        }
+        self.run_inbound(now, call);
+        Ok(())
+    }
+
     pub(super) fn inbound_timeout(&mut self, now: Instant, call: CallKey) {
         if let Some(inbound) = self.inbound(call) {
             inbound.core.handle_timeout(now);
@@ -240,8 +275,12 @@ impl Switch {
         let Some(inbound) = self.inbound(call) else {
             return;
         };
-        let (customer, agent_leg, answer_pending) =
-            (inbound.customer, inbound.agent_leg, inbound.answer_pending);
+        let (customer, agent_leg, transfer_leg, answer_pending) = (
+            inbound.customer,
+            inbound.agent_leg,
+            inbound.transfer_leg,
+            inbound.answer_pending,
+        );
         if leg == customer {
             let input = match event {
                 LegEvent::MediaReady => {
@@ -257,7 +296,8 @@ impl Switch {
                 LegEvent::Acked => {
                     // A late offer's answer came in the ACK: the stream can start now.
                     let recording = self.recording_order(call);
-                    if !self.start_media(customer, recording) {
+                    let voice = self.inbound(call).map(|c| c.voice);
+                    if !self.start_media_listening(customer, recording, voice) {
                         return self.inbound_input(now, call, CallInput::MediaFailed);
                     }
                     CallInput::Acked
@@ -272,12 +312,39 @@ impl Switch {
                     CallInput::MediaTimedOut
                 }
                 LegEvent::SessionExpired => CallInput::SessionExpired,
-                LegEvent::Dtmf(digit) => {
-                    // Keys belong to the IVR menus, which come next.
-                    tracing::debug!(%digit, "key pressed");
+                LegEvent::Dtmf(digit) => CallInput::Digit(digit),
+                LegEvent::VoiceStarted => CallInput::VoiceStarted,
+                LegEvent::VoiceEnded => CallInput::VoiceEnded,
+                LegEvent::Answered | LegEvent::Failed { .. } => return,
+            };
+            return self.inbound_input(now, call, input);
+        }
+        if Some(leg) == transfer_leg {
+            let input = match event {
+                LegEvent::Answered => {
+                    if !self.attach_media(leg, customer) {
+                        warn!("transfer destination's media unusable");
+                    }
+                    CallInput::TransferAnswered
+                }
+                LegEvent::Failed { status } => {
+                    self.close_media(leg);
+                    info!(status, "transfer destination did not take the call");
+                    if let Some(inbound) = self.inbound(call) {
+                        inbound.transfer_leg = None;
+                    }
+                    CallInput::TransferFailed
+                }
+                LegEvent::HungUp => {
+                    self.detach_media(leg);
+                    self.close_media(leg);
+                    CallInput::TransferHungUp
+                }
+                LegEvent::ByeFinished => {
+                    self.close_media(leg);
                     return;
                 }
-                LegEvent::Answered | LegEvent::Failed { .. } => return,
+                _ => return,
             };
             return self.inbound_input(now, call, input);
         }
@@ -358,9 +425,9 @@ impl Switch {
         }
         let recording = self.recording_order(call);
         let path = recording.as_ref().map(|r| r.path.display().to_string());
+        let voice = self.inbound(call).map(|c| c.voice);
         // With a late offer the stream starts at the ACK, which carries the answer.
-        self.start_media(customer, recording);
-        self.play(customer, self.prompts.greeting.clone());
+        self.start_media_listening(customer, recording, voice);
         let Some(inbound) = self.inbound(call) else {
             return;
         };
@@ -414,8 +481,7 @@ impl Switch {
                     self.close_media(leg);
                 }
             }
-            CallAction::Enqueue => {
-                let queue = self.settings.default_queue.clone();
+            CallAction::Enqueue { queue, priority } => {
                 let wall = self.wall(now);
                 let Some(inbound) = self.inbound(call) else {
                     return;
@@ -429,19 +495,45 @@ impl Switch {
                     at: wall,
                     queue: queue.clone(),
                 });
-                if let Err(e) = self.acd.enqueue(now, call, &queue, 0) {
+                if let Err(e) = self.acd.enqueue(now, call, &queue, priority) {
                     warn!(error = %e, queue, "call not queued");
                 }
-                info!(queue, "queued");
+                info!(queue, priority, "queued");
             }
-            CallAction::PlayQueueWelcome => self.play(customer, self.prompts.queue_wait.clone()),
-            CallAction::PlayHoldMusic => self.play(customer, self.prompts.hold_music.clone()),
-            CallAction::AnnouncePosition => {
+            CallAction::Play { prompts } => {
+                let prompt = self.call_prompts(call).sequence(&prompts);
+                self.play(customer, prompt);
+            }
+            CallAction::StopPlayback => self.stop_playback(customer),
+            CallAction::AnnouncePosition { then_loop } => {
                 // "您前面还有 N 位": N callers ahead; the next in line hears no count.
                 let ahead = self.acd.position(call).unwrap_or(0).saturating_sub(1);
+                let mut prompts = Vec::new();
                 if ahead > 0 {
                     crate::metrics::count_announcement(&self.queue_of(call));
-                    self.play(customer, self.prompts.position(ahead));
+                    prompts = crate::ivr::position_prompts(ahead);
+                }
+                prompts.extend(then_loop);
+                if !prompts.is_empty() {
+                    let prompt = self.call_prompts(call).sequence(&prompts);
+                    self.play(customer, prompt);
+                }
+            }
+            CallAction::LeaveQueue => {
+                let queue = self.queue_of(call);
+                if let Some(wait) = self.acd.abandon(now, call) {
+                    crate::metrics::record_queue_wait(&queue, wait, QueueWaitEnd::Overflowed);
+                }
+                info!(queue, "left the queue for the dialplan");
+            }
+            CallAction::Overflowed => {
+                if let Some((queued, _)) = queued_at {
+                    let queue = self.queue_of(call);
+                    crate::metrics::record_queue_wait(
+                        &queue,
+                        now.saturating_duration_since(queued),
+                        QueueWaitEnd::Overflowed,
+                    );
                 }
             }
             CallAction::InviteAgent { agent } => self.invite_agent(now, call, agent),
@@ -500,27 +592,81 @@ impl Switch {
                     tracing::debug!(error = %e, "call end refused by the ACD");
                 }
             }
-            CallAction::PlayClosing => self.play(customer, self.prompts.closing.clone()),
-            CallAction::PlayStep { step } => {
-                if let Some((queued, _)) = queued_at {
-                    let queue = self.queue_of(call);
-                    crate::metrics::record_queue_wait(
-                        &queue,
-                        now.saturating_duration_since(queued),
-                        QueueWaitEnd::Overflowed,
-                    );
+            CallAction::Transfer { uri } => self.transfer(now, call, &uri),
+            CallAction::EndTransfer => {
+                if let Some(leg) = self.inbound(call).and_then(|c| c.transfer_leg.take()) {
+                    self.detach_media(leg);
+                    if self.legs.get(&leg).is_some_and(|l| l.is_still_inviting()) {
+                        self.cancel_leg(now, leg);
+                    } else {
+                        self.hang_up_leg(now, leg);
+                    }
+                    self.close_media(leg);
                 }
-                // Steps are named after their prompt until the IVR dialplans land.
-                let prompt = self
-                    .prompts
-                    .steps
-                    .get(&step)
-                    .cloned()
-                    .unwrap_or_else(|| self.prompts.closing.clone());
-                self.play(customer, prompt);
             }
+            CallAction::WorkOrder(write) => self.write_ivr_fact(now, call, write),
             CallAction::Finish(ending) => self.finish_inbound(now, call, ending),
         }
+    }
+
+    /// The prompt library of the dialplan version the call started on.
+    fn call_prompts(&self, call: CallKey) -> Arc<PromptLibrary> {
+        match self.calls.get(&call).map(|c| &c.kind) {
+            Some(CallKind::Inbound(inbound)) => Arc::clone(&inbound.prompts),
+            _ => Arc::clone(&self.prompts),
+        }
+    }
+
+    /// What the dialplan learned goes on the work order as the call happens (R10); a
+    /// survey rating is also counted per agent (R24).
+    fn write_ivr_fact(&mut self, now: Instant, call: CallKey, write: WorkOrderWrite) {
+        let Some(inbound) = self.inbound(call) else {
+            return;
+        };
+        let id = inbound.work_order.clone();
+        match &write {
+            WorkOrderWrite::Rating { score, agent, .. } => {
+                crate::metrics::count_survey_rating(agent.as_deref(), *score);
+                info!(
+                    score,
+                    agent = agent.as_deref().unwrap_or("-"),
+                    "survey rating"
+                );
+            }
+            WorkOrderWrite::Urgent => warn!(work_order = %id, "urgent call (R11)"),
+            WorkOrderWrite::Category(category) => info!(%category, "category from the dialplan"),
+            _ => {}
+        }
+        let at = self.wall(now);
+        self.store.push_back(StoreWrite::Ivr { id, at, write });
+    }
+
+    /// R11: the dialplan sends the caller to a SIP URI: a new leg to it, bridged when it
+    /// answers. A URI the engine cannot reach fails at once, and the dialplan's
+    /// `on_failure` takes over.
+    fn transfer(&mut self, now: Instant, call: CallKey, uri: &str) {
+        let Some((target, number)) = super::outbound::destination_target(uri) else {
+            warn!(
+                uri,
+                "transfer destination is not a sip: URI with a numeric host"
+            );
+            return self.inbound_input(now, call, CallInput::TransferFailed);
+        };
+        let display = self
+            .inbound(call)
+            .map(|c| c.customer)
+            .and_then(|customer| self.legs.get(&customer))
+            .and_then(|l| l.caller_number())
+            .map(|n| mask_number(&n))
+            .unwrap_or_default();
+        let leg = self.open_uac_leg(call, LegRole::Transfer, target, display);
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.legs.push(leg);
+        }
+        if let Some(inbound) = self.inbound(call) {
+            inbound.transfer_leg = Some(leg);
+        }
+        info!(destination = %mask_number(&number), "transferring the caller (R11)");
     }
 
     /// Rings the agent the ACD offered the call to: a new leg to the phone's binding.

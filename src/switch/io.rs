@@ -12,8 +12,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::acd::PauseReason;
 use crate::config::agents::AgentsConfig;
+pub use crate::ivr::CallFlow;
+use crate::ivr::{AgentScript, WorkOrderWrite};
 use crate::media::prompt::Prompt;
 pub use crate::media::session::MediaParams;
+use crate::media::vad::VadSettings;
 use crate::sip::TransportKind;
 use crate::sip::digest::Algorithm;
 use crate::sip::transaction::TimerConfig;
@@ -65,6 +68,9 @@ pub enum MediaOrder {
         leg: LegId,
         params: MediaParams,
         recording: Option<RecordingOrder>,
+        /// Listen to the peer for the IVR: voice activity with these settings, and
+        /// in-band DTMF tones when the peer negotiated no telephone-events.
+        listen: Option<VadSettings>,
     },
     /// Join `leg` (not started on its own) to the stream of `to`: each hears the other,
     /// each in its own codec; prompts on `to` stop.
@@ -88,9 +94,12 @@ pub enum MediaOrder {
         leg: LegId,
         held: bool,
     },
+    /// Play from the start, replacing what plays; `seq` comes back in
+    /// [`MediaReport::PlaybackFinished`], so a late report of a replaced prompt is known.
     Play {
         leg: LegId,
         prompt: Arc<Prompt>,
+        seq: u64,
     },
     StopPlayback {
         leg: LegId,
@@ -117,10 +126,14 @@ pub enum MediaReport {
     Opened { local: SocketAddr },
     /// No RTP port could be bound.
     OpenFailed,
-    /// The prompt playing on the leg ended.
-    PlaybackFinished,
-    /// The leg's peer pressed a key (RFC 4733).
+    /// The prompt `seq` playing on the leg ended.
+    PlaybackFinished { seq: u64 },
+    /// The leg's peer pressed a key (RFC 4733, or an in-band tone).
     Dtmf(char),
+    /// The peer started speaking (only on legs started with `listen`).
+    VoiceStarted,
+    /// The peer has gone quiet.
+    VoiceEnded,
     /// No RTP from the leg's peer for the configured time, and not on hold.
     Inactive,
     /// The leg's media has stopped.
@@ -165,6 +178,12 @@ pub enum StoreWrite {
     /// A callback task as it now is (R20: tasks survive a restart); the task's own
     /// store keeps it, the number in full (R12: only there).
     Callback(Box<crate::callbacks::CallbackTask>),
+    /// What the IVR learned about the matter (category, flags, a rating, keys).
+    Ivr {
+        id: WorkOrderId,
+        at: DateTime<Utc>,
+        write: WorkOrderWrite,
+    },
 }
 
 impl StoreWrite {
@@ -175,6 +194,7 @@ impl StoreWrite {
             | StoreWrite::Queued { id, .. }
             | StoreWrite::Connected { id, .. }
             | StoreWrite::Ended { id, .. }
+            | StoreWrite::Ivr { id, .. }
             | StoreWrite::Note { id, .. } => id,
             StoreWrite::Callback(task) => &task.work_order,
         }
@@ -231,8 +251,16 @@ pub enum Command {
     Board {
         today_since: DateTime<Utc>,
     },
-    /// Apply a re-read agents file (R4: calls and agents' states are kept).
-    Reload(Box<AgentsConfig>),
+    /// Apply a re-read agents file and call flow (R4: calls and agents' states are
+    /// kept; calls in progress finish on the dialplan version they started with).
+    Reload(Box<Reload>),
+    /// An agent hands their caller to one of the dialplan's scripts (R27's no-answer
+    /// script, the nuisance warning, the out-of-scope closing): the engine takes the
+    /// caller back from the agent.
+    AgentScript {
+        agent: String,
+        script: AgentScript,
+    },
     /// Call `destination` for `agent`: the agent's phone first, then the destination,
     /// bridged and recorded like an inbound call (R16–R19 build on this).
     Originate {
@@ -318,6 +346,12 @@ pub enum CommandError {
     /// The engine is at its call limit.
     #[error("the engine is at its call limit")]
     Overloaded,
+    /// The agent is not talking to a caller of the hotline.
+    #[error("agent {0} is not connected to a caller")]
+    NoCall(String),
+    /// The dialplan cannot run the script asked for.
+    #[error("{0}")]
+    Script(String),
 }
 
 /// The answer to a command.
@@ -336,7 +370,9 @@ pub enum Reply {
         /// (offered, answered) over the rolling 24 h.
         rolling_24h: (u64, u64),
     },
-    Reload(Result<(), CommandError>),
+    /// The dialplan version new calls take now.
+    Reload(Result<u64, CommandError>),
+    Script(Result<(), CommandError>),
     /// The work order of the call placed.
     Originated(Result<WorkOrderId, CommandError>),
     Callbacks(CallbackReply),
@@ -354,49 +390,50 @@ pub enum SwitchEvent {
     ActiveCalls(usize),
 }
 
-/// The prompts calls play, loaded once at start by the runtime.
+/// A reload: both files, already read and checked.
 #[derive(Clone, Debug)]
-pub struct Prompts {
-    pub greeting: Arc<Prompt>,
-    pub queue_wait: Arc<Prompt>,
-    pub hold_music: Arc<Prompt>,
-    pub closing: Arc<Prompt>,
-    pub agent_logged_in: Arc<Prompt>,
-    pub agent_logged_out: Arc<Prompt>,
-    pub agent_paused: Arc<Prompt>,
-    pub agent_resumed: Arc<Prompt>,
-    pub feature_failed: Arc<Prompt>,
-    pub position_prefix: Arc<Prompt>,
-    pub position_suffix: Arc<Prompt>,
-    /// `digit-0.wav` … `digit-9.wav`.
-    pub digits: Vec<Arc<Prompt>>,
-    /// Prompts of dialplan steps a queue can overflow to, by step name.
-    pub steps: std::collections::HashMap<String, Arc<Prompt>>,
+pub struct Reload {
+    pub agents: AgentsConfig,
+    pub flow: CallFlow,
 }
 
-impl Prompts {
-    /// "您前面还有 N 位", N read digit by digit.
-    pub fn position(&self, ahead: usize) -> Arc<Prompt> {
-        let mut samples = self.position_prefix.samples().to_vec();
-        for digit in ahead.to_string().bytes() {
-            if let Some(prompt) = self.digits.get(usize::from(digit - b'0')) {
-                samples.extend_from_slice(prompt.samples());
-            }
-        }
-        samples.extend_from_slice(self.position_suffix.samples());
-        Arc::new(Prompt::from_samples(samples))
-    }
+/// Prompts the engine plays outside any dialplan (feature-code confirmations) or
+/// builds announcements from: a prompts directory must have them.
+pub const ENGINE_PROMPTS: &[&str] = &[
+    AGENT_LOGGED_IN,
+    AGENT_LOGGED_OUT,
+    AGENT_PAUSED,
+    AGENT_RESUMED,
+    FEATURE_FAILED,
+    "position-prefix.wav",
+    "position-suffix.wav",
+    "digit-0.wav",
+    "digit-1.wav",
+    "digit-2.wav",
+    "digit-3.wav",
+    "digit-4.wav",
+    "digit-5.wav",
+    "digit-6.wav",
+    "digit-7.wav",
+    "digit-8.wav",
+    "digit-9.wav",
+];
 
-    /// The confirmation a feature code plays.
-    pub fn confirmation(&self, action: AgentAction, succeeded: bool) -> Arc<Prompt> {
-        if !succeeded {
-            return self.feature_failed.clone();
-        }
-        match action {
-            AgentAction::Login => self.agent_logged_in.clone(),
-            AgentAction::Logout => self.agent_logged_out.clone(),
-            AgentAction::Pause => self.agent_paused.clone(),
-            AgentAction::Resume => self.agent_resumed.clone(),
+const AGENT_LOGGED_IN: &str = "agent-logged-in.wav";
+const AGENT_LOGGED_OUT: &str = "agent-logged-out.wav";
+const AGENT_PAUSED: &str = "agent-paused.wav";
+const AGENT_RESUMED: &str = "agent-resumed.wav";
+const FEATURE_FAILED: &str = "feature-failed.wav";
+
+impl AgentAction {
+    /// The prompt a feature code confirms with.
+    pub fn confirmation_prompt(self, succeeded: bool) -> &'static str {
+        match (succeeded, self) {
+            (false, _) => FEATURE_FAILED,
+            (true, AgentAction::Login) => AGENT_LOGGED_IN,
+            (true, AgentAction::Logout) => AGENT_LOGGED_OUT,
+            (true, AgentAction::Pause) => AGENT_PAUSED,
+            (true, AgentAction::Resume) => AGENT_RESUMED,
         }
     }
 }
@@ -417,7 +454,6 @@ pub struct SwitchSettings {
     pub retry_after: Duration,
     pub default_queue: String,
     pub agent_ring_timeout: Duration,
-    pub position_announcement_interval: Duration,
     pub realm: String,
     pub min_expires: Duration,
     pub max_expires: Duration,
@@ -458,7 +494,6 @@ impl SwitchSettings {
             retry_after: config.calls.retry_after,
             default_queue: config.acd.default_queue.clone(),
             agent_ring_timeout: config.acd.agent_ring_timeout,
-            position_announcement_interval: config.acd.position_announcement_interval,
             realm: config.registrar.realm.clone(),
             min_expires: config.registrar.min_expires,
             max_expires: config.registrar.max_expires,
@@ -492,7 +527,6 @@ impl SwitchSettings {
             retry_after: Duration::from_secs(5),
             default_queue: "general".into(),
             agent_ring_timeout: Duration::from_secs(10),
-            position_announcement_interval: Duration::from_secs(20),
             realm: "hotline".into(),
             min_expires: Duration::from_secs(60),
             max_expires: Duration::from_secs(3600),

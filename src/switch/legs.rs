@@ -40,6 +40,8 @@ pub enum LegRole {
     Agent(String),
     /// An agent's own call dialling a feature code.
     Feature,
+    /// Where the dialplan transferred a caller (R11: a supervisor, a department).
+    Transfer,
 }
 
 /// Where an inbound (UAS) leg stands.
@@ -113,6 +115,9 @@ struct LegMedia {
     held: bool,
     /// A prompt asked for before the stream started.
     pending_prompt: Option<std::sync::Arc<Prompt>>,
+    /// The number of the last prompt ordered: a finish report with another number is
+    /// for a prompt that was replaced, and is dropped.
+    play_seq: u64,
     closed: bool,
 }
 
@@ -144,6 +149,7 @@ impl LegMedia {
             attached_to: None,
             held: false,
             pending_prompt: None,
+            play_seq: 0,
             closed: false,
         }
     }
@@ -313,6 +319,12 @@ impl Switch {
                     }
                     Method::Invite | Method::Update => {
                         self.on_session_update(now, leg, key, request)
+                    }
+                    Method::Info => {
+                        self.respond(now, &key, &request, 200, None, vec![], None);
+                        if let Some(digit) = info_dtmf(&request) {
+                            self.leg_event(now, leg, LegEvent::Dtmf(digit));
+                        }
                     }
                     _ => self.respond(now, &key, &request, 200, None, vec![], None),
                 }
@@ -1130,8 +1142,15 @@ impl Switch {
                 }
                 self.leg_media_failed(now, leg);
             }
-            MediaReport::PlaybackFinished => self.leg_event(now, leg, LegEvent::PromptFinished),
+            MediaReport::PlaybackFinished { seq } => {
+                let current = self.legs.get(&leg).map(|l| l.media.play_seq);
+                if current == Some(seq) {
+                    self.leg_event(now, leg, LegEvent::PromptFinished);
+                }
+            }
             MediaReport::Dtmf(digit) => self.leg_event(now, leg, LegEvent::Dtmf(digit)),
+            MediaReport::VoiceStarted => self.leg_event(now, leg, LegEvent::VoiceStarted),
+            MediaReport::VoiceEnded => self.leg_event(now, leg, LegEvent::VoiceEnded),
             MediaReport::Inactive => self.leg_event(now, leg, LegEvent::MediaInactive),
             MediaReport::Closed { .. } => {}
         }
@@ -1146,6 +1165,17 @@ impl Switch {
         &mut self,
         leg: LegId,
         recording: Option<super::RecordingOrder>,
+    ) -> bool {
+        self.start_media_listening(leg, recording, None)
+    }
+
+    /// Like [`Switch::start_media`], listening to the peer for the IVR: voice activity
+    /// with `listen`'s settings, and in-band keys.
+    pub(super) fn start_media_listening(
+        &mut self,
+        leg: LegId,
+        recording: Option<super::RecordingOrder>,
+        listen: Option<crate::media::vad::VadSettings>,
     ) -> bool {
         let Some(l) = self.legs.get_mut(&leg) else {
             return false;
@@ -1162,9 +1192,11 @@ impl Switch {
             leg,
             params,
             recording,
+            listen,
         });
         if let Some(prompt) = pending {
-            self.media.push_back(MediaOrder::Play { leg, prompt });
+            let seq = l.media.play_seq;
+            self.media.push_back(MediaOrder::Play { leg, prompt, seq });
         }
         true
     }
@@ -1203,10 +1235,25 @@ impl Switch {
         if l.media.closed {
             return;
         }
+        l.media.play_seq += 1;
         if l.media.running {
-            self.media.push_back(MediaOrder::Play { leg, prompt });
+            let seq = l.media.play_seq;
+            self.media.push_back(MediaOrder::Play { leg, prompt, seq });
         } else {
             l.media.pending_prompt = Some(prompt);
+        }
+    }
+
+    /// Stops what plays on a leg (a key interrupted the prompt, an agent answered).
+    pub(super) fn stop_playback(&mut self, leg: LegId) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        l.media.pending_prompt = None;
+        // A finish already on its way is for the stopped prompt.
+        l.media.play_seq += 1;
+        if l.media.running && !l.media.closed {
+            self.media.push_back(MediaOrder::StopPlayback { leg });
         }
     }
 
@@ -1314,12 +1361,32 @@ pub enum LegEvent {
     ByeFinished,
     PromptFinished,
     Dtmf(char),
+    /// The peer started speaking / went quiet (legs started listening).
+    VoiceStarted,
+    VoiceEnded,
     /// The leg's media could not be set up.
     MediaFailed,
     /// The peer has sent no RTP for the configured time (not on hold): it vanished.
     MediaInactive,
     /// The peer stopped refreshing the session (RFC 4028 §10).
     SessionExpired,
+}
+
+/// The key an INFO carries (`application/dtmf-relay`, `application/dtmf`), if any; an
+/// INFO about anything else, or a malformed one, is answered and otherwise ignored.
+fn info_dtmf(request: &Request) -> Option<char> {
+    let content_type = request.headers.iter().find_map(|header| match header {
+        Header::ContentType(value) => Some(value.value().to_owned()),
+        _ => None,
+    })?;
+    let body = std::str::from_utf8(&request.body).ok()?;
+    match crate::sip::info::parse_dtmf_info(&content_type, body) {
+        Ok(digit) => Some(digit.key),
+        Err(e) => {
+            tracing::debug!(error = %e, "INFO without a usable key");
+            None
+        }
+    }
 }
 
 impl UasSide {

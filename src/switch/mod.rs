@@ -19,7 +19,8 @@
 //!
 //! Files:
 //! - `io`: the message types in and out.
-//! - `call`: the inbound call's state machine (ring, answer, greet, queue, bridge, end).
+//! - `call`: the inbound call's state machine (ring, answer, the dialplan, queue,
+//!   bridge, end), with the call's dialplan interpreter (`crate::ivr`) inside.
 //! - `legs`: SIP legs both ways: answering, placing, matching in-dialog requests
 //!   (RFC 3261 §12.2.2), re-INVITE and UPDATE, late offer, BYE and CANCEL.
 //! - `inbound`, `outbound`, `feature`: the three kinds of call, wired to their legs.
@@ -51,6 +52,8 @@ use chrono::{DateTime, Utc};
 
 use crate::acd::{Acd, CallKey};
 use crate::config::agents::AgentsConfig;
+use crate::ivr::DialplanSlot;
+use crate::media::prompt::PromptLibrary;
 use crate::metrics::ConnectionRateWindow;
 use crate::sip::TransportKind;
 use crate::sip::builder::{IdGenerator, LocalContact, ResponseBuilder};
@@ -130,7 +133,10 @@ enum ClientRequest {
 /// The whole switch.
 pub struct Switch {
     settings: SwitchSettings,
-    prompts: Prompts,
+    /// The dialplan new calls take (a call keeps the version it started on).
+    plan: DialplanSlot,
+    /// The prompts of the current dialplan version, and the engine's own.
+    prompts: std::sync::Arc<PromptLibrary>,
     /// `now` at construction and the wall-clock time then: work orders and digest
     /// nonces get wall-clock times derived from `now`, never read from the system.
     epoch: (Instant, DateTime<Utc>),
@@ -188,7 +194,7 @@ impl Switch {
     pub fn new(
         settings: SwitchSettings,
         agents: &AgentsConfig,
-        prompts: Prompts,
+        flow: CallFlow,
         seed: u64,
         now: Instant,
         wall_clock: DateTime<Utc>,
@@ -213,7 +219,8 @@ impl Switch {
             transactions: Transactions::new(settings.timers),
             passwords: agents::passwords(agents),
             auth_guard: crate::sip::auth_guard::AuthGuard::new(settings.auth_guard),
-            prompts,
+            plan: DialplanSlot::new(flow.plan),
+            prompts: flow.prompts,
             epoch: (now, wall_clock),
             ids: IdGenerator::new(seed),
             registrar,
@@ -277,6 +284,7 @@ impl Switch {
         }
         if now >= self.gauges_at {
             self.publish_gauges(now);
+            self.shrink_idle();
             self.gauges_at = now + GAUGE_INTERVAL;
         }
         self.settle(now);
@@ -635,6 +643,22 @@ impl Switch {
         }
     }
 
+    /// Gives back the room a burst (a flood of INVITEs) left in the switch's tables, so
+    /// the engine's memory returns close to where it was (issue 9, row 6).
+    fn shrink_idle(&mut self) {
+        use crate::capacity::ShrinkIdle;
+        self.dialogs.shrink_idle();
+        self.server_invites.shrink_idle();
+        self.inbound_dialogs.shrink_idle();
+        self.clients.shrink_idle();
+        self.transmits.shrink_idle();
+        self.media.shrink_idle();
+        self.store.shrink_idle();
+        self.events.shrink_idle();
+        self.transactions.shrink_idle();
+        self.acd.shrink_idle();
+    }
+
     fn publish_gauges(&mut self, now: Instant) {
         for stats in self.acd.queue_stats(now) {
             crate::metrics::set_queue_gauges(&stats.name, stats.depth, stats.oldest_wait);
@@ -672,7 +696,10 @@ impl Switch {
                     rolling_24h: self.window.counts(wall),
                 }
             }
-            Command::Reload(config) => Reply::Reload(self.reload(now, &config)),
+            Command::Reload(reload) => Reply::Reload(self.reload(now, *reload)),
+            Command::AgentScript { agent, script } => {
+                Reply::Script(self.agent_script(now, &agent, script))
+            }
             Command::Originate {
                 agent,
                 destination,
@@ -699,6 +726,44 @@ impl Switch {
                 Reply::Done
             }
         }
+    }
+
+    /// The dialplan version new calls take.
+    pub fn dialplan_version(&self) -> u64 {
+        self.plan.current().version
+    }
+
+    /// Applies both re-read files: the agents file first (it may refuse), then the call
+    /// flow, so a refused reload changes nothing.
+    fn reload(&mut self, now: Instant, reload: Reload) -> Result<u64, CommandError> {
+        self.reload_agents(now, &reload.agents)?;
+        self.prompts = reload.flow.prompts;
+        let version = self.plan.replace(reload.flow.plan);
+        tracing::info!(version, "dialplan reloaded; calls in progress keep theirs");
+        Ok(version)
+    }
+
+    /// An agent hands the caller they are connected to to a dialplan script.
+    fn agent_script(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        script: crate::ivr::AgentScript,
+    ) -> Result<(), CommandError> {
+        let key = self
+            .calls
+            .iter()
+            .find_map(|(key, call)| match &call.kind {
+                CallKind::Inbound(inbound) if inbound.connected_agent() == Some(agent) => {
+                    Some(*key)
+                }
+                _ => None,
+            })
+            .ok_or_else(|| CommandError::NoCall(agent.to_owned()))?;
+        self.inbound_script(now, key, script)
+            .map_err(|e| CommandError::Script(e.to_string()))?;
+        self.settle(now);
+        Ok(())
     }
 
     fn flow(&self, key: CallKey) -> Option<Flow> {

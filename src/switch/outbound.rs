@@ -102,7 +102,7 @@ impl OutboundCall {
 
 /// Reads a destination: a `sip:` URI whose host is an IP address (the switch resolves
 /// no names), port 5060 unless given, TCP with `;transport=tcp`.
-fn destination_target(destination: &str) -> Option<(UacTarget, String)> {
+pub(super) fn destination_target(destination: &str) -> Option<(UacTarget, String)> {
     let uri = Uri::try_from(destination).ok()?;
     let text = uri.to_string();
     let rest = text.strip_prefix("sip:")?;

@@ -38,27 +38,32 @@ fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
 
-/// Half a second of a tone, so prompts take simulated time to play.
-fn prompt() -> Arc<Prompt> {
-    Arc::new(Prompt::from_samples(vec![1000; 4000]))
-}
-
-pub(super) fn test_prompts() -> Prompts {
-    Prompts {
-        greeting: prompt(),
-        queue_wait: prompt(),
-        hold_music: prompt(),
-        closing: prompt(),
-        agent_logged_in: prompt(),
-        agent_logged_out: prompt(),
-        agent_paused: prompt(),
-        agent_resumed: prompt(),
-        feature_failed: prompt(),
-        position_prefix: prompt(),
-        position_suffix: prompt(),
-        digits: (0..10).map(|_| prompt()).collect(),
-        steps: Default::default(),
+/// The built-in flow (greeting, queue `general`, the closing) on half-second tones, so
+/// prompts take simulated time to play.
+pub(super) fn test_flow() -> CallFlow {
+    let names = [
+        "greeting.wav",
+        "queue-wait.wav",
+        "hold-music.wav",
+        "closing.wav",
+        "position-prefix.wav",
+        "position-suffix.wav",
+    ];
+    let prompts = names
+        .into_iter()
+        .map(String::from)
+        .chain(ENGINE_PROMPTS.iter().map(|name| name.to_string()))
+        .map(|name| Arc::new(Prompt::named(name, vec![1000; 4000])));
+    let prompts = Arc::new(crate::media::prompt::PromptLibrary::from_prompts(prompts));
+    let plan = crate::ivr::BuiltinFlow {
+        greeting: "greeting.wav",
+        hold_music: "hold-music.wav",
+        queue: "general",
+        announcement: Duration::from_secs(20),
     }
+    .compile(|name| prompts.contains(name))
+    .expect("built-in flow");
+    CallFlow { plan, prompts }
 }
 
 pub(super) fn test_settings() -> SwitchSettings {
@@ -87,7 +92,7 @@ impl Rig {
         let now = Instant::now();
         let wall = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
         let switch =
-            Switch::new(settings, &agents, test_prompts(), 42, now, wall, &[]).expect("switch");
+            Switch::new(settings, &agents, test_flow(), 42, now, wall, &[]).expect("switch");
         Rig {
             switch,
             now,
@@ -192,8 +197,17 @@ impl Rig {
     }
 
     fn prompt_finished(&mut self, leg: LegId) {
+        let seq = self
+            .media
+            .iter()
+            .rev()
+            .find_map(|order| match order {
+                MediaOrder::Play { leg: on, seq, .. } if *on == leg => Some(*seq),
+                _ => None,
+            })
+            .unwrap_or_default();
         self.switch
-            .handle_media(self.now, leg, MediaReport::PlaybackFinished);
+            .handle_media(self.now, leg, MediaReport::PlaybackFinished { seq });
         self.drain();
     }
 
@@ -1206,4 +1220,53 @@ fn one_agent_takes_waiting_callers_one_after_the_other() {
             .any(|(to, t)| *to == addr(PHONE) && status_of(t) == Some(200)),
         "second BYE answered: {sent:?}"
     );
+}
+
+/// Issue 11: a reload installs a new dialplan for new calls; a call in progress goes on
+/// with the version (and the prompts) it started with.
+#[test]
+fn a_reload_changes_the_dialplan_of_new_calls_only() {
+    let mut rig = Rig::new();
+    answered_call(&mut rig, "old");
+    let old_leg = rig.started_legs()[0];
+    let plays_on = |rig: &Rig, leg: LegId| -> Vec<String> {
+        rig.media
+            .iter()
+            .filter_map(|order| match order {
+                MediaOrder::Play {
+                    leg: on, prompt, ..
+                } if *on == leg => Some(prompt.name().to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(plays_on(&rig, old_leg), ["greeting.wav"]);
+
+    // The new version greets with another prompt and queues at priority 5.
+    let mut flow = test_flow();
+    let mut prompts = (*flow.prompts).clone();
+    prompts.insert(Arc::new(Prompt::named("welcome-v2.wav", vec![500; 4000])));
+    flow.prompts = Arc::new(prompts);
+    flow.plan = crate::ivr::BuiltinFlow {
+        greeting: "welcome-v2.wav",
+        hold_music: "hold-music.wav",
+        queue: "general",
+        announcement: Duration::from_secs(20),
+    }
+    .compile(|name| flow.prompts.contains(name))
+    .expect("new flow");
+    let agents = crate::config::agents::AgentsConfig::parse(Path::new("agents.toml"), AGENTS)
+        .expect("agents");
+    let reply = rig.command(Command::Reload(Box::new(Reload { agents, flow })));
+    assert_eq!(reply, Reply::Reload(Ok(2)));
+    assert_eq!(rig.switch.dialplan_version(), 2);
+
+    // The call in progress finishes its greeting and queues on version 1.
+    rig.prompt_finished(old_leg);
+    assert_eq!(plays_on(&rig, old_leg), ["greeting.wav", "queue-wait.wav"]);
+
+    answered_call(&mut rig, "new");
+    let new_leg = *rig.started_legs().last().unwrap();
+    assert_ne!(new_leg, old_leg);
+    assert_eq!(plays_on(&rig, new_leg), ["welcome-v2.wav"]);
 }

@@ -285,6 +285,22 @@ text_enum! {
 }
 
 impl Satisfaction {
+    /// A keypad rating on a survey's scale `min..=max` (the best is `max`), in the
+    /// standard's three levels: the top third satisfied, the middle basically
+    /// satisfied, the bottom dissatisfied (1–5: 4–5, 3, 1–2).
+    pub fn from_scale(score: u8, min: u8, max: u8) -> Satisfaction {
+        let (low, high) = (min.min(max), max.max(min));
+        let span = f32::from((high - low).max(1));
+        let position = f32::from(score.clamp(low, high) - low) / span;
+        if position >= 2.0 / 3.0 {
+            Satisfaction::Satisfied
+        } else if position >= 1.0 / 3.0 {
+            Satisfaction::BasicallySatisfied
+        } else {
+            Satisfaction::Dissatisfied
+        }
+    }
+
     /// The keypad digit the survey asks for; any other key is no answer.
     pub fn from_keypad(digit: char) -> Option<Self> {
         match digit {

@@ -28,6 +28,8 @@ pub struct EngineOptions {
     /// Appended to the config: whole sections the harness does not write itself
     /// (`[limits]`, `[security]`).
     pub extra_config: String,
+    /// `calls.rtp_timeout_seconds` (0: never).
+    pub rtp_timeout_seconds: u64,
 }
 
 /// Three agents (1001–1003, password `pw<id>`) in one queue with no wrap-up, so tests
@@ -69,6 +71,7 @@ impl Default for EngineOptions {
             position_announcement_seconds: 20,
             agents_toml: DEMO_AGENTS.to_owned(),
             extra_config: String::new(),
+            rtp_timeout_seconds: 60,
         }
     }
 }
@@ -137,6 +140,7 @@ ring_budget_ms = 10000
 max_call_seconds = {max_call}
 shutdown_grace_seconds = {grace}
 retry_after_seconds = 5
+rtp_timeout_seconds = {rtp_timeout}
 
 [prompts]
 dir = "{prompts}"
@@ -173,6 +177,7 @@ digest_algorithms = ["MD5", "SHA-256"]
 {extra}
 "#,
             extra = options.extra_config,
+            rtp_timeout = options.rtp_timeout_seconds,
             ring_timeout = options.agent_ring_timeout_ms,
             announce = options.position_announcement_seconds,
             max_concurrent = options.max_concurrent.min(49),

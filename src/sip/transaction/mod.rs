@@ -367,6 +367,16 @@ impl Transactions {
         self.transactions.len()
     }
 
+    /// Gives back the room a burst of transactions left (see [`crate::capacity`]).
+    pub fn shrink_idle(&mut self) {
+        use crate::capacity::ShrinkIdle;
+        self.transactions.shrink_idle();
+        self.servers.shrink_idle();
+        self.clients.shrink_idle();
+        self.transmits.shrink_idle();
+        self.events.shrink_idle();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.transactions.is_empty()
     }
