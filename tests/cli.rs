@@ -104,3 +104,79 @@ fn the_api_token_can_live_in_the_environment_instead_of_the_file_r12() {
         String::from_utf8_lossy(&set.stderr)
     );
 }
+
+/// R12, issue 14: the API token can come from a file only its owner may read, as
+/// systemd's `LoadCredential=` hands it over; a file its group or others may read is
+/// refused before anything starts, naming the config line, the file and its mode.
+#[cfg(unix)]
+#[test]
+fn the_api_token_can_live_in_a_0600_file_and_a_readable_one_is_refused_r12() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = dir.path().join("api-token");
+    std::fs::write(&token_path, "a-token-only-the-credential-file-has\n").unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/hotline.toml"))
+            .unwrap();
+    let from_file = shipped.replace(
+        "token = \"demo-token-change-me-0123456789\"",
+        &format!("token_file = \"{}\"", token_path.display()),
+    );
+    assert_ne!(from_file, shipped, "the shipped config's token line moved");
+    let line = from_file
+        .lines()
+        .position(|l| l.starts_with("token_file"))
+        .unwrap()
+        + 1;
+    let path = dir.path().join("hotline.toml");
+    std::fs::write(&path, &from_file).unwrap();
+    let check = |config: &std::path::Path| {
+        hotline()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("check-config")
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let chmod = |mode| {
+        std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+
+    chmod(0o600);
+    let ok = check(&path);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    for mode in [0o644, 0o640] {
+        chmod(mode);
+        let refused = check(&path);
+        assert_eq!(refused.status.code(), Some(64), "mode {mode:o}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains(&format!("{}:{line}: api.token_file", path.display()))
+                && stderr.contains(&token_path.display().to_string())
+                && stderr.contains(&format!("mode {mode:04o}")),
+            "{stderr}"
+        );
+    }
+
+    // One of the three ways, not two.
+    chmod(0o600);
+    let both = from_file.replace(
+        "token_file",
+        "token = \"demo-token-change-me-0123456789\"\ntoken_file",
+    );
+    let both_path = dir.path().join("both.toml");
+    std::fs::write(&both_path, both).unwrap();
+    let refused = check(&both_path);
+    assert_eq!(refused.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("give one of api.token"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -170,3 +170,66 @@ fn the_production_config_is_valid_and_listens_on_every_address() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// R12: the unit hands the engine the API token as a systemd credential, and the
+/// production config's documented `token_file` line reads exactly that credential: the
+/// config, so switched, passes `check-config` with a 0600 token file in its place and
+/// is refused with a group-readable one.
+#[cfg(unix)]
+#[test]
+fn the_api_token_reaches_the_engine_as_a_0600_credential() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let unit = read("deploy/systemd/hotline.service");
+    assert_eq!(
+        directive(&unit, "LoadCredential"),
+        ["api-token:/etc/hotline/api-token"]
+    );
+    let postinst = read("deploy/debian/postinst");
+    assert!(postinst.contains("chmod 0600 /etc/hotline/api-token"));
+    assert!(read("deploy/debian/postrm").contains("rm -f /etc/hotline/api-token"));
+
+    let credential = "/run/credentials/hotline.service/api-token";
+    let config = read("deploy/config/hotline.production.toml");
+    let documented = format!("#   token_file = \"{credential}\"");
+    assert!(
+        config.contains(&documented),
+        "the config documents token_file"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.toml");
+    std::fs::write(
+        &agents,
+        read("deploy/config/agents.production.example.toml"),
+    )
+    .unwrap();
+    let token = dir.path().join("api-token");
+    std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let token_line = config
+        .lines()
+        .find(|l| l.starts_with("token = "))
+        .expect("the token line");
+    let switched = config
+        .replace(token_line, &format!("token_file = \"{}\"", token.display()))
+        .replace("/etc/hotline/agents.toml", agents.to_str().unwrap());
+    let path = dir.path().join("hotline.toml");
+    std::fs::write(&path, switched).unwrap();
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    for (mode, accepted) in [(0o400, true), (0o600, true), (0o640, false)] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = check();
+        assert_eq!(
+            out.status.success(),
+            accepted,
+            "mode {mode:o}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -79,6 +79,8 @@ conformance! {
     further_calls_attach_to_an_order_r16_r22 => conformance::matter::further_calls_attach_to_an_order;
     list_orders_filters_and_pages => conformance::matter::list_orders_filters_and_pages;
     read_audit_log_appends_r12 => conformance::matter::read_audit_log_appends;
+    supervisor_actions_are_in_the_audit_log => conformance::matter::supervisor_actions_are_in_the_audit_log;
+    listing_leaves_out_hidden_categories_r15 => conformance::matter::listing_leaves_out_hidden_categories;
     knowledge_search_in_chinese_r13 => conformance::matter::knowledge_search_in_chinese;
     provider_directory_in_chinese_r13_r14 => conformance::matter::provider_directory_in_chinese;
     bad_input_is_refused_and_nothing_is_stored => conformance::matter::bad_input_is_refused_and_nothing_is_stored;

@@ -1,5 +1,6 @@
-//! The read-audit log (R12), for supervisors: who read which full caller number or
-//! recording, and when. Read-only: the API has no route that changes or deletes an
+//! The audit log (R12), for supervisors: who read which full caller number or
+//! recording, and when, and which supervisor actions were taken on agents from the
+//! wallboard (issue 14). Read-only: the API has no route that changes or deletes an
 //! entry, and the store offers none. I/O only through the store.
 
 use axum::Json;
@@ -38,10 +39,11 @@ pub struct AuditEntryView {
     pub at: DateTime<Utc>,
     /// The token's name from config (`api.token` for the legacy token).
     pub actor: String,
-    /// `full_number` or `recording`.
+    /// `full_number` or `recording`; for a wallboard action on an agent, `agent_pause`
+    /// or `agent_logout`.
     pub read: String,
     pub work_order: Option<String>,
-    /// What exactly: `caller`, or the recording's path.
+    /// What exactly: `caller`, the recording's path, or `agent 1001`.
     pub target: String,
 }
 

@@ -11,7 +11,8 @@ use super::error::ApiError;
 use crate::privacy::mask_number;
 use crate::qa::PhraseChecker;
 use crate::workorder::{
-    AuditedRead, ReadAuditEntry, StoreError, WorkOrder, WorkOrderFile, WorkOrderId, WorkOrderStore,
+    AuditedRead, Category, ReadAuditEntry, StoreError, WorkOrder, WorkOrderFile, WorkOrderId,
+    WorkOrderStore,
 };
 
 /// What every desk handler shares.
@@ -24,14 +25,21 @@ pub struct Desk {
 /// The desk routes, authenticated, plus the open `/openapi.json` that describes them.
 /// Whether `principal` may read `file` (R12, R15, R23):
 /// - a supervisor reads every order;
-/// - an agent, the orders they own (R7) and those with a call they took;
-/// - QA, the orders picked for review.
+/// - an agent, the orders they own (R7) and those with a call they took, except
+///   complaints about the hotline or its agents (R15: [`Category::HIDDEN_FROM_AGENTS`]);
+/// - QA, the orders picked for review, complaints included.
 pub fn may_read(principal: &Principal, file: &WorkOrderFile) -> bool {
     match principal.role {
         Role::Supervisor => true,
-        Role::Agent => is_agents_own(principal, file),
+        Role::Agent => is_agents_own(principal, file) && !hidden_from_agents(file),
         Role::Qa => file.matter.qa.is_some(),
     }
+}
+
+/// A complaint about the hotline, its agents or a referred enterprise (R15): for
+/// supervisors (and QA when sampled), never for agents.
+pub fn hidden_from_agents(file: &WorkOrderFile) -> bool {
+    !Category::is_visible_to_agents(file.order.category)
 }
 
 /// Whether `principal` may change `file`: supervisors any order, agents their own;
@@ -66,6 +74,9 @@ pub async fn readable_file(
     if !may_read(principal, &file) {
         return Err(ApiError::forbidden(match principal.role {
             Role::Qa => "QA reads only the work orders sampled for review (R23)",
+            _ if hidden_from_agents(&file) => {
+                "complaints about the hotline or its agents are for supervisors only (R15)"
+            }
             _ => "an agent reads only their own work orders (R12)",
         }));
     }

@@ -6,7 +6,7 @@
 //! No I/O beyond reading the request body (through axum).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -49,6 +49,10 @@ pub enum ApiError {
     /// The lifecycle refuses this status change (409 `invalid_transition`).
     #[error("{0}")]
     InvalidTransition(String),
+    /// The engine refuses the action in the current state of what it acts on: an agent
+    /// who cannot be paused now, an agent busy for an outbound call (409 `conflict`).
+    #[error("{0}")]
+    Conflict(String),
     /// Values the store refuses (422 `invalid_input`).
     #[error("{0}")]
     InvalidInput(String),
@@ -58,6 +62,10 @@ pub enum ApiError {
     /// The work-order store cannot be reached now; try again (503 `store_unavailable`).
     #[error("{0}")]
     StoreUnavailable(String),
+    /// The engine is stopping or at its call limit; try again later (503
+    /// `unavailable`).
+    #[error("{0}")]
+    Unavailable(String),
     /// Something that is the engine's fault (500 `internal`); details go to the log.
     #[error("{0}")]
     Internal(String),
@@ -76,9 +84,11 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::InvalidTransition(_) => StatusCode::CONFLICT,
+            ApiError::InvalidTransition(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,9 +106,11 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::InvalidQuery(_) => "invalid_query",
             ApiError::InvalidTransition(_) => "invalid_transition",
+            ApiError::Conflict(_) => "conflict",
             ApiError::InvalidInput(_) => "invalid_input",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -120,8 +132,8 @@ pub struct ErrorDetail {
     /// Stable: `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
     /// `malformed_json`,
     /// `invalid_body`, `unsupported_media_type`, `payload_too_large`, `invalid_query`,
-    /// `invalid_transition`, `invalid_input`, `range_not_satisfiable`,
-    /// `store_unavailable`, `internal`.
+    /// `invalid_transition`, `conflict`, `invalid_input`, `range_not_satisfiable`,
+    /// `store_unavailable`, `unavailable`, `internal`.
     pub code: String,
     pub message: String,
 }
@@ -216,6 +228,29 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::InvalidQuery(rejection.body_text())
 }
 
+/// `Path<T>` whose refusals (a segment that is not UTF-8 once decoded, or does not
+/// parse as `T`) are [`ApiError::InvalidQuery`].
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    ApiError::InvalidQuery(rejection.body_text())
+}
+
 /// The answer for a path no route matches: JSON like every other refusal.
 pub async fn no_such_route() -> ApiError {
     ApiError::NotFound("no such route; see /openapi.json".into())
@@ -250,6 +285,8 @@ mod tests {
                 413,
                 "payload_too_large",
             ),
+            (ApiError::Conflict("paused".into()), 409, "conflict"),
+            (ApiError::Unavailable("stopping".into()), 503, "unavailable"),
         ] {
             let response = error.into_response();
             assert_eq!(response.status().as_u16(), status);

@@ -4,7 +4,7 @@
 //! both backends). I/O only through the store.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::desk_access::{Desk, changeable_file, parse_id};
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use crate::workorder::{KnowledgeEntry, Provider};
 
 pub(super) fn routes() -> OpenApiRouter<Desk> {
@@ -181,7 +181,7 @@ async fn search_directory(
 async fn add_provider(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<NewProvider>,
 ) -> Result<(StatusCode, Json<ProviderView>), ApiError> {
     let id = parse_id(&id)?;

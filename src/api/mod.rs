@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -111,7 +111,9 @@ pub fn router(
 ) -> Router {
     let authenticator = Arc::new(auth::Authenticator::from_config(&config));
     let desk = desk::router(&config, store.clone(), authenticator.clone());
-    let wallboard_routes = wallboard::routes(wallboard::start(config.clone(), switch.clone()));
+    let wallboard_routes = wallboard::routes(
+        wallboard::start(config.clone(), switch.clone()).with_audit(store.clone()),
+    );
     let callback_routes = callbacks::router(
         config.clone(),
         switch.clone(),
@@ -143,21 +145,24 @@ pub fn router(
         .merge(callback_routes)
         .merge(script_routes)
         .merge(desk)
+        // Every route, not only the desk's, answers a wrong method in JSON.
+        .method_not_allowed_fallback(error::method_not_allowed)
 }
 
 /// Probes: `ok` while the engine and its work-order store work; `503` with the store's
-/// problem when it does not (a locked, unreachable or vanished store).
+/// problem when it does not (a locked, unreachable or vanished store), as JSON like
+/// every other refusal (code `store_unavailable`).
 async fn health(State(state): State<ApiState>) -> Response {
     let store = state.store.health().await;
     if store.up {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         let problem = store.problem.unwrap_or_else(|| "unavailable".to_owned());
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("work order store ({}) failing: {problem}\n", store.backend),
-        )
-            .into_response()
+        error::ApiError::StoreUnavailable(format!(
+            "work order store ({}) failing: {problem}",
+            store.backend
+        ))
+        .into_response()
     }
 }
 
@@ -173,13 +178,24 @@ async fn render_metrics(State(state): State<ApiState>) -> impl IntoResponse {
     )
 }
 
+/// The switch is gone: the engine is stopping.
 fn stopping() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+    error::ApiError::Unavailable("the engine is stopping".into()).into_response()
 }
 
-/// Compares without leaking, through timing, how much of the token was right.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// A refusal from the switch as the API's JSON error: a bad destination is 422, a
+/// stopping or full engine 503, anything else (an unknown agent included, as the agent
+/// routes have always answered) 409 `conflict`.
+fn command_refused(e: CommandError) -> Response {
+    let message = e.to_string();
+    match e {
+        CommandError::BadDestination(_) => error::ApiError::InvalidInput(message),
+        CommandError::ShuttingDown | CommandError::Overloaded => {
+            error::ApiError::Unavailable(message)
+        }
+        _ => error::ApiError::Conflict(message),
+    }
+    .into_response()
 }
 
 async fn list_agents(State(state): State<ApiState>) -> Response {
@@ -193,18 +209,17 @@ async fn list_agents(State(state): State<ApiState>) -> Response {
 
 async fn change_agent(
     State(state): State<ApiState>,
-    Path((id, action)): Path<(String, String)>,
+    error::ApiPath((id, action)): error::ApiPath<(String, String)>,
 ) -> Response {
     let Some(action) = AgentAction::from_name(&action) else {
-        return (
-            StatusCode::NOT_FOUND,
-            "actions: login, logout, pause, resume\n",
-        )
-            .into_response();
+        return error::ApiError::NotFound(format!(
+            "no agent action {action:?}; actions: login, logout, pause, resume"
+        ))
+        .into_response();
     };
     match state.switch.ask(Command::Agent { agent: id, action }).await {
         Some(Reply::Agent(Ok(status))) => Json(status).into_response(),
-        Some(Reply::Agent(Err(e))) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        Some(Reply::Agent(Err(e))) => command_refused(e),
         _ => stopping(),
     }
 }
@@ -220,7 +235,7 @@ struct OriginateRequest {
 
 async fn originate(
     State(state): State<ApiState>,
-    Json(request): Json<OriginateRequest>,
+    error::ApiJson(request): error::ApiJson<OriginateRequest>,
 ) -> Response {
     let command = Command::Originate {
         agent: request.agent,
@@ -233,16 +248,7 @@ async fn originate(
             Json(serde_json::json!({ "work_order": work_order.as_str() })),
         )
             .into_response(),
-        Some(Reply::Originated(Err(e))) => {
-            let status = match e {
-                CommandError::BadDestination(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                CommandError::ShuttingDown | CommandError::Overloaded => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => StatusCode::CONFLICT,
-            };
-            (status, format!("{e}\n")).into_response()
-        }
+        Some(Reply::Originated(Err(e))) => command_refused(e),
         _ => stopping(),
     }
 }
@@ -254,7 +260,7 @@ async fn reload(State(state): State<ApiState>) -> Response {
             format!("reloaded; dialplan version {version}\n"),
         )
             .into_response(),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
+        Err(e) => error::ApiError::InvalidInput(e).into_response(),
     }
 }
 

@@ -11,7 +11,7 @@ use std::io::SeekFrom;
 use std::path::PathBuf;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use super::auth::Principal;
 use super::desk_access::{Desk, audit_read, parse_id, readable_file};
-use super::error::{ApiError, ApiQuery, ErrorBody};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::range::ByteRange;
 use crate::workorder::AuditedRead;
 
@@ -61,7 +61,7 @@ pub struct RecordingParams {
 async fn download_recording(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<RecordingParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

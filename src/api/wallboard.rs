@@ -6,7 +6,7 @@
 //! | `GET /wallboard` | the page (Chinese labels, large type, red/amber states) |
 //! | `GET /wallboard/events` | `text/event-stream`: one `snapshot` event a second |
 //! | `GET /wallboard/agents/{id}/history` | the agent's state changes today |
-//! | `POST /wallboard/agents/{id}/pause`, `…/logout` | a supervisor action, audited |
+//! | `POST /wallboard/agents/{id}/pause`, `…/logout` | a supervisor action, audited in the store's audit log |
 //!
 //! # One producer
 //! A single feed task builds a [`WallboardSnapshot`] once a second, serialises it once
@@ -21,11 +21,13 @@
 //! to build a [`Board`] with its own `watch` sender and actions.
 //!
 //! # Credential
-//! The API token (`[api] token`) as `Authorization: Bearer`, or — because a browser's
-//! `EventSource` cannot set headers — as `?token=` (the page is opened once as
-//! `/wallboard?token=…`, which sets an `HttpOnly`, `SameSite=Strict` cookie scoped to
-//! `/wallboard`, so the token leaves the address bar and the stream and actions use the
-//! cookie). Caller numbers never reach the board unmasked (R12).
+//! A supervisor token (the API token, `[api] token`, or a `[[access.tokens]]` entry
+//! with `role = "supervisor"`; other roles get 403) as `Authorization: Bearer`, or —
+//! because a browser's `EventSource` cannot set headers — as `?token=` (the page is
+//! opened once as `/wallboard?token=…`, which sets an `HttpOnly`, `SameSite=Strict`
+//! cookie scoped to `/wallboard`, so the token leaves the address bar and the stream
+//! and actions use the cookie). Each action's audit entry names the token's holder.
+//! Caller numbers never reach the board unmasked (R12).
 //!
 //! Pure parts ([`BoardCore`], [`assess`]) decide; the feed task and handlers do I/O.
 
@@ -36,7 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -48,9 +50,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::SwitchClient;
+use super::auth::{Authenticator, Principal, Role};
+use super::error::{ApiError, ApiPath};
 use crate::config::Config;
 use crate::config::agents::AgentsConfig;
 use crate::switch::{AgentAction, AgentStatus, Command, QueueStatus, Reply};
+use crate::workorder::{AuditedRead, ReadAuditEntry, WorkOrderStore};
 
 /// The page, embedded so the binary is the whole installation.
 const PAGE: &str = include_str!("wallboard.html");
@@ -448,8 +453,20 @@ pub struct Board {
     pub snapshots: watch::Receiver<Option<Arc<Published>>>,
     pub core: Arc<Mutex<BoardCore>>,
     pub actions: Arc<dyn SupervisorActions>,
-    /// The supervisor credential (the API token until roles land).
-    pub token: Arc<str>,
+    /// Who may use the board: supervisor tokens (the API token among them).
+    pub authenticator: Arc<Authenticator>,
+    /// Where every supervisor action is audited before it is carried out (the work
+    /// order store's append-only audit log); `None` only logs it.
+    pub audit: Option<Arc<dyn WorkOrderStore>>,
+}
+
+impl Board {
+    /// Audits every supervisor action in `store`'s audit log (who, what, when) before
+    /// carrying it out: an action that cannot be recorded is refused (503).
+    pub fn with_audit(mut self, store: Arc<dyn WorkOrderStore>) -> Board {
+        self.audit = Some(store);
+        self
+    }
 }
 
 /// Starts the one feed task over the switch (when called inside a tokio runtime) and
@@ -465,7 +482,8 @@ pub fn start(config: Arc<Config>, switch: SwitchClient) -> Board {
         snapshots,
         core,
         actions: Arc::new(switch),
-        token: Arc::from(config.api.token.as_str()),
+        authenticator: Arc::new(Authenticator::from_config(&config)),
+        audit: None,
     }
 }
 
@@ -575,25 +593,25 @@ enum Credential {
     Cookie,
 }
 
-fn credential_of(request: &Request, expected: &str) -> Option<Credential> {
-    let matches = |given: &str| crate::api::constant_time_eq(given.as_bytes(), expected.as_bytes());
+/// The first credential the request presents that `accept` knows, looked for in the
+/// `Authorization` header, then `?token=`, then the board's cookie: where it came
+/// from, the token itself (for the cookie) and what `accept` made of it.
+fn credential_of<T>(
+    request: &Request,
+    accept: impl Fn(&str) -> Option<T>,
+) -> Option<(Credential, String, T)> {
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if header.is_some_and(matches) {
-        return Some(Credential::Header);
-    }
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
     let query = request.uri().query().unwrap_or("");
     let from_query = query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(k, _)| *k == "token")
         .map(|(_, v)| percent_decode(v));
-    if from_query.as_deref().is_some_and(matches) {
-        return Some(Credential::Query);
-    }
     let from_cookie = request
         .headers()
         .get_all(header::COOKIE)
@@ -603,10 +621,17 @@ fn credential_of(request: &Request, expected: &str) -> Option<Credential> {
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
         .map(|(_, v)| percent_decode(v));
-    from_cookie
-        .as_deref()
-        .is_some_and(matches)
-        .then_some(Credential::Cookie)
+    [
+        (Credential::Header, header),
+        (Credential::Query, from_query),
+        (Credential::Cookie, from_cookie),
+    ]
+    .into_iter()
+    .find_map(|(source, token)| {
+        let token = token?;
+        let accepted = accept(&token)?;
+        Some((source, token, accepted))
+    })
 }
 
 /// Every byte but ASCII letters and digits as `%XX`: safe in a cookie and a query.
@@ -647,31 +672,44 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// R12: the board and its actions need the supervisor credential.
-async fn require_supervisor(State(board): State<Board>, request: Request, next: Next) -> Response {
-    match credential_of(&request, &board.token) {
-        Some(Credential::Query) => {
-            // Trade the token in the address for a cookie the stream and actions send.
+/// R12: the board and its actions need a supervisor credential: the API token, or a
+/// `[[access.tokens]]` token with the supervisor role. Another role's token is 403. The
+/// holder goes into the request, so an action's audit entry names them.
+async fn require_supervisor(
+    State(board): State<Board>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let found = credential_of(&request, |token| {
+        board.authenticator.authenticate(token).cloned()
+    });
+    match found {
+        Some((_, _, principal)) if principal.role != Role::Supervisor => {
+            ApiError::forbidden(format!(
+                "the {} role may not use the wallboard; it is for supervisors",
+                principal.role
+            ))
+            .into_response()
+        }
+        Some((source, token, principal)) => {
+            request.extensions_mut().insert(principal);
             let mut response = next.run(request).await;
-            let cookie = format!(
-                "{COOKIE}={}; Path=/wallboard; HttpOnly; SameSite=Strict",
-                percent_encode(&board.token)
-            );
-            if let Ok(value) = header::HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, value);
+            if source == Credential::Query {
+                // Trade the token in the address for a cookie the stream and actions send.
+                let cookie = format!(
+                    "{COOKIE}={}; Path=/wallboard; HttpOnly; SameSite=Strict",
+                    percent_encode(&token)
+                );
+                if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
             }
             response
         }
-        Some(_) => next.run(request).await,
         None if request.uri().path() == "/wallboard" => {
             (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response()
         }
-        None => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer realm=\"hotline\"")],
-            "a supervisor credential is required\n",
-        )
-            .into_response(),
+        None => ApiError::Unauthorized.into_response(),
     }
 }
 
@@ -702,10 +740,13 @@ async fn events(State(board): State<Board>) -> impl IntoResponse {
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn history(State(board): State<Board>, Path(id): Path<String>) -> Response {
+async fn history(State(board): State<Board>, ApiPath(id): ApiPath<String>) -> Response {
     let changes = match board.core.lock() {
         Ok(core) => core.history(&id),
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(_) => {
+            return ApiError::Internal("the wallboard's history is unavailable".into())
+                .into_response();
+        }
     };
     Json(HistoryAnswer { agent: id, changes }).into_response()
 }
@@ -716,13 +757,13 @@ struct HistoryAnswer {
     changes: Vec<StateChange>,
 }
 
-/// Every supervisor action leaves an audit line (target `hotline::audit`); the work
-/// order store's audit trail takes the same fields when it lands.
-fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) {
+/// Every supervisor action is written to the store's audit log before it is carried
+/// out ([`Board::with_audit`]); its outcome goes to the log (target `hotline::audit`).
+fn audit(by: &str, action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) {
     match outcome {
         Ok(status) => info!(
             target: "hotline::audit",
-            by = "supervisor (api token)",
+            by,
             action,
             agent,
             state = status.state,
@@ -730,7 +771,7 @@ fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) 
         ),
         Err(e) => info!(
             target: "hotline::audit",
-            by = "supervisor (api token)",
+            by,
             action,
             agent,
             error = %e,
@@ -739,13 +780,39 @@ fn audit(action: &str, agent: &str, outcome: &Result<AgentStatus, ActionError>) 
     }
 }
 
-async fn act(State(board): State<Board>, Path((id, action)): Path<(String, String)>) -> Response {
-    let outcome = match action.as_str() {
-        "pause" => board.actions.pause(&id).await,
-        "logout" => board.actions.logout(&id).await,
-        _ => return (StatusCode::NOT_FOUND, "actions: pause, logout\n").into_response(),
+async fn act(
+    State(board): State<Board>,
+    principal: Principal,
+    ApiPath((id, action)): ApiPath<(String, String)>,
+) -> Response {
+    let audited = match action.as_str() {
+        "pause" => AuditedRead::AgentPause,
+        "logout" => AuditedRead::AgentLogout,
+        _ => {
+            return ApiError::NotFound(format!(
+                "no wallboard action {action:?}; actions: pause, logout"
+            ))
+            .into_response();
+        }
     };
-    audit(&action, &id, &outcome);
+    if let Some(store) = &board.audit {
+        let entry = ReadAuditEntry {
+            at: Utc::now(),
+            actor: principal.name.clone(),
+            read: audited,
+            work_order: None,
+            target: format!("agent {id}"),
+        };
+        if let Err(e) = store.append_read_audit(&entry).await {
+            warn!(error = %e, action, agent = id, "wallboard action refused: cannot audit it");
+            return ApiError::from(e).into_response();
+        }
+    }
+    let outcome = match audited {
+        AuditedRead::AgentLogout => board.actions.logout(&id).await,
+        _ => board.actions.pause(&id).await,
+    };
+    audit(&principal.name, &action, &id, &outcome);
     match outcome {
         Ok(status) => {
             if let Ok(mut core) = board.core.lock() {
@@ -754,9 +821,9 @@ async fn act(State(board): State<Board>, Path((id, action)): Path<(String, Strin
             Json(status).into_response()
         }
         Err(ActionError::Stopped) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+            ApiError::Unavailable("the engine is stopping".into()).into_response()
         }
-        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        Err(e) => ApiError::Conflict(e.to_string()).into_response(),
     }
 }
 
@@ -945,31 +1012,33 @@ skills = { complaints = 2 }
             builder.body(axum::body::Body::empty()).unwrap()
         };
         let token = "s3cret+token";
+        let source = |request: &Request| {
+            credential_of(request, |given| (given == token).then_some(())).map(
+                |(source, given, ())| {
+                    assert_eq!(given, token);
+                    source
+                },
+            )
+        };
         assert_eq!(
-            credential_of(
-                &request("/wallboard", Some(("authorization", "Bearer s3cret+token"))),
-                token
-            ),
+            source(&request(
+                "/wallboard",
+                Some(("authorization", "Bearer s3cret+token"))
+            )),
             Some(Credential::Header)
         );
         assert_eq!(
-            credential_of(&request("/wallboard?x=1&token=s3cret%2Btoken", None), token),
+            source(&request("/wallboard?x=1&token=s3cret%2Btoken", None)),
             Some(Credential::Query)
         );
         assert_eq!(
-            credential_of(
-                &request(
-                    "/wallboard/events",
-                    Some(("cookie", "a=b; hotline_wallboard=s3cret%2Btoken"))
-                ),
-                token
-            ),
+            source(&request(
+                "/wallboard/events",
+                Some(("cookie", "a=b; hotline_wallboard=s3cret%2Btoken"))
+            )),
             Some(Credential::Cookie)
         );
-        assert_eq!(
-            credential_of(&request("/wallboard?token=wrong", None), token),
-            None
-        );
-        assert_eq!(credential_of(&request("/wallboard", None), token), None);
+        assert_eq!(source(&request("/wallboard?token=wrong", None)), None);
+        assert_eq!(source(&request("/wallboard", None)), None);
     }
 }

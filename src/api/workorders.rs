@@ -11,7 +11,7 @@
 //! refused transition is 409 `invalid_transition` and changes nothing.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,9 +21,10 @@ use utoipa_axum::routes;
 
 use super::auth::{Principal, Role};
 use super::desk_access::{
-    Desk, audit_read, changeable_file, parse_id, readable_file, shown_number, unmask_allowed,
+    Desk, audit_read, changeable_file, hidden_from_agents, parse_id, readable_file, shown_number,
+    unmask_allowed,
 };
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use crate::workorder::{
     AuditedRead, CallRecord, CallerRating, Category, DetailsUpdate, EnterpriseEvaluation,
     ForbiddenPhraseHit, ListQuery, RatingTarget, Satisfaction, Status, WorkOrder, WorkOrderEvent,
@@ -260,7 +261,13 @@ pub struct WorkOrderPage {
 /// written (R28; empty when none, or when the writer is not an agent).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChangedWorkOrder {
-    pub work_order: WorkOrderDetail,
+    /// The order as it now stands; `null` when an agent's change handed it to
+    /// supervisors (see `handed_to_supervisors`).
+    pub work_order: Option<WorkOrderDetail>,
+    /// `true` when an agent filed the order as a complaint about the hotline or its
+    /// agents (`service_complaint`, R15): the change is stored, and from now on only
+    /// supervisors (and QA, when sampled) read the order.
+    pub handed_to_supervisors: bool,
     pub forbidden_phrases_found: Vec<PhraseHitView>,
 }
 
@@ -298,7 +305,8 @@ pub struct ListParams {
     /// `accepted`, `transferred`, `follow_up` or `closed`.
     #[param(value_type = Option<String>)]
     pub status: Option<Status>,
-    /// An R1/R2 category, e.g. `complaint`.
+    /// An R1/R2 category, e.g. `complaint`. Agents never get `service_complaint`
+    /// orders (R15), and asking for them is 403.
     #[param(value_type = Option<String>)]
     pub category: Option<Category>,
     /// Owner agent number. An agent may only give their own.
@@ -439,6 +447,7 @@ async fn list_work_orders(
         qa_selected: None,
         after: params.cursor,
         limit,
+        exclude_categories: Vec::new(),
     };
     match principal.role {
         Role::Supervisor => {}
@@ -449,7 +458,13 @@ async fn list_work_orders(
                     "an agent lists only their own work orders",
                 ));
             }
+            if !Category::is_visible_to_agents(query.category) {
+                return Err(ApiError::forbidden(
+                    "complaints about the hotline or its agents are for supervisors only (R15)",
+                ));
+            }
             query.agent = me;
+            query.exclude_categories = Category::HIDDEN_FROM_AGENTS.to_vec();
         }
         Role::Qa => query.qa_selected = Some(true),
     }
@@ -483,7 +498,7 @@ async fn list_work_orders(
 async fn get_work_order(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ReadParams>,
 ) -> Result<Json<WorkOrderDetail>, ApiError> {
     let unmasked = unmask_allowed(&principal, params.unmasked == Some(true))?;
@@ -523,7 +538,7 @@ async fn get_work_order(
 async fn update_work_order(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<DetailsRequest>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -572,7 +587,7 @@ async fn update_work_order(
 async fn change_status(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<StatusRequest>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -599,7 +614,7 @@ async fn change_status(
 async fn close_work_order(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
     changeable_file(&desk, &principal, &id).await?;
@@ -625,7 +640,7 @@ async fn close_work_order(
 async fn add_note(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<NoteRequest>,
 ) -> Result<(StatusCode, Json<ChangedWorkOrder>), ApiError> {
     let id = parse_id(&id)?;
@@ -657,7 +672,7 @@ async fn add_note(
 async fn refer_enterprise(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<ReferralRequest>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -684,7 +699,7 @@ async fn refer_enterprise(
 async fn evaluate_enterprise(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<EvaluationBody>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -716,7 +731,7 @@ async fn evaluate_enterprise(
 async fn rate(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<RatingRequest>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
     let id = parse_id(&id)?;
@@ -745,7 +760,7 @@ async fn rate(
 async fn list_events(
     State(desk): State<Desk>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<EventView>>, ApiError> {
     let id = parse_id(&id)?;
     readable_file(&desk, &principal, &id).await?;
@@ -798,9 +813,24 @@ async fn changed(
     id: &WorkOrderId,
     found: Vec<PhraseHitView>,
 ) -> Result<Json<ChangedWorkOrder>, ApiError> {
+    let file = desk
+        .store
+        .get_file(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no work order {id}")))?;
+    // An agent who has just filed the order as a complaint about the hotline (R15)
+    // hands it over: the change stands, the order is no longer theirs to read.
+    if principal.role == Role::Agent && hidden_from_agents(&file) {
+        return Ok(Json(ChangedWorkOrder {
+            work_order: None,
+            handed_to_supervisors: true,
+            forbidden_phrases_found: found,
+        }));
+    }
     let file = readable_file(desk, principal, id).await?;
     Ok(Json(ChangedWorkOrder {
-        work_order: WorkOrderDetail::of(&file, false, Utc::now()),
+        work_order: Some(WorkOrderDetail::of(&file, false, Utc::now())),
+        handed_to_supervisors: false,
         forbidden_phrases_found: found,
     }))
 }

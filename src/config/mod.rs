@@ -8,6 +8,7 @@
 pub mod access;
 pub mod agents;
 pub mod qa;
+pub mod secret_file;
 pub mod session_timers;
 pub mod store;
 pub mod trunks;
@@ -325,6 +326,9 @@ struct RawApi {
     token: Option<Spanned<String>>,
     #[serde(default)]
     token_env: Option<Spanned<String>>,
+    /// A file holding the token, mode 0600 (systemd's `LoadCredential=`).
+    #[serde(default)]
+    token_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -445,6 +449,9 @@ impl Validator<'_> {
     /// file can be shared without it, read from the environment variable that
     /// `api.token_env` names. Exactly one of the two.
     fn api_token(&self, api: &Spanned<RawApi>) -> Result<String, ConfigError> {
+        if let Some(file) = &api.get_ref().token_file {
+            return self.api_token_from_file(api, file);
+        }
         let (token, span, key) = match (&api.get_ref().token, &api.get_ref().token_env) {
             (Some(_), Some(name)) => {
                 return Err(self.invalid(
@@ -457,8 +464,8 @@ impl Validator<'_> {
                 return Err(self.invalid(
                     api.span(),
                     "api.token",
-                    "missing: give api.token, or api.token_env naming the environment \
-                     variable that holds it",
+                    "missing: give api.token, api.token_env naming the environment \
+                     variable that holds it, or api.token_file naming a mode 0600 file",
                 ));
             }
             (Some(token), None) => (token.get_ref().clone(), token.span(), "api.token"),
@@ -478,6 +485,35 @@ impl Validator<'_> {
             return Err(self.invalid(
                 span,
                 key,
+                "the token must be at least 16 characters: it guards caller data (R12)",
+            ));
+        }
+        Ok(token)
+    }
+
+    /// The API token from `api.token_file` (e.g. systemd's `LoadCredential=`, read as
+    /// `/run/credentials/hotline.service/api-token`): the only one of the three ways
+    /// given, in a file only its owner may read ([`secret_file::read_secret_file`]).
+    fn api_token_from_file(
+        &self,
+        api: &Spanned<RawApi>,
+        file: &Spanned<String>,
+    ) -> Result<String, ConfigError> {
+        let raw = api.get_ref();
+        if raw.token.is_some() || raw.token_env.is_some() {
+            return Err(self.invalid(
+                file.span(),
+                "api.token_file",
+                "give one of api.token, api.token_env and api.token_file",
+            ));
+        }
+        let path = self.non_empty_path(file, "api.token_file")?;
+        let token = secret_file::read_secret_file(&path)
+            .map_err(|reason| self.invalid(file.span(), "api.token_file", reason))?;
+        if token.len() < 16 {
+            return Err(self.invalid(
+                file.span(),
+                "api.token_file",
                 "the token must be at least 16 characters: it guards caller data (R12)",
             ));
         }

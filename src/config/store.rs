@@ -16,6 +16,9 @@ pub struct StoreConfig {
     /// Work orders and recordings older than this are purged; `None` keeps them for
     /// ever (`retention_days = 0`).
     pub retention: Option<chrono::Duration>,
+    /// How often the retention job looks for orders past `retention`
+    /// (`purge_interval_minutes`, default an hour).
+    pub purge_interval: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -56,7 +59,13 @@ pub(super) struct RawStore {
     ca_file: Option<Spanned<String>>,
     #[serde(default)]
     retention_days: Option<Spanned<u64>>,
+    #[serde(default)]
+    purge_interval_minutes: Option<Spanned<u64>>,
 }
+
+/// The retention job's default interval, and the longest accepted (a week).
+const DEFAULT_PURGE_INTERVAL_MINUTES: u64 = 60;
+const MAX_PURGE_INTERVAL_MINUTES: u64 = 7 * 24 * 60;
 
 /// Longest retention accepted: 30 years.
 const MAX_RETENTION_DAYS: u64 = 30 * 366;
@@ -106,7 +115,19 @@ impl Validator<'_> {
                 }
             }
         };
-        Ok(StoreConfig { backend, retention })
+        let purge_interval_minutes = match &raw.purge_interval_minutes {
+            None => DEFAULT_PURGE_INTERVAL_MINUTES,
+            Some(minutes) => self.in_range(
+                minutes,
+                "store.purge_interval_minutes",
+                1..=MAX_PURGE_INTERVAL_MINUTES,
+            )?,
+        };
+        Ok(StoreConfig {
+            backend,
+            retention,
+            purge_interval: std::time::Duration::from_secs(purge_interval_minutes * 60),
+        })
     }
 
     fn postgres(&self, raw: &RawStore) -> Result<StoreBackend, ConfigError> {
@@ -218,6 +239,23 @@ mod tests {
         let cfg = Config::parse(Path::new("test.toml"), SHIPPED).expect("shipped");
         assert!(matches!(cfg.store.backend, StoreBackend::Sqlite { .. }));
         assert!(cfg.store.retention.is_some());
+        assert_eq!(
+            cfg.store.purge_interval,
+            std::time::Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn the_purge_interval_is_configurable() {
+        let cfg = with_store(
+            "[store]\nkind = \"sqlite\"\ndata_dir = \"d\"\nretention_days = 30\n\
+             purge_interval_minutes = 1440",
+        )
+        .expect("valid");
+        assert_eq!(
+            cfg.store.purge_interval,
+            std::time::Duration::from_secs(24 * 3600)
+        );
     }
 
     #[test]
@@ -287,6 +325,10 @@ mod tests {
             (
                 "[store]\nkind = \"sqlite\"\ndata_dir = \"d\"\nretention_days = 99999",
                 "store.retention_days",
+            ),
+            (
+                "[store]\nkind = \"sqlite\"\ndata_dir = \"d\"\npurge_interval_minutes = 0",
+                "store.purge_interval_minutes",
             ),
         ] {
             assert_eq!(refused_key(section), key, "{section}");

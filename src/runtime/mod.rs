@@ -24,6 +24,7 @@ pub mod media;
 pub mod memory;
 pub mod overload;
 pub mod ports;
+pub mod retention;
 pub mod store;
 pub mod stream;
 pub mod transport;
@@ -307,7 +308,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         transports_stopped.clone(),
     )));
 
-    let (store_writer, store_task) = StoreWriter::start_with_callbacks(store, callback_store);
+    io_tasks.push(tokio::spawn(retention::run(
+        store.clone(),
+        config.store.retention,
+        config.store.purge_interval,
+        std::path::PathBuf::from("."),
+        transports_stopped.clone(),
+    )));
+    // R23: each call an agent takes is offered to the QA sampler in the store writer.
+    let sampler = crate::qa::QaSampler::new(
+        config.qa.sample_basis_points,
+        config.qa.day_utc_offset_hours,
+        rand::random(),
+    );
+    let (store_writer, store_task) =
+        StoreWriter::start_with_callbacks(store, Some(sampler), callback_store);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let media = MediaRuntime::new(
         RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),

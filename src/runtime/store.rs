@@ -12,6 +12,11 @@
 //! (the store has been down long enough to fill it), new writes are dropped and counted
 //! in `hotline_store_writes_dropped_total`; the backlog is exported so an alert fires
 //! long before.
+//!
+//! QA sampling (R23) happens here too, off the call path: each `Connected` write is an
+//! agent taking a call, and the [`QaSampler`] (when one is given) decides, in the order
+//! the switch made the writes, whether that call is picked for review; a picked order is
+//! marked with the connect, and retried with it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,11 +28,17 @@ use tracing::{error, info, warn};
 
 use crate::callbacks::{CallbackStore, CallbackStoreError};
 use crate::ivr::WorkOrderWrite;
+use crate::qa::QaSampler;
 use crate::switch::StoreWrite;
 use crate::workorder::{
-    CallerRating, DetailsUpdate, RatingTarget, Satisfaction, StoreError, WorkOrderId,
+    CallerRating, DetailsUpdate, QaSelection, RatingTarget, Satisfaction, StoreError, WorkOrderId,
     WorkOrderStore,
 };
+
+/// Who the audit trail names for a random QA pick (R23).
+pub const QA_SAMPLER_ACTOR: &str = "qa-sampler";
+/// The reason a random pick gives (the other is `forbidden phrase`, R28).
+pub const QA_SAMPLE_REASON: &str = "random sample";
 
 /// Writes waiting for the store.
 pub const QUEUE_CAPACITY: usize = 65_536;
@@ -45,18 +56,31 @@ impl StoreWriter {
     /// Starts the writer task over `store`; it ends when every `StoreWriter` is dropped
     /// and the queue is drained.
     pub fn start(store: Arc<dyn WorkOrderStore>) -> (StoreWriter, tokio::task::JoinHandle<()>) {
-        Self::start_with_callbacks(store, None)
+        StoreWriter::start_sampling(store, None)
     }
 
-    /// [`StoreWriter::start`], with the callback tasks' saves going to `callbacks`
-    /// (in the same order as the work-order writes of their work order).
+    /// As [`StoreWriter::start`], with every call an agent takes offered to `sampler`
+    /// (R23).
+    pub fn start_sampling(
+        store: Arc<dyn WorkOrderStore>,
+        sampler: Option<QaSampler>,
+    ) -> (StoreWriter, tokio::task::JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run(store, receiver, backlog.clone(), sampler, None));
+        (StoreWriter { queue, backlog }, task)
+    }
+
+    /// As [`StoreWriter::start_sampling`], with the callback tasks' saves going to
+    /// `callbacks`, in order with their work order's other writes (R20).
     pub fn start_with_callbacks(
         store: Arc<dyn WorkOrderStore>,
+        sampler: Option<QaSampler>,
         callbacks: Option<Arc<dyn CallbackStore>>,
     ) -> (StoreWriter, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let backlog = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(store, callbacks, receiver, backlog.clone()));
+        let task = tokio::spawn(run(store, receiver, backlog.clone(), sampler, callbacks));
         (StoreWriter { queue, backlog }, task)
     }
 
@@ -94,9 +118,10 @@ const MAX_BATCH: usize = 256;
 
 async fn run(
     store: Arc<dyn WorkOrderStore>,
-    callbacks: Option<Arc<dyn CallbackStore>>,
     mut receiver: mpsc::Receiver<StoreWrite>,
     backlog: Arc<AtomicUsize>,
+    mut sampler: Option<QaSampler>,
+    callbacks: Option<Arc<dyn CallbackStore>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -104,10 +129,17 @@ async fn run(
         // Each work order's writes stay in order (a create before its answer); different
         // work orders go to the store together. A batch ends before the next begins, so
         // order holds across batches too.
-        let mut groups: Vec<Vec<StoreWrite>> = Vec::new();
+        let mut groups: Vec<Vec<(StoreWrite, bool)>> = Vec::new();
         let mut group_of: HashMap<WorkOrderId, usize> = HashMap::new();
         for write in batch.drain(..) {
-            let id = write.work_order().clone();
+            let picked = match (&write, sampler.as_mut()) {
+                (StoreWrite::Connected { at, agent, .. }, Some(sampler)) => {
+                    sampler.handle_call(*at, agent)
+                }
+                _ => false,
+            };
+            let write = (write, picked);
+            let id = write.0.work_order().clone();
             match group_of.get(&id) {
                 Some(&index) => groups[index].push(write),
                 None => {
@@ -129,13 +161,14 @@ async fn run(
     }
 }
 
-/// One work order's writes, in order, each retried while the store is unavailable.
+/// One work order's writes, in order, each retried while the store is unavailable;
+/// a write flagged `true` also marks the order picked for QA (R23).
 async fn apply_in_order(
     store: &dyn WorkOrderStore,
     callbacks: Option<&dyn CallbackStore>,
-    writes: &[StoreWrite],
+    writes: &[(StoreWrite, bool)],
 ) {
-    for write in writes {
+    for (write, picked) in writes {
         if let StoreWrite::Callback(task) = write {
             match callbacks {
                 Some(callbacks) => save_callback(callbacks, task).await,
@@ -145,7 +178,11 @@ async fn apply_in_order(
         }
         let mut delay = FIRST_RETRY;
         loop {
-            match apply(store, write).await {
+            let applied = match apply(store, write).await {
+                Ok(()) if *picked => select_for_qa(store, write).await,
+                other => other,
+            };
+            match applied {
                 Ok(()) => break,
                 Err(e) if retryable(&e) => {
                     warn!(error = %e, work_order = %write.work_order(), "store write failed; retrying");
@@ -167,6 +204,18 @@ async fn apply_in_order(
 /// moment. A duplicate of a create (an earlier attempt did commit) is success, handled
 /// in [`apply`]; anything else (a refused value, a corrupt row) would fail again and
 /// hold up every write behind it.
+/// Marks the order of a `Connected` write as a random QA pick, at the connect time.
+async fn select_for_qa(store: &dyn WorkOrderStore, write: &StoreWrite) -> Result<(), StoreError> {
+    let StoreWrite::Connected { id, at, .. } = write else {
+        return Ok(());
+    };
+    let selection = QaSelection {
+        selected_at: *at,
+        reason: QA_SAMPLE_REASON.to_owned(),
+    };
+    store.select_for_qa(id, &selection, QA_SAMPLER_ACTOR).await
+}
+
 fn retryable(error: &StoreError) -> bool {
     error.is_transient()
 }
@@ -290,6 +339,92 @@ async fn apply_ivr_fact(
             store
                 .add_note(id, &format!("{name}: {digits}"), ACTOR, at)
                 .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration as Span;
+
+    use super::*;
+    use crate::workorder::SqlStore;
+    use crate::workorder::fixtures::{base_time, inbound_order};
+
+    /// Pushes `calls` calls, each created then connected to `agent` a minute apart, and
+    /// waits until the writer has applied them all.
+    async fn run_calls(
+        store: Arc<dyn WorkOrderStore>,
+        sampler: Option<QaSampler>,
+        agents: &[&str],
+        calls: u64,
+    ) -> Vec<(WorkOrderId, String)> {
+        let (writer, task) = StoreWriter::start_sampling(store, sampler);
+        let mut made = Vec::new();
+        for n in 0..calls {
+            let at = base_time() + Span::minutes(n as i64);
+            let order = inbound_order(n + 1, at);
+            let agent = agents[n as usize % agents.len()].to_owned();
+            made.push((order.id.clone(), agent.clone()));
+            writer.push(StoreWrite::Create(Box::new(order.clone())));
+            writer.push(StoreWrite::Connected {
+                id: order.id,
+                at: at + Span::seconds(5),
+                agent,
+            });
+        }
+        drop(writer);
+        task.await.expect("writer");
+        made
+    }
+
+    #[tokio::test]
+    async fn connected_calls_are_sampled_for_qa_at_the_configured_share_r23() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn WorkOrderStore> =
+            Arc::new(SqlStore::open(&dir.path().join("data")).expect("open"));
+        // 25 %: each agent's calls of the day are cut into blocks of four, one picked
+        // in each, so 40 calls of each of two agents give exactly 10 picks each.
+        // The day runs on UTC here so that the 80 minutes stay within one day.
+        let sampler = QaSampler::new(2_500, 0, 7);
+        let made = run_calls(store.clone(), Some(sampler), &["1001", "1002"], 80).await;
+        let mut picked_per_agent: HashMap<String, usize> = HashMap::new();
+        for (id, agent) in &made {
+            let file = store.get_file(id).await.expect("read").expect("stored");
+            assert_eq!(file.order.agent.as_deref(), Some(agent.as_str()));
+            if let Some(qa) = &file.matter.qa {
+                assert_eq!(qa.reason, QA_SAMPLE_REASON);
+                assert_eq!(Some(qa.selected_at), file.order.connected_at);
+                let events = store.events(id).await.expect("events");
+                assert!(
+                    events.iter().any(|e| e.actor == QA_SAMPLER_ACTOR),
+                    "the pick is on the audit trail: {events:?}"
+                );
+                *picked_per_agent.entry(agent.clone()).or_default() += 1;
+            }
+        }
+        assert_eq!(
+            picked_per_agent.get("1001"),
+            Some(&10),
+            "{picked_per_agent:?}"
+        );
+        assert_eq!(
+            picked_per_agent.get("1002"),
+            Some(&10),
+            "{picked_per_agent:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_sampler_no_call_is_picked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn WorkOrderStore> =
+            Arc::new(SqlStore::open(&dir.path().join("data")).expect("open"));
+        let made = run_calls(store.clone(), None, &["1001"], 10).await;
+        for (id, _) in &made {
+            let file = store.get_file(id).await.expect("read").expect("stored");
+            assert!(file.order.connected_at.is_some());
+            assert!(file.matter.qa.is_none());
         }
     }
 }

@@ -203,6 +203,9 @@ pub struct ListQuery {
     pub overdue_at: Option<DateTime<Utc>>,
     /// Only orders picked (or not picked) for QA.
     pub qa_selected: Option<bool>,
+    /// Leaves out orders of these categories (what an agent may not see, R15); orders
+    /// without a category stay in.
+    pub exclude_categories: Vec<Category>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
     /// Page size; 0 means the default of 50. At most 1,000.

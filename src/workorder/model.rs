@@ -180,10 +180,13 @@ text_enum! {
 
 text_enum! {
     /// What the matter is about: in scope (R1) or out of scope (R2), plus calls where
-    /// nobody spoke and nuisance calls.
+    /// nobody spoke and nuisance calls. `complaint` is a caller's livelihood problem
+    /// (R1); `service_complaint` is a complaint against the hotline, its agents or a
+    /// referred enterprise (R15), which only supervisors and QA see.
     pub enum Category as "category" {
         Consultation => "consultation",
         Complaint => "complaint",
+        ServiceComplaint => "service_complaint",
         Report => "report",
         Help => "help",
         Suggestion => "suggestion",
@@ -249,6 +252,15 @@ text_enum! {
 }
 
 impl Category {
+    /// The categories kept from agents (R15): an agent must not read complaints about
+    /// the hotline or its agents, their colleagues' or their own. Supervisors own them.
+    pub const HIDDEN_FROM_AGENTS: &'static [Category] = &[Category::ServiceComplaint];
+
+    /// Whether an agent may see an order of this category (R15).
+    pub fn is_visible_to_agents(category: Option<Category>) -> bool {
+        category.is_none_or(|c| !Category::HIDDEN_FROM_AGENTS.contains(&c))
+    }
+
     /// Whether the hotline handles the matter itself (R1); out-of-scope matters (R2),
     /// silent and nuisance calls get a closing script and promise no result (R3).
     pub fn is_in_scope(self) -> bool {
@@ -256,6 +268,7 @@ impl Category {
             self,
             Category::Consultation
                 | Category::Complaint
+                | Category::ServiceComplaint
                 | Category::Report
                 | Category::Help
                 | Category::Suggestion
@@ -356,10 +369,14 @@ text_enum! {
 }
 
 text_enum! {
-    /// What a read-audit entry says was read in full (R12).
+    /// What an audit-log entry records: a read of a full number or a recording (R12),
+    /// or a supervisor's action on an agent from the wallboard (issue 14: "every
+    /// action is audited"; the target is the agent).
     pub enum AuditedRead as "audited read" {
         FullNumber => "full_number",
         Recording => "recording",
+        AgentPause => "agent_pause",
+        AgentLogout => "agent_logout",
     }
 }
 

@@ -30,6 +30,8 @@ pub struct EngineOptions {
     pub extra_config: String,
     /// `calls.rtp_timeout_seconds` (0: never).
     pub rtp_timeout_seconds: u64,
+    /// The `[store]` section; SQLite under `data` when `None`.
+    pub store_toml: Option<String>,
 }
 
 /// Three agents (1001–1003, password `pw<id>`) in one queue with no wrap-up, so tests
@@ -72,6 +74,7 @@ impl Default for EngineOptions {
             agents_toml: DEMO_AGENTS.to_owned(),
             extra_config: String::new(),
             rtp_timeout_seconds: 60,
+            store_toml: None,
         }
     }
 }
@@ -150,9 +153,7 @@ greeting = "greeting.wav"
 dir = "recordings"
 header_interval_ms = 500
 
-[store]
-kind = "sqlite"
-data_dir = "data"
+{store}
 
 [log]
 filter = "info,hotline=debug"
@@ -178,6 +179,10 @@ digest_algorithms = ["MD5", "SHA-256"]
 "#,
             extra = options.extra_config,
             rtp_timeout = options.rtp_timeout_seconds,
+            store = options
+                .store_toml
+                .as_deref()
+                .unwrap_or("[store]\nkind = \"sqlite\"\ndata_dir = \"data\""),
             ring_timeout = options.agent_ring_timeout_ms,
             announce = options.position_announcement_seconds,
             max_concurrent = options.max_concurrent.min(49),

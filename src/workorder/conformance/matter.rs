@@ -584,6 +584,107 @@ pub async fn read_audit_log_appends(store: &dyn WorkOrderStore) {
     );
 }
 
+/// Issue 14: a supervisor's actions on agents go into the same append-only audit log
+/// as reads, with who, what and when, and come back in order.
+pub async fn supervisor_actions_are_in_the_audit_log(store: &dyn WorkOrderStore) {
+    for (i, (action, agent)) in [
+        (AuditedRead::AgentPause, "1001"),
+        (AuditedRead::AgentLogout, "1002"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .append_read_audit(&ReadAuditEntry {
+                at: base_time() + Duration::seconds(i as i64),
+                actor: "supervisor-li".into(),
+                read: action,
+                work_order: None,
+                target: format!("agent {agent}"),
+            })
+            .await
+            .expect("append");
+    }
+    let log = store.read_audit_log(base_time(), 10).await.expect("log");
+    let seen: Vec<(AuditedRead, &str, &str, Option<&WorkOrderId>)> = log
+        .iter()
+        .map(|e| {
+            (
+                e.read,
+                e.actor.as_str(),
+                e.target.as_str(),
+                e.work_order.as_ref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (AuditedRead::AgentPause, "supervisor-li", "agent 1001", None),
+            (
+                AuditedRead::AgentLogout,
+                "supervisor-li",
+                "agent 1002",
+                None
+            ),
+        ]
+    );
+    assert_eq!(log[1].at, base_time() + Duration::seconds(1));
+}
+
+/// R15: a listing can leave out the categories agents may not see, keeping orders
+/// that have no category yet, and pages still fill up past the hidden ones.
+pub async fn listing_leaves_out_hidden_categories(store: &dyn WorkOrderStore) {
+    let mut visible = Vec::new();
+    for n in 1..=6 {
+        let category = match n % 3 {
+            0 => Some(Category::ServiceComplaint),
+            1 => Some(Category::Complaint),
+            _ => None,
+        };
+        let order = stored(store, n, category).await;
+        store
+            .mark_connected(&order.id, base_time() + Duration::minutes(1), AGENT)
+            .await
+            .expect("connect");
+        if category != Some(Category::ServiceComplaint) {
+            visible.push(order.id);
+        }
+    }
+    visible.reverse();
+    let mut query = ListQuery {
+        agent: Some(AGENT.into()),
+        exclude_categories: Category::HIDDEN_FROM_AGENTS.to_vec(),
+        limit: 3,
+        ..ListQuery::default()
+    };
+    let first = store.list_orders(&query).await.expect("page 1");
+    assert_eq!(first.orders.len(), 3, "a page fills up past hidden orders");
+    query.after = first.next.clone();
+    let second = store.list_orders(&query).await.expect("page 2");
+    let seen: Vec<WorkOrderId> = first
+        .orders
+        .iter()
+        .chain(&second.orders)
+        .map(|o| o.id.clone())
+        .collect();
+    assert_eq!(seen, visible);
+    assert!(second.next.is_none());
+    let everything = ListQuery {
+        agent: Some(AGENT.into()),
+        ..ListQuery::default()
+    };
+    assert_eq!(
+        store
+            .list_orders(&everything)
+            .await
+            .expect("all")
+            .orders
+            .len(),
+        6
+    );
+}
+
 fn shipped_knowledge() -> Vec<KnowledgeEntry> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/knowledge.json");
     crate::workorder::import::read_knowledge(&path).expect("shipped knowledge base")

@@ -613,6 +613,18 @@ pub(super) fn list_orders(db: &mut dyn Db, query: &ListQuery) -> Result<OrderPag
         let p = bind(&mut params, agent.as_str().into());
         conditions.push(format!("agent = {p}"));
     }
+    if !query.exclude_categories.is_empty() {
+        let excluded: Vec<String> = query
+            .exclude_categories
+            .iter()
+            .map(|c| bind(&mut params, c.as_str().into()))
+            .collect();
+        // `NOT IN` alone would also drop orders with no category yet (NULL).
+        conditions.push(format!(
+            "(category IS NULL OR category NOT IN ({}))",
+            excluded.join(", ")
+        ));
+    }
     if let Some(from) = query.offered_from {
         let p = bind(&mut params, from.into());
         conditions.push(format!("offered_at >= {p}"));
