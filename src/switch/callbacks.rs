@@ -10,10 +10,12 @@
 //!   the citizen through the configured trunk. How each attempt ended goes back to the
 //!   scheduler and, as a note, onto the callback's work order.
 //! - Its saves leave as [`StoreWrite::Callback`] for the runtime's store writer.
-//! - Missed calls: the switch's own work-order writes say who called (Create), where
-//!   they waited (Queued), whether they reached an agent (Connected) or hung up in the
-//!   queue (Ended, abandoned): read here as they are queued, with no hook in the
-//!   inbound call itself.
+//! - Tasks the engine creates itself: the switch's own work-order writes say who called
+//!   (Create), where they waited (Queued), what the IVR learned (a complaint, a request
+//!   to be called back), whether they reached an agent (Connected) and how the call
+//!   ended: read here as they are queued, with no hook in the inbound call itself. A
+//!   missed call or a requested callback becomes a `missed_call` task, a complaint
+//!   against the hotline a `complaint` task for the agent who took it (R15, R19).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -28,18 +30,27 @@ use crate::callbacks::{
     AgentPool, CallbackError, CallbackTask, DialOrder, DialOutcome, Output, PhoneNumber, Scheduler,
     TaskId, WORK_ORDER_HEADER,
 };
+use crate::callbacks::{NewTask, Reason};
 use crate::config::callbacks::CallbacksConfig;
-use crate::workorder::{AbandonReason, CallOutcome, Direction, WorkOrderId};
+use crate::ivr::WorkOrderWrite;
+use crate::workorder::{AbandonReason, CallOutcome, Category, Direction, WorkOrderId};
 
 /// An agent whose phone could not be rung for a callback is not handed another one
 /// for this long (the ACD and the registrar disagreed for a moment).
 const REFUSED_AGENT_PAUSE: Duration = Duration::from_secs(30);
 
-/// An inbound call's facts the missed-call rule needs, from its work-order writes.
+/// An inbound call's facts the engine's own callbacks need, from its work-order
+/// writes.
 #[derive(Debug, Default)]
 struct SeenCall {
     number: Option<PhoneNumber>,
     queue: Option<String>,
+    /// The agent who took it: a complaint's owner (R19).
+    agent: Option<String>,
+    /// A complaint against the hotline (R15).
+    complaint: bool,
+    /// The caller asked the IVR to be called back.
+    callback_requested: bool,
 }
 
 /// The switch's callback state.
@@ -388,14 +399,19 @@ impl Switch {
         }
     }
 
-    /// Reads the work-order writes queued since the last round: an inbound caller who
-    /// hung up in the queue gets a missed-call task; one who reached an agent cancels
-    /// their open missed-call tasks.
+    /// Reads the work-order writes queued since the last round. When an inbound call
+    /// ends: a complaint against the hotline (R15: the IVR's `service_complaint`
+    /// category or its complaint flag) gets a `complaint` callback by the agent who took
+    /// it (R19); a caller who hung up in the queue, or asked the IVR to be called back,
+    /// gets a `missed_call` task. A caller who reaches an agent cancels their open
+    /// missed-call tasks.
     fn observe_store(&mut self, now: Instant) {
         let wall = self.wall(now);
+        let default_queue = self.settings.default_queue.clone();
         let Some(desk) = self.callbacks.as_mut() else {
             return;
         };
+        let mut ended = Vec::new();
         for write in self.store.iter().skip(desk.observed) {
             match write {
                 StoreWrite::Create(order) if order.direction == Direction::Inbound => {
@@ -403,7 +419,7 @@ impl Switch {
                         order.id.clone(),
                         SeenCall {
                             number: order.caller.parse().ok(),
-                            queue: None,
+                            ..SeenCall::default()
                         },
                     );
                 }
@@ -412,8 +428,28 @@ impl Switch {
                         seen.queue = Some(queue.clone());
                     }
                 }
-                StoreWrite::Connected { id, .. } => {
-                    if let Some(number) = desk.seen.get(id).and_then(|s| s.number.as_ref()) {
+                StoreWrite::Ivr { id, write, .. } => {
+                    let Some(seen) = desk.seen.get_mut(id) else {
+                        continue;
+                    };
+                    match write {
+                        WorkOrderWrite::Category(Category::ServiceComplaint)
+                        | WorkOrderWrite::HotlineComplaint => seen.complaint = true,
+                        WorkOrderWrite::CallbackRequested { queue } => {
+                            seen.callback_requested = true;
+                            if queue.is_some() {
+                                seen.queue.clone_from(queue);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                StoreWrite::Connected { id, agent, .. } => {
+                    let Some(seen) = desk.seen.get_mut(id) else {
+                        continue;
+                    };
+                    seen.agent = Some(agent.clone());
+                    if let Some(number) = seen.number.as_ref() {
                         desk.changed = true;
                         let cancelled = desk.scheduler.inbound_connected(wall, number);
                         if !cancelled.is_empty() {
@@ -422,32 +458,49 @@ impl Switch {
                     }
                 }
                 StoreWrite::Ended { id, outcome, .. } => {
-                    let Some(seen) = desk.seen.remove(id) else {
-                        continue;
-                    };
-                    let abandoned_in_queue = matches!(
-                        outcome,
-                        CallOutcome::Abandoned {
-                            reason: AbandonReason::CallerHungUpInQueue
-                                | AbandonReason::CallerHungUpWhileAgentRang
-                        }
-                    );
-                    if let (true, Some(number), Some(queue)) =
-                        (abandoned_in_queue, seen.number, seen.queue)
-                    {
-                        desk.changed = true;
-                        match desk.scheduler.missed_call(wall, id.clone(), number, &queue) {
-                            Ok(task) => {
-                                info!(task = %task, queue, "missed call: callback task created")
-                            }
-                            Err(e) => warn!(error = %e, "missed-call task refused"),
-                        }
+                    if let Some(seen) = desk.seen.remove(id) {
+                        ended.push((id.clone(), *outcome, seen));
                     }
                 }
                 _ => {}
             }
         }
         desk.observed = self.store.len();
+        for (id, outcome, seen) in ended {
+            let Some(number) = seen.number else {
+                continue;
+            };
+            let abandoned_in_queue = matches!(
+                outcome,
+                CallOutcome::Abandoned {
+                    reason: AbandonReason::CallerHungUpInQueue
+                        | AbandonReason::CallerHungUpWhileAgentRang
+                }
+            );
+            let queue = seen.queue.unwrap_or_else(|| default_queue.clone());
+            let created = if seen.complaint {
+                desk.scheduler.create(
+                    wall,
+                    NewTask {
+                        work_order: id,
+                        number,
+                        reason: Reason::Complaint,
+                        window: None,
+                        owner: seen.agent,
+                        queue,
+                    },
+                )
+            } else if abandoned_in_queue || seen.callback_requested {
+                desk.scheduler.missed_call(wall, id, number, &queue)
+            } else {
+                continue;
+            };
+            desk.changed = true;
+            match created {
+                Ok(task) => info!(task = %task, "callback task created by the engine"),
+                Err(e) => warn!(error = %e, "callback task refused"),
+            }
+        }
     }
 }
 
@@ -482,5 +535,147 @@ fn describe(end: AttemptEnd) -> String {
             "withdrawn for a waiting inbound call (R9), not counted as an attempt".to_owned()
         }
         AttemptEnd::Talked => "connected and ended".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::switch::SwitchSettings;
+    use crate::workorder::WorkOrder;
+
+    const AGENTS: &str = "[[queues]]\nname = \"general\"\nstrategy = \"longest_idle\"\nmax_wait_seconds = 600\nwrap_up_seconds = 0\n\n[[agents]]\nid = \"1001\"\npassword = \"pw1001\"\nqueues = [\"general\"]\n";
+
+    fn switch() -> (Switch, Instant) {
+        let agents = crate::config::agents::AgentsConfig::parse(Path::new("agents.toml"), AGENTS)
+            .expect("agents");
+        let now = Instant::now();
+        let wall = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
+        let mut switch = Switch::new(
+            SwitchSettings::loopback(5060),
+            &agents,
+            super::super::tests::test_flow(),
+            7,
+            now,
+            wall,
+            &[],
+        )
+        .expect("switch");
+        switch.enable_callbacks(now, CallbacksConfig::default(), Vec::new(), None);
+        (switch, now)
+    }
+
+    /// An inbound call's work-order writes as the switch would queue them, `middle`
+    /// between its creation and its end.
+    fn call(
+        switch: &mut Switch,
+        now: Instant,
+        n: u64,
+        middle: Vec<StoreWrite>,
+        outcome: CallOutcome,
+    ) {
+        let at = switch.wall(now);
+        let id = WorkOrderId::from_parts(at, n);
+        let order =
+            WorkOrder::new_inbound(id.clone(), format!("call-{n}"), "13800001111", "8890", at);
+        switch.store.push_back(StoreWrite::Create(Box::new(order)));
+        for mut write in middle {
+            match &mut write {
+                StoreWrite::Queued { id: on, .. }
+                | StoreWrite::Connected { id: on, .. }
+                | StoreWrite::Ivr { id: on, .. } => *on = id.clone(),
+                _ => {}
+            }
+            switch.store.push_back(write);
+        }
+        switch.store.push_back(StoreWrite::Ended {
+            id,
+            at,
+            side: None,
+            outcome,
+            reason: None,
+        });
+        switch.settle(now);
+    }
+
+    fn placeholder() -> WorkOrderId {
+        WorkOrderId::from_parts(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(), 0)
+    }
+
+    fn ivr(write: WorkOrderWrite) -> StoreWrite {
+        StoreWrite::Ivr {
+            id: placeholder(),
+            at: Utc::now(),
+            write,
+        }
+    }
+
+    fn tasks(switch: &Switch) -> Vec<CallbackTask> {
+        switch
+            .callback_scheduler()
+            .unwrap()
+            .tasks()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn a_complaint_against_the_hotline_gets_a_callback_by_the_agent_who_took_it_r15_r19() {
+        let (mut switch, now) = switch();
+        let queued = StoreWrite::Queued {
+            id: placeholder(),
+            at: Utc::now(),
+            queue: "general".into(),
+        };
+        let connected = StoreWrite::Connected {
+            id: placeholder(),
+            at: Utc::now(),
+            agent: "1001".into(),
+        };
+        call(
+            &mut switch,
+            now,
+            1,
+            vec![queued, ivr(WorkOrderWrite::HotlineComplaint), connected],
+            CallOutcome::Answered,
+        );
+        let tasks = tasks(&switch);
+        assert_eq!(tasks.len(), 1, "{tasks:?}");
+        let task = &tasks[0];
+        assert_eq!(task.reason, Reason::Complaint);
+        assert_eq!(task.owner.as_deref(), Some("1001"), "its owner (R19)");
+        assert_eq!(task.queue, "general");
+        assert_eq!(task.window.earliest, switch.wall(now), "at once");
+        assert_eq!(task.number.dial_string(), "13800001111");
+        let saved = switch
+            .store
+            .iter()
+            .any(|w| matches!(w, StoreWrite::Callback(t) if t.id == task.id));
+        assert!(saved, "saved for the store (R20)");
+    }
+
+    #[test]
+    fn a_caller_who_asks_the_ivr_for_a_callback_gets_one_and_an_ordinary_call_none() {
+        let (mut switch, now) = switch();
+        call(&mut switch, now, 1, Vec::new(), CallOutcome::Answered);
+        assert!(tasks(&switch).is_empty(), "an ordinary call makes no task");
+        call(
+            &mut switch,
+            now,
+            2,
+            vec![ivr(WorkOrderWrite::CallbackRequested {
+                queue: Some("general".into()),
+            })],
+            CallOutcome::Answered,
+        );
+        let tasks = tasks(&switch);
+        assert_eq!(tasks.len(), 1, "{tasks:?}");
+        assert_eq!(tasks[0].reason, Reason::MissedCall);
+        assert_eq!(tasks[0].owner, None);
+        assert_eq!(tasks[0].queue, "general");
     }
 }
