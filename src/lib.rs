@@ -20,7 +20,7 @@
 //! | [`workorder`] | the work order model and its stores (R10, R31) | trait + embedded SQLite backend |
 //! | [`metrics`] | metric names and the rolling 24 h connection rate (R5, R30) | pure window + `metrics` facade |
 //! | [`ivr`] | dialplans as data (compiled and validated with file:line errors, versioned for reload) and the per-call interpreter: menus, queues, survey, R27 scripts | pure core |
-//! | [`runtime`] | the tokio tasks: UDP/TCP transports, the one switch task, media streams, the store writer; start-up checks, reload, shutdown | I/O |
+//! | [`runtime`] | the tokio tasks: UDP/TCP transports, the one switch task, media streams, the store writer and QA sampling, the retention job; start-up checks, reload, shutdown | I/O |
 //! | [`service`] | systemd readiness (`Type=notify`) and the process's own health metrics | I/O |
 //! | [`sim`] | the deterministic simulation: a seeded lossy network, a simulated clock, trunk callers and agent phones speaking real SIP text, the whole switch under invariants (issue 7) | pure (test and benchmark harness; the engine never imports it) |
 //! | [`api`] | the HTTP server: `/metrics`, `/health`, and the agent API behind a bearer token; reaches the switch by commands | I/O |

@@ -114,7 +114,7 @@ async fn start_script(
                 .into_response()
         }
         Some(Reply::Script(Err(e))) => ApiError::InvalidInput(e.to_string()).into_response(),
-        _ => ApiError::StoreUnavailable("the engine is stopping".into()).into_response(),
+        _ => ApiError::Unavailable("the engine is stopping".into()).into_response(),
     }
 }
 

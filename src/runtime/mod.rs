@@ -10,7 +10,10 @@
 //!   switch serves every call (measured in `benches/RESULTS.md`);
 //! - the media runtime binds RTP ports and runs one stream task per started leg, with
 //!   the recording writers ([`media`], [`stream`]);
-//! - one store writer applies work-order writes in order ([`store`]);
+//! - one store writer applies work-order writes in order and offers each call an agent
+//!   takes to the QA sampler ([`store`]);
+//! - the retention job purges work orders and recordings past their keeping period
+//!   ([`retention`]);
 //! - the HTTP server (`crate::api`), which reaches the switch through commands.
 //!
 //! Shutdown has phases: on the signal new INVITEs get `503`; calls in progress get the

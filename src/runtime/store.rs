@@ -31,8 +31,8 @@ use crate::ivr::WorkOrderWrite;
 use crate::qa::QaSampler;
 use crate::switch::StoreWrite;
 use crate::workorder::{
-    CallerRating, DetailsUpdate, QaSelection, RatingTarget, Satisfaction, StoreError, WorkOrderId,
-    WorkOrderStore,
+    CallerRating, Category, DetailsUpdate, QaSelection, RatingTarget, Satisfaction, StoreError,
+    WorkOrderId, WorkOrderStore,
 };
 
 /// Who the audit trail names for a random QA pick (R23).
@@ -305,6 +305,12 @@ async fn apply_ivr_fact(
             .await
         }
         WorkOrderWrite::HotlineComplaint => {
+            // R15: filed under the category agents never read, so supervisors own it.
+            details(DetailsUpdate {
+                category: Some(Category::ServiceComplaint),
+                ..DetailsUpdate::default()
+            })
+            .await?;
             let note = "complaint about the hotline itself (R15)";
             store.add_note(id, note, ACTOR, at).await
         }
@@ -413,6 +419,35 @@ mod tests {
             Some(&10),
             "{picked_per_agent:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_complaint_about_the_hotline_is_filed_where_agents_cannot_read_it_r15() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn WorkOrderStore> =
+            Arc::new(SqlStore::open(&dir.path().join("data")).expect("open"));
+        let order = inbound_order(1, base_time());
+        let (writer, task) = StoreWriter::start(store.clone());
+        writer.push(StoreWrite::Create(Box::new(order.clone())));
+        for write in [
+            WorkOrderWrite::Category(Category::Complaint),
+            WorkOrderWrite::HotlineComplaint,
+        ] {
+            writer.push(StoreWrite::Ivr {
+                id: order.id.clone(),
+                at: base_time() + Span::seconds(3),
+                write,
+            });
+        }
+        drop(writer);
+        task.await.expect("writer");
+        let file = store
+            .get_file(&order.id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(file.order.category, Some(Category::ServiceComplaint));
+        assert!(!Category::is_visible_to_agents(file.order.category));
     }
 
     #[tokio::test]

@@ -1,8 +1,8 @@
 //! Retention: work orders and their recordings are kept for a configured period, then
 //! purged (the purge itself goes into the store's purge log). [`RetentionPolicy`]
 //! decides what is due and is pure; [`delete_recordings`] does the file I/O after the
-//! store's [`purge_older_than`](super::WorkOrderStore::purge_older_than). The lead's
-//! runtime schedules the job.
+//! store's [`purge_older_than`](super::WorkOrderStore::purge_older_than). The engine
+//! runs [`run_purge`] every `[store] purge_interval_minutes` (`runtime::retention`).
 //!
 //! Age is the first call's `offered_at`, whatever the status: the period is a legal
 //! keeping period, and an order nobody closed must not be kept for ever because of it.
@@ -68,7 +68,7 @@ pub fn delete_recordings(base: &Path, paths: &[String]) -> DeletedRecordings {
     report
 }
 
-/// The whole retention job, for the runtime to schedule (e.g. daily): purge the
+/// The whole retention job, as the runtime schedules it: purge the
 /// orders due at `now` under `policy` (audited in the store's purge log as `actor`),
 /// then delete their recordings off the async workers. Recordings that could not be
 /// deleted are reported, not retried: the next run finds no order for them, so the

@@ -526,6 +526,13 @@ impl Sipp {
         Sipp { command, workdir }
     }
 
+    /// Puts a file in SIPp's folder, for a scenario that names it relative to that
+    /// folder (a pcap the test chose or made, like `key.pcap`).
+    pub fn with_file(self, name: &str, contents: &[u8]) -> Sipp {
+        std::fs::write(self.workdir.path().join(name), contents).expect("file for SIPp");
+        self
+    }
+
     pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Sipp {
         self.command.arg(arg);
         self
