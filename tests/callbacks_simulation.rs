@@ -328,3 +328,70 @@ fn a_caller_who_hangs_up_in_the_queue_gets_a_missed_call_task_cancelled_when_the
     );
     assert_eq!(world.phones[1].received().count(), 0);
 }
+
+#[test]
+fn a_connected_callback_is_never_cut_for_an_inbound_call_r9() {
+    let (_, mut world) = world_with_callbacks(35);
+    world.add_phone(agent_phone());
+    let citizen = world.add_phone_at(loopback(4, 8000), citizen(AnswerPolicy::After(SECOND)));
+    run(&mut world, 5 * SECOND);
+    let task = create_task(&mut world);
+    run(&mut world, 5 * SECOND);
+    assert!(
+        matches!(saved(&world, task).state, TaskState::Connected { .. }),
+        "agent and citizen talk"
+    );
+    let caller = world.add_caller(CallerScript {
+        hangup_after: Some(60 * SECOND),
+        ..CallerScript::new("13800001111", "8890")
+    });
+    finish(&mut world);
+
+    let (talk, _) = world.phones[citizen]
+        .received()
+        .next()
+        .expect("the callback");
+    assert_eq!(
+        talk.ended_by,
+        Some(Side::Local),
+        "the citizen hung up, not the engine"
+    );
+    let done = saved(&world, task);
+    assert_eq!(done.state, TaskState::Done);
+    assert_eq!(done.preemptions, 0);
+    let order = world.order_of_caller(caller).expect("the caller's order");
+    assert_eq!(
+        order.connected,
+        ["1001"],
+        "the agent took the caller afterwards"
+    );
+    let record = world.callers[caller].record().unwrap();
+    assert!(record.answered_at.is_some());
+}
+
+#[test]
+fn an_agent_who_refuses_a_callback_is_not_rung_again_at_once_and_no_attempt_counts() {
+    let (_, mut world) = world_with_callbacks(36);
+    world.add_phone(PhoneScript {
+        answer: AnswerPolicy::Refuse {
+            status: 486,
+            after: SECOND,
+        },
+        ..agent_phone()
+    });
+    world.add_phone_at(loopback(4, 8000), citizen(AnswerPolicy::After(SECOND)));
+    run(&mut world, 5 * SECOND);
+    let task = create_task(&mut world);
+    run(&mut world, 20 * SECOND);
+    assert_eq!(world.phones[0].received().count(), 1, "one ring in 20 s");
+    let pending = saved(&world, task);
+    assert_eq!(pending.state, TaskState::Pending);
+    assert_eq!(pending.attempts, 0, "the citizen was never dialled");
+    run(&mut world, 20 * SECOND);
+    assert_eq!(
+        world.phones[0].received().count(),
+        2,
+        "rung again after the pause"
+    );
+    assert_eq!(world.phones[1].received().count(), 0);
+}

@@ -30,13 +30,13 @@ use crate::callbacks::{
     AgentPool, CallbackError, CallbackTask, DialOrder, DialOutcome, Output, PhoneNumber, Scheduler,
     TaskId, WORK_ORDER_HEADER,
 };
-use crate::callbacks::{NewTask, Reason};
+use crate::callbacks::{NewTask, Reason, TaskState};
 use crate::config::callbacks::CallbacksConfig;
 use crate::ivr::WorkOrderWrite;
 use crate::workorder::{AbandonReason, CallOutcome, Category, Direction, WorkOrderId};
 
-/// An agent whose phone could not be rung for a callback is not handed another one
-/// for this long (the ACD and the registrar disagreed for a moment).
+/// An agent whose phone could not be rung for a callback, or refused or gave up on
+/// one, is not handed another one for this long.
 const REFUSED_AGENT_PAUSE: Duration = Duration::from_secs(30);
 
 /// An inbound call's facts the engine's own callbacks need, from its work-order
@@ -305,6 +305,14 @@ impl Switch {
         };
         desk.calls.remove(&task);
         desk.changed = true;
+        if end == AttemptEnd::AgentFailed
+            && let Some(TaskState::Dialing { agent }) =
+                desk.scheduler.task(task).map(|t| t.state.clone())
+        {
+            // An agent whose phone refused or gave up is not rung again at once for a
+            // callback; once the owner's grace is over another agent may take it.
+            desk.refused.insert(agent, now + REFUSED_AGENT_PAUSE);
+        }
         let scheduler = &mut desk.scheduler;
         let result = match end {
             AttemptEnd::AgentFailed => scheduler.agent_leg_failed(wall, task),
