@@ -153,10 +153,12 @@ impl Switch {
             return false;
         };
         let dialing_on = desk.scheduler.settings().trunk.is_some();
-        let mut touched = desk.changed;
+        // A deadline that came is always followed by a new one (or none), even with no
+        // task left, so the switch's timer never stays in the past.
+        let due = desk.next_at.is_some_and(|at| at <= now);
+        let mut touched = desk.changed || due;
+        desk.refused.retain(|_, until| *until > now);
         if dialing_on && desk.scheduler.tasks().next().is_some() {
-            let due = desk.next_at.is_some_and(|at| at <= now);
-            desk.refused.retain(|_, until| *until > now);
             let pool = callback_pool(&self.acd, now, can_dial, &desk.refused);
             if desk.changed || due || desk.last_pool.as_ref() != Some(&pool) {
                 desk.scheduler.handle_agents(wall, &pool);
