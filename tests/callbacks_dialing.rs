@@ -9,6 +9,9 @@
 //!   leg and gets the agent; the callback runs afterwards (R9);
 //! - a citizen who does not answer is retried after the backoff, then the task is
 //!   `failed` (R20);
+//! - a caller who hangs up in the queue gets a missed-call task and is called back
+//!   through the trunk once an agent is free; a callback dialing when the engine is
+//!   killed runs after the restart; a trunk asking for digest credentials gets them;
 //! - bad input gets a JSON 4xx and stores nothing.
 
 mod common;
@@ -393,4 +396,42 @@ fn a_callback_dialing_when_the_engine_is_killed_is_pending_after_the_restart_and
     let done = stored_task(&engine, task, |t| t.state.is_finished());
     assert_eq!(done.state, TaskState::Done, "{done:?}");
     assert_eq!(done.attempts, 1, "the attempt the crash cut is not counted");
+}
+
+#[test]
+fn a_caller_who_hangs_up_in_the_queue_is_called_back_through_the_trunk() {
+    let (dir, _) = directory_with_a_work_order();
+    let trunk = free_port();
+    let engine = engine_with_trunk(dir, trunk, "");
+    // Nobody is logged in: the caller waits in the queue and hangs up after 20 s.
+    let _agent = agent_phone(&engine, "1001", "agent_answer.xml", Duration::from_secs(90));
+    engine.wait_until_registered("1001");
+    Sipp::new("caller_hangs_up.xml", engine.sip)
+        .args(["-m", "1"])
+        .run(Duration::from_secs(60))
+        .assert_success_against(&engine);
+
+    let (status, listing) = http_json(engine.http, "GET", "/callbacks", "");
+    assert_eq!(status, 200);
+    let value: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let task = &value["callbacks"][0];
+    assert_eq!(task["reason"], "missed_call", "{listing}");
+    assert_eq!(task["owner"], serde_json::Value::Null);
+    assert!(!listing.contains("13700001"), "masked (R12): {listing}");
+    let id = TaskId(
+        task["id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("cb-")
+            .parse()
+            .unwrap(),
+    );
+
+    // The agent logs in: the caller is called back through the trunk.
+    let citizen = citizen(&engine, trunk, "citizen_answer.xml", 1);
+    engine.log_in_when_registered(&["1001"]);
+    citizen.wait().assert_success_against(&engine);
+    let done = stored_task(&engine, id, |t| t.state.is_finished());
+    assert_eq!(done.state, TaskState::Done, "{done:?}");
+    assert_eq!(done.number.dial_string(), "13700001");
 }
