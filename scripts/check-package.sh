@@ -29,6 +29,7 @@ check "binary /usr/bin/hotline 0755" has '-rwxr-xr-x' 'usr/bin/hotline'
 check "unit hotline.service" grep -Eq '\./(usr/)?lib/systemd/system/hotline\.service$' <<<"$listing"
 check "config /etc/hotline/hotline.toml 0640" has '-rw-r-----' 'etc/hotline/hotline.toml'
 check "config /etc/hotline/agents.toml 0640" has '-rw-r-----' 'etc/hotline/agents.toml'
+check "dialplan /etc/hotline/dialplan.toml 0640" has '-rw-r-----' 'etc/hotline/dialplan.toml'
 check "greeting prompt" has '-rw-r--r--' 'usr/share/hotline/prompts/greeting.wav'
 check "alert rules" has '-rw-r--r--' 'usr/share/hotline/prometheus/hotline-rules.yml'
 check "dashboard" has '-rw-r--r--' 'usr/share/hotline/grafana/hotline.json'
@@ -69,6 +70,7 @@ check "/usr/bin/hotline 755 root" mode_owner /usr/bin/hotline 755 root root
 check "/etc/hotline 750 root:hotline" mode_owner /etc/hotline 750 root hotline
 check "/etc/hotline/hotline.toml 640 root:hotline" mode_owner /etc/hotline/hotline.toml 640 root hotline
 check "/etc/hotline/agents.toml 640 root:hotline" mode_owner /etc/hotline/agents.toml 640 root hotline
+check "/etc/hotline/dialplan.toml 640 root:hotline" mode_owner /etc/hotline/dialplan.toml 640 root hotline
 check "/var/lib/hotline 750 hotline" mode_owner /var/lib/hotline 750 hotline hotline
 check "/var/lib/hotline/data 700 hotline (R12)" mode_owner /var/lib/hotline/data 700 hotline hotline
 check "/var/lib/hotline/recordings 700 hotline (R12)" mode_owner /var/lib/hotline/recordings 700 hotline hotline

@@ -157,10 +157,26 @@ fn the_production_config_is_valid_and_listens_on_every_address() {
     );
     let config = config.replace("/etc/hotline/agents.toml", agents.to_str().unwrap());
     let path = dir.path().join("hotline.toml");
-    std::fs::write(&path, config).unwrap();
+    std::fs::write(&path, &config).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
         .arg("check-config")
         .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The packaged dialplan (`/etc/hotline/dialplan.toml`, from dialplans/8890.toml)
+    // fits the packaged agents file and prompts.
+    assert!(config.contains("dialplan = \"/etc/hotline/dialplan.toml\""));
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["check-dialplan", "dialplans/8890.toml", "--agents"])
+        .arg(&agents)
+        .args(["--prompts", "dialplans/prompts"])
         .output()
         .unwrap();
     assert!(

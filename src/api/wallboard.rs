@@ -54,7 +54,7 @@ use super::auth::{Authenticator, Principal, Role};
 use super::error::{ApiError, ApiPath};
 use crate::config::Config;
 use crate::config::agents::AgentsConfig;
-use crate::switch::{AgentAction, AgentStatus, Command, QueueStatus, Reply};
+use crate::switch::{AgentAction, AgentStatus, Command, LiveFact, LiveKind, QueueStatus, Reply};
 use crate::workorder::{AuditedRead, ReadAuditEntry, WorkOrderStore};
 
 /// The page, embedded so the binary is the whole installation.
@@ -95,9 +95,9 @@ pub struct WallboardSnapshot {
     pub connection_rate: ConnectionRateBoard,
     /// `None` while the engine has no callbacks (R20): shown as "not configured".
     pub callbacks: Option<CallbacksBoard>,
-    /// Urgent calls (R11), newest first; empty until the calls carry the mark.
+    /// Today's urgent calls (R11), newest first.
     pub urgent: Vec<LiveItem>,
-    /// Complaints about the hotline (R15), newest first; empty until they are routed.
+    /// Today's complaints about the hotline (R15), newest first.
     pub complaints: Vec<LiveItem>,
 }
 
@@ -208,6 +208,9 @@ pub struct FeedInput {
     pub rolling_24h: (u64, u64),
     /// Queue → max wait, and agent → the queues it serves, from the agents file.
     pub agents_file: Option<Arc<AgentsConfig>>,
+    /// Today's urgent calls and complaints about the hotline, oldest first (callers
+    /// already masked).
+    pub live: Vec<LiveFact>,
 }
 
 /// The pure part of the feed: turns each second's reading into a snapshot and keeps
@@ -360,9 +363,24 @@ fn snapshot(at: DateTime<Utc>, input: &FeedInput) -> WallboardSnapshot {
             rolling_24h: RateFigure::new(input.rolling_24h.0, input.rolling_24h.1),
         },
         callbacks: None,
-        urgent: Vec::new(),
-        complaints: Vec::new(),
+        urgent: live_items(&input.live, LiveKind::Urgent),
+        complaints: live_items(&input.live, LiveKind::HotlineComplaint),
     }
+}
+
+/// The facts of one kind, newest first.
+fn live_items(facts: &[LiveFact], kind: LiveKind) -> Vec<LiveItem> {
+    facts
+        .iter()
+        .rev()
+        .filter(|fact| fact.kind == kind)
+        .map(|fact| LiveItem {
+            at: fact.at,
+            queue: fact.queue.clone().unwrap_or_default(),
+            caller: fact.caller.clone(),
+            agent: fact.agent.clone(),
+        })
+        .collect()
 }
 
 /// A queue's state: red when its oldest call reached the queue's maximum wait or calls
@@ -550,6 +568,7 @@ async fn feed(
             queues,
             today,
             rolling_24h,
+            live,
         }) = switch.ask(command).await
         else {
             return;
@@ -562,6 +581,7 @@ async fn feed(
             today,
             rolling_24h,
             agents_file: agents_file.config.clone(),
+            live,
         };
         let snapshot = match core.lock() {
             Ok(mut core) => core.observe(now, &input),
@@ -889,6 +909,7 @@ skills = { complaints = 2 }
             today: (100, 96),
             rolling_24h: (1000, 940),
             agents_file: Some(Arc::new(file)),
+            live: Vec::new(),
         }
     }
 
@@ -978,6 +999,41 @@ skills = { complaints = 2 }
         assert!(snap.urgent.is_empty() && snap.complaints.is_empty());
         let json = serde_json::to_string(&snap).unwrap();
         assert!(json.contains("\"callbacks\":null"), "{json}");
+    }
+
+    /// R11, R15: urgent calls and complaints about the hotline appear as they happen,
+    /// newest first, each in its own list, with the caller as the switch masked it.
+    #[test]
+    fn urgent_calls_and_hotline_complaints_are_listed_newest_first() {
+        let fact = |minute, kind, queue: Option<&str>, agent: Option<&str>| LiveFact {
+            at: at(9, minute, 0),
+            kind,
+            work_order: crate::workorder::WorkOrderId::from_parts(at(9, minute, 0), minute.into()),
+            queue: queue.map(str::to_owned),
+            caller: "138****5678".into(),
+            agent: agent.map(str::to_owned),
+        };
+        let mut feed = input(vec![], vec![]);
+        feed.live = vec![
+            fact(1, LiveKind::Urgent, Some("general"), Some("1001")),
+            fact(2, LiveKind::HotlineComplaint, Some("complaints"), None),
+            fact(3, LiveKind::Urgent, None, None),
+        ];
+        let snap = BoardCore::new().observe(at(9, 5, 0), &feed);
+        let urgent: Vec<_> = snap
+            .urgent
+            .iter()
+            .map(|i| (i.at, i.queue.as_str()))
+            .collect();
+        assert_eq!(urgent, [(at(9, 3, 0), ""), (at(9, 1, 0), "general")]);
+        assert_eq!(snap.urgent[1].agent.as_deref(), Some("1001"));
+        assert_eq!(snap.complaints.len(), 1);
+        assert_eq!(snap.complaints[0].queue, "complaints");
+        let json = serde_json::to_string(&snap).unwrap();
+        assert!(
+            json.contains("138****5678") && !json.contains("13812345678"),
+            "{json}"
+        );
     }
 
     #[test]

@@ -491,13 +491,14 @@ impl Switch {
                 crate::metrics::count_queued(&queue);
                 self.window.record_offered(wall);
                 self.store.push_back(StoreWrite::Queued {
-                    id,
+                    id: id.clone(),
                     at: wall,
                     queue: queue.clone(),
                 });
                 if let Err(e) = self.acd.enqueue(now, call, &queue, priority) {
                     warn!(error = %e, queue, "call not queued");
                 }
+                self.update_live(&id, |fact| fact.queue = Some(queue.clone()));
                 info!(queue, priority, "queued");
             }
             CallAction::Play { prompts } => {
@@ -623,7 +624,29 @@ impl Switch {
         let Some(inbound) = self.inbound(call) else {
             return;
         };
-        let id = inbound.work_order.clone();
+        let (id, customer) = (inbound.work_order.clone(), inbound.customer);
+        let live = match &write {
+            WorkOrderWrite::Urgent => Some(super::LiveKind::Urgent),
+            WorkOrderWrite::HotlineComplaint => Some(super::LiveKind::HotlineComplaint),
+            _ => None,
+        };
+        if let Some(kind) = live {
+            let caller = self
+                .legs
+                .get(&customer)
+                .and_then(|l| l.caller_number())
+                .map(|n| mask_number(&n))
+                .unwrap_or_default();
+            let at = self.wall(now);
+            self.record_live(super::LiveFact {
+                at,
+                kind,
+                work_order: id.clone(),
+                queue: self.acd.call(call).map(|view| view.queue),
+                caller,
+                agent: None,
+            });
+        }
         match &write {
             WorkOrderWrite::Rating { score, agent, .. } => {
                 crate::metrics::count_survey_rating(agent.as_deref(), *score);
@@ -723,6 +746,7 @@ impl Switch {
         {
             warn!(agent, "agent's media unusable");
         }
+        self.update_live(&id, |fact| fact.agent = Some(agent.clone()));
         // R7: first contact — the agent who answers owns the work order.
         let at = self.wall(now);
         self.store.push_back(StoreWrite::Connected {

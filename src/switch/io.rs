@@ -369,6 +369,9 @@ pub enum Reply {
         today: (u64, u64),
         /// (offered, answered) over the rolling 24 h.
         rolling_24h: (u64, u64),
+        /// Urgent calls and complaints about the hotline since local midnight, oldest
+        /// first.
+        live: Vec<LiveFact>,
     },
     /// The dialplan version new calls take now.
     Reload(Result<u64, CommandError>),
@@ -377,6 +380,27 @@ pub enum Reply {
     Originated(Result<WorkOrderId, CommandError>),
     Callbacks(CallbackReply),
     Done,
+}
+
+/// Something a supervisor must see as it happens (R11, R15): the dialplan marked a call
+/// urgent, or a complaint about the hotline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveFact {
+    pub at: DateTime<Utc>,
+    pub kind: LiveKind,
+    pub work_order: WorkOrderId,
+    /// The queue the call waits in, once it does.
+    pub queue: Option<String>,
+    /// Masked (R12).
+    pub caller: String,
+    /// The agent who took the call, once one did.
+    pub agent: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveKind {
+    Urgent,
+    HotlineComplaint,
 }
 
 /// News from the switch for the runtime and the API.

@@ -68,6 +68,10 @@ use inbound::InboundCall;
 use legs::Leg;
 use outbound::OutboundCall;
 
+/// Live facts kept for the wallboard: a day's urgent calls and complaints about the
+/// hotline fit many times over; the oldest go first.
+const LIVE_FACTS: usize = 200;
+
 /// How often queue and agent gauges are published (R30).
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -173,6 +177,8 @@ pub struct Switch {
     store: VecDeque<StoreWrite>,
     events: VecDeque<SwitchEvent>,
     active_reported: usize,
+    /// Urgent calls and complaints about the hotline, for the wallboard (R11, R15).
+    live: VecDeque<LiveFact>,
     /// Callbacks (R17–R20), once [`Switch::enable_callbacks`] turned them on.
     callbacks: Option<Box<callbacks::CallbackDesk>>,
 }
@@ -244,6 +250,7 @@ impl Switch {
             store: VecDeque::new(),
             events: VecDeque::new(),
             active_reported: 0,
+            live: VecDeque::new(),
             callbacks: None,
             settings,
         })
@@ -694,6 +701,12 @@ impl Switch {
                     queues,
                     today: self.window.counts_since(wall, today_since),
                     rolling_24h: self.window.counts(wall),
+                    live: self
+                        .live
+                        .iter()
+                        .filter(|fact| fact.at >= today_since)
+                        .cloned()
+                        .collect(),
                 }
             }
             Command::Reload(reload) => Reply::Reload(self.reload(now, *reload)),
@@ -726,6 +739,26 @@ impl Switch {
                 Reply::Done
             }
         }
+    }
+
+    /// Keeps a fact for the wallboard (bounded: the oldest goes first).
+    fn record_live(&mut self, fact: LiveFact) {
+        if self.live.len() == LIVE_FACTS {
+            self.live.pop_front();
+        }
+        self.live.push_back(fact);
+    }
+
+    /// Completes the wallboard's facts about a work order as its call moves on.
+    fn update_live(
+        &mut self,
+        work_order: &crate::workorder::WorkOrderId,
+        f: impl Fn(&mut LiveFact),
+    ) {
+        self.live
+            .iter_mut()
+            .filter(|fact| fact.work_order == *work_order)
+            .for_each(f);
     }
 
     /// The dialplan version new calls take.

@@ -87,12 +87,15 @@ impl Rig {
     }
 
     fn with(settings: SwitchSettings) -> Rig {
+        Rig::with_flow(settings, test_flow())
+    }
+
+    fn with_flow(settings: SwitchSettings, flow: CallFlow) -> Rig {
         let agents = crate::config::agents::AgentsConfig::parse(Path::new("agents.toml"), AGENTS)
             .expect("agents");
         let now = Instant::now();
         let wall = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
-        let switch =
-            Switch::new(settings, &agents, test_flow(), 42, now, wall, &[]).expect("switch");
+        let switch = Switch::new(settings, &agents, flow, 42, now, wall, &[]).expect("switch");
         Rig {
             switch,
             now,
@@ -1269,4 +1272,74 @@ fn a_reload_changes_the_dialplan_of_new_calls_only() {
     let new_leg = *rig.started_legs().last().unwrap();
     assert_ne!(new_leg, old_leg);
     assert_eq!(plays_on(&rig, new_leg), ["welcome-v2.wav"]);
+}
+
+/// R11, R15: a call the dialplan marks urgent and a complaint about the hotline reach the
+/// wallboard as they happen, the caller masked, the queue and agent filled in as the
+/// call moves on.
+#[test]
+fn urgent_calls_reach_the_wallboard_as_they_happen_r11() {
+    let mut flow = test_flow();
+    flow.plan = crate::ivr::compile(
+        "urgent.toml",
+        r#"
+start = "mark"
+[[nodes]]
+name = "mark"
+kind = "set"
+urgent = true
+hotline_complaint = true
+next = "queue"
+
+[[nodes]]
+name = "queue"
+kind = "queue"
+queue = "general"
+priority = 9
+prompts = ["queue-wait.wav"]
+hold_music = "hold-music.wav"
+overflow = "bye"
+
+[[nodes]]
+name = "bye"
+kind = "hangup"
+prompts = ["closing.wav"]
+"#,
+        &["general".to_owned()],
+        |name| flow.prompts.contains(name),
+    )
+    .expect("plan");
+    let mut rig = Rig::with_flow(test_settings(), flow);
+    answered_call(&mut rig, "urgent");
+    let today_since = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let Reply::Board { live, .. } = rig.command(Command::Board { today_since }) else {
+        panic!("a board");
+    };
+    let kinds: Vec<LiveKind> = live.iter().map(|fact| fact.kind).collect();
+    assert_eq!(kinds, [LiveKind::Urgent, LiveKind::HotlineComplaint]);
+    for fact in &live {
+        assert_eq!(
+            fact.caller,
+            crate::privacy::mask_number("13800001111"),
+            "R12: masked"
+        );
+        assert_ne!(fact.caller, "13800001111");
+        assert_eq!(fact.queue.as_deref(), Some("general"));
+        assert_eq!(fact.agent, None);
+    }
+    assert!(rig.store.iter().any(|w| matches!(
+        w,
+        StoreWrite::Ivr {
+            write: crate::ivr::WorkOrderWrite::Urgent,
+            ..
+        }
+    )));
+    // A board asked for a later day does not show them.
+    let tomorrow = today_since + chrono::Duration::days(1);
+    let Reply::Board { live, .. } = rig.command(Command::Board {
+        today_since: tomorrow,
+    }) else {
+        panic!("a board");
+    };
+    assert!(live.is_empty());
 }
