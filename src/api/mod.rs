@@ -11,11 +11,14 @@
 //! Answers name agents by number only, never by name, and never carry a caller number.
 //! Handlers reach the switch only through [`SwitchClient`]: a command and its reply.
 //!
+//! Callbacks (create, list, reschedule, cancel) are [`callbacks`].
+//!
 //! The agent routes need a supervisor token ([`auth`]). The desk API (work orders,
 //! recordings, knowledge base, read-audit log, `/openapi.json`) is [`desk`].
 
 pub mod audit;
 pub mod auth;
+pub mod callbacks;
 pub mod desk;
 pub mod desk_access;
 pub mod error;
@@ -111,6 +114,12 @@ pub fn router(
     let wallboard_routes = wallboard::routes(
         wallboard::start(config.clone(), switch.clone()).with_audit(store.clone()),
     );
+    let callback_routes = callbacks::router(
+        config.clone(),
+        switch.clone(),
+        store.clone(),
+        authenticator.clone(),
+    );
     let script_routes = scripts::routes(switch.clone(), authenticator.clone());
     let state = ApiState {
         metrics,
@@ -133,6 +142,7 @@ pub fn router(
         .merge(protected)
         .merge(wallboard_routes)
         .with_state(state)
+        .merge(callback_routes)
         .merge(script_routes)
         .merge(desk)
         // Every route, not only the desk's, answers a wrong method in JSON.

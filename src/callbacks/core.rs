@@ -35,7 +35,7 @@ use crate::workorder::WorkOrderId;
 
 /// What the driver knows of agents and queues at one moment, taken from the ACD (which
 /// owns those facts) before each scheduling decision.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AgentPool {
     /// In preference order (the first free eligible agent is chosen).
     order: Vec<String>,
@@ -44,7 +44,7 @@ pub struct AgentPool {
     waiting: BTreeSet<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct PoolAgent {
     queues: Vec<String>,
     free: bool,

@@ -54,6 +54,90 @@ pub struct CallbacksConfig {
     pub backoff_max: Duration,
     /// `None` (the default): inbound calls always come first (R9).
     pub reserve: Option<CallbackReserve>,
+    /// Where citizens are dialled; `None` (the default): tasks are kept and listed but
+    /// nobody is dialled.
+    pub trunk: Option<OutboundTrunk>,
+}
+
+/// The outbound trunk callbacks dial citizens through: `trunk_uri` (a `sip:` URI with a
+/// numeric host, the number goes in its user part), optional digest credentials for
+/// the trunk's 401/407, and the caller-id the citizen's display shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundTrunk {
+    /// Where the INVITE goes.
+    pub address: std::net::SocketAddr,
+    pub transport: crate::sip::TransportKind,
+    pub credentials: Option<TrunkLogin>,
+    /// The From user of the citizen's leg (the number the citizen sees).
+    pub caller_id: String,
+}
+
+/// Digest credentials the trunk asks for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrunkLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for TrunkLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutboundTrunk {
+    /// The Request-URI that reaches `number` through the trunk.
+    pub fn uri_for(&self, number: &str) -> String {
+        let transport = match self.transport {
+            crate::sip::TransportKind::Tcp => ";transport=tcp",
+            _ => "",
+        };
+        format!("sip:{number}@{}{transport}", self.address)
+    }
+}
+
+/// Reads `sip:<ip>[:port][;transport=udp|tcp]`: the trunk's host must be an address
+/// (the engine resolves no names), and the URI has no user part (the number goes there).
+fn parse_trunk_uri(
+    text: &str,
+) -> Result<(std::net::SocketAddr, crate::sip::TransportKind), String> {
+    let rest = text
+        .trim()
+        .strip_prefix("sip:")
+        .ok_or("must start with sip: (e.g. \"sip:10.0.0.5:5060\")")?;
+    if rest.contains('@') {
+        return Err("must have no user part: the citizen's number goes there".to_owned());
+    }
+    let mut parts = rest.split(';');
+    let hostport = parts.next().unwrap_or_default();
+    let mut transport = crate::sip::TransportKind::Udp;
+    for param in parts {
+        match param.to_ascii_lowercase().as_str() {
+            "transport=udp" => transport = crate::sip::TransportKind::Udp,
+            "transport=tcp" => transport = crate::sip::TransportKind::Tcp,
+            other => {
+                return Err(format!(
+                    "unsupported parameter {other:?}: only transport=udp or transport=tcp"
+                ));
+            }
+        }
+    }
+    let address = match hostport.parse::<std::net::SocketAddr>() {
+        Ok(address) => address,
+        Err(_) => {
+            let host = hostport.trim_start_matches('[').trim_end_matches(']');
+            let ip: std::net::IpAddr = host.parse().map_err(|_| {
+                format!("host {hostport:?} is not an IP address (with an optional port)")
+            })?;
+            std::net::SocketAddr::new(ip, 5060)
+        }
+    };
+    if address.port() == 0 {
+        return Err("port 0 cannot be dialled".to_owned());
+    }
+    Ok((address, transport))
 }
 
 const MINUTE: u64 = 60;
@@ -91,6 +175,7 @@ impl Default for CallbacksConfig {
             backoff_first: minutes(2),
             backoff_max: minutes(30),
             reserve: None,
+            trunk: None,
         }
     }
 }
@@ -109,6 +194,10 @@ pub(super) struct RawCallbacks {
     backoff_max_seconds: Option<Spanned<u64>>,
     reserve_agents: Option<Spanned<u64>>,
     reserve_within_minutes: Option<Spanned<u64>>,
+    trunk_uri: Option<Spanned<String>>,
+    trunk_username: Option<Spanned<String>>,
+    trunk_password: Option<Spanned<String>>,
+    trunk_caller_id: Option<Spanned<String>>,
 }
 
 /// Windows reach at most 30 days out: a follow-up later than that is not a callback.
@@ -163,6 +252,86 @@ impl Validator<'_> {
         }
     }
 
+    fn outbound_trunk(&self, raw: &RawCallbacks) -> Result<Option<OutboundTrunk>, ConfigError> {
+        let Some(uri) = &raw.trunk_uri else {
+            for (value, key) in [
+                (&raw.trunk_username, "callbacks.trunk_username"),
+                (&raw.trunk_password, "callbacks.trunk_password"),
+                (&raw.trunk_caller_id, "callbacks.trunk_caller_id"),
+            ] {
+                if let Some(value) = value {
+                    return Err(self.invalid(value.span(), key, "needs callbacks.trunk_uri"));
+                }
+            }
+            return Ok(None);
+        };
+        let (address, transport) = parse_trunk_uri(uri.get_ref())
+            .map_err(|reason| self.invalid(uri.span(), "callbacks.trunk_uri", reason))?;
+        let credentials = match (&raw.trunk_username, &raw.trunk_password) {
+            (None, None) => None,
+            (Some(username), Some(password)) => {
+                if username.get_ref().trim().is_empty() {
+                    return Err(self.invalid(
+                        username.span(),
+                        "callbacks.trunk_username",
+                        "must not be empty",
+                    ));
+                }
+                if password.get_ref().is_empty() {
+                    return Err(self.invalid(
+                        password.span(),
+                        "callbacks.trunk_password",
+                        "must not be empty",
+                    ));
+                }
+                Some(TrunkLogin {
+                    username: username.get_ref().trim().to_owned(),
+                    password: password.get_ref().clone(),
+                })
+            }
+            (Some(username), None) => {
+                return Err(self.invalid(
+                    username.span(),
+                    "callbacks.trunk_username",
+                    "needs callbacks.trunk_password too",
+                ));
+            }
+            (None, Some(password)) => {
+                return Err(self.invalid(
+                    password.span(),
+                    "callbacks.trunk_password",
+                    "needs callbacks.trunk_username too",
+                ));
+            }
+        };
+        let caller_id = match &raw.trunk_caller_id {
+            None => "hotline".to_owned(),
+            Some(value) => {
+                let text = value.get_ref().trim();
+                let valid = !text.is_empty()
+                    && text.len() <= 32
+                    && text
+                        .trim_start_matches('+')
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric());
+                if !valid {
+                    return Err(self.invalid(
+                        value.span(),
+                        "callbacks.trunk_caller_id",
+                        "must be 1 to 32 digits or letters, with an optional leading +",
+                    ));
+                }
+                text.to_owned()
+            }
+        };
+        Ok(Some(OutboundTrunk {
+            address,
+            transport,
+            credentials,
+            caller_id,
+        }))
+    }
+
     pub(super) fn callbacks(&self, raw: &RawCallbacks) -> Result<CallbacksConfig, ConfigError> {
         let d = CallbacksConfig::default();
         let owner_grace = self.optional_in_range(
@@ -201,7 +370,9 @@ impl Validator<'_> {
             1..=7 * 24 * 60,
             10,
         )?;
+        let trunk = self.outbound_trunk(raw)?;
         Ok(CallbacksConfig {
+            trunk,
             referral_check: self.window(
                 &raw.referral_check_window_minutes,
                 "callbacks.referral_check_window_minutes",
@@ -344,6 +515,56 @@ mod tests {
             err.to_string().contains("latest is before earliest"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_outbound_trunk_is_read_and_bad_values_name_their_line() {
+        let cfg = parse(&with_section(
+            "[callbacks]\ntrunk_uri = \"sip:127.0.0.1:5080;transport=tcp\"\n\
+             trunk_username = \"hotline\"\ntrunk_password = \"s3cret\"\ntrunk_caller_id = \"+8612345\"\n",
+        ))
+        .expect("config");
+        let trunk = cfg.callbacks.trunk.expect("a trunk");
+        assert_eq!(trunk.address, "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(trunk.transport, crate::sip::TransportKind::Tcp);
+        assert_eq!(trunk.caller_id, "+8612345");
+        assert_eq!(
+            trunk.uri_for("13800001111"),
+            "sip:13800001111@127.0.0.1:5080;transport=tcp"
+        );
+        assert!(
+            !format!("{trunk:?}").contains("s3cret"),
+            "no password in logs"
+        );
+        for (bad, key) in [
+            (
+                "trunk_uri = \"sip:trunk.example.com\"",
+                "callbacks.trunk_uri",
+            ),
+            ("trunk_uri = \"tel:+861234\"", "callbacks.trunk_uri"),
+            ("trunk_uri = \"sip:1@127.0.0.1\"", "callbacks.trunk_uri"),
+            (
+                "trunk_uri = \"sip:127.0.0.1\"\ntrunk_username = \"u\"",
+                "callbacks.trunk_username",
+            ),
+            ("trunk_caller_id = \"1\"", "callbacks.trunk_caller_id"),
+        ] {
+            let text = with_section(&format!("[callbacks]\n{bad}\n"));
+            let err = parse(&text).unwrap_err();
+            let line = text
+                .lines()
+                .position(|l| l.starts_with(key.trim_start_matches("callbacks.")))
+                .unwrap()
+                + 1;
+            match &err {
+                ConfigError::Invalid {
+                    line: at, key: k, ..
+                } => {
+                    assert_eq!((*at, *k), (line, key), "{bad}: {err}");
+                }
+                other => panic!("{bad}: expected Invalid, got {other:?}"),
+            }
+        }
     }
 
     #[test]

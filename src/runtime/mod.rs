@@ -21,6 +21,7 @@
 //! are closed anyway; recordings and work orders are finalised before exit.
 
 pub mod alive;
+pub mod callbacks;
 pub mod limits;
 pub mod media;
 pub mod memory;
@@ -71,6 +72,9 @@ pub enum EngineError {
     /// The work order store could not be opened or read.
     #[error("work order store: {0}")]
     Store(#[from] crate::workorder::StoreError),
+    /// The callback store could not be opened or read.
+    #[error("callback store: {0}")]
+    Callbacks(#[from] crate::callbacks::CallbackStoreError),
     /// The recordings directory could not be created or scanned.
     #[error("recordings: {0}")]
     Recording(#[from] crate::recording::RecordingError),
@@ -160,6 +164,7 @@ pub async fn list_work_orders(config: &Config, limit: usize) -> Result<String, E
 /// Runs the engine until `shutdown` resolves, then shuts down in phases.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
     let metrics = crate::metrics::install_recorder()?;
+    crate::callbacks::metrics::describe();
 
     // Everything that can fail on a bad installation fails here, before any port.
     let agents = config.load_agents()?;
@@ -186,7 +191,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // A fresh digest secret per start: nonces from before a restart are answered
     // `stale`, which phones retry without asking their user.
     let settings = SwitchSettings::from_config(&config, rand::random());
-    let switch = Switch::new(
+    let mut switch = Switch::new(
         settings,
         &agents,
         flow,
@@ -195,6 +200,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         wall,
         &history,
     )?;
+    let callback_store = callbacks::open_store(&config).await?;
+    if let Some(callback_store) = &callback_store {
+        callbacks::restore(&mut switch, callback_store.as_ref(), &config).await?;
+    }
 
     match limits::apply(&config)? {
         limits::FdOutcome::ShortWarned(message) => warn!("{message}"),
@@ -315,7 +324,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.qa.day_utc_offset_hours,
         rand::random(),
     );
-    let (store_writer, store_task) = StoreWriter::start_sampling(store, Some(sampler));
+    let (store_writer, store_task) =
+        StoreWriter::start_with_callbacks(store, Some(sampler), callback_store);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let media = MediaRuntime::new(
         RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),

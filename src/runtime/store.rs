@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::callbacks::{CallbackStore, CallbackStoreError};
 use crate::ivr::WorkOrderWrite;
 use crate::qa::QaSampler;
 use crate::switch::StoreWrite;
@@ -66,7 +67,20 @@ impl StoreWriter {
     ) -> (StoreWriter, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let backlog = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(store, receiver, backlog.clone(), sampler));
+        let task = tokio::spawn(run(store, receiver, backlog.clone(), sampler, None));
+        (StoreWriter { queue, backlog }, task)
+    }
+
+    /// As [`StoreWriter::start_sampling`], with the callback tasks' saves going to
+    /// `callbacks`, in order with their work order's other writes (R20).
+    pub fn start_with_callbacks(
+        store: Arc<dyn WorkOrderStore>,
+        sampler: Option<QaSampler>,
+        callbacks: Option<Arc<dyn CallbackStore>>,
+    ) -> (StoreWriter, tokio::task::JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run(store, receiver, backlog.clone(), sampler, callbacks));
         (StoreWriter { queue, backlog }, task)
     }
 
@@ -107,6 +121,7 @@ async fn run(
     mut receiver: mpsc::Receiver<StoreWrite>,
     backlog: Arc<AtomicUsize>,
     mut sampler: Option<QaSampler>,
+    callbacks: Option<Arc<dyn CallbackStore>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -136,7 +151,7 @@ async fn run(
         futures_util::future::join_all(
             groups
                 .iter()
-                .map(|writes| apply_in_order(store.as_ref(), writes)),
+                .map(|writes| apply_in_order(store.as_ref(), callbacks.as_deref(), writes)),
         )
         .await;
         let left = backlog
@@ -148,8 +163,19 @@ async fn run(
 
 /// One work order's writes, in order, each retried while the store is unavailable;
 /// a write flagged `true` also marks the order picked for QA (R23).
-async fn apply_in_order(store: &dyn WorkOrderStore, writes: &[(StoreWrite, bool)]) {
+async fn apply_in_order(
+    store: &dyn WorkOrderStore,
+    callbacks: Option<&dyn CallbackStore>,
+    writes: &[(StoreWrite, bool)],
+) {
     for (write, picked) in writes {
+        if let StoreWrite::Callback(task) = write {
+            match callbacks {
+                Some(callbacks) => save_callback(callbacks, task).await,
+                None => warn!(task = %task.id, "no callback store: task not saved"),
+            }
+            continue;
+        }
         let mut delay = FIRST_RETRY;
         loop {
             let applied = match apply(store, write).await {
@@ -194,8 +220,33 @@ fn retryable(error: &StoreError) -> bool {
     error.is_transient()
 }
 
+/// One callback task's save, retried while the store is unavailable (R20: a task the
+/// scheduler made must survive a restart).
+async fn save_callback(callbacks: &dyn CallbackStore, task: &crate::callbacks::CallbackTask) {
+    let mut delay = FIRST_RETRY;
+    loop {
+        match callbacks.save(task).await {
+            Ok(()) => return,
+            Err(e @ (CallbackStoreError::Query(_) | CallbackStoreError::Connect(_))) => {
+                warn!(error = %e, task = %task.id, "callback save failed; retrying");
+                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL).increment(1);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY);
+            }
+            Err(e) => {
+                error!(error = %e, task = %task.id, "callback save refused");
+                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL).increment(1);
+                return;
+            }
+        }
+    }
+}
+
 async fn apply(store: &dyn WorkOrderStore, write: &StoreWrite) -> Result<(), StoreError> {
     match write {
+        StoreWrite::Note { id, at, text } => store.add_note(id, text, "engine", *at).await,
+        // Saved by `save_callback`, never here.
+        StoreWrite::Callback(_) => Ok(()),
         StoreWrite::Create(order) => match store.create(order).await {
             Err(StoreError::Duplicate(_)) => Ok(()),
             other => other,

@@ -220,6 +220,8 @@ pub struct CallRecord {
     pub auth_retries: u32,
     /// The codec the offer/answer settled on.
     pub codec: Option<Codec>,
+    /// UAS: the INVITE as it arrived (its headers, for assertions).
+    pub invite_text: Option<String>,
 }
 
 /// What the agent tells its script.
@@ -879,6 +881,7 @@ impl UserAgent {
                 role: Some(Role::Uas),
                 call_id: call_id.clone(),
                 invited_at: Some(now),
+                invite_text: Some(raw.to_string()),
                 ..CallRecord::default()
             },
         };

@@ -189,6 +189,8 @@ pub struct Engine {
     /// Every store write, in the order the switch made them.
     pub store: Vec<StoreWrite>,
     pub replies: BTreeMap<CommandId, Reply>,
+    /// The wall-clock time at `epoch`.
+    wall: DateTime<Utc>,
     next_command: CommandId,
     transmits: std::collections::VecDeque<Transmit>,
 }
@@ -197,11 +199,20 @@ impl Engine {
     fn new(config: &WorldConfig, now: Instant) -> Result<Engine, SwitchError> {
         let wall = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).single();
         let wall: DateTime<Utc> = wall.unwrap_or_default();
+        Engine::started(config, config.seed, now, wall)
+    }
+
+    fn started(
+        config: &WorldConfig,
+        seed: u64,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Result<Engine, SwitchError> {
         let switch = Switch::new(
             config.settings.clone(),
             &config.agents,
             config.flow.clone(),
-            config.seed,
+            seed,
             now,
             wall,
             &[],
@@ -217,9 +228,17 @@ impl Engine {
             media_latency: config.media_latency,
             store: Vec::new(),
             replies: BTreeMap::new(),
+            wall,
             next_command: 1,
             transmits: Default::default(),
         })
+    }
+
+    /// The switch's wall-clock time at `now`.
+    fn switch_wall(&self, now: Instant) -> DateTime<Utc> {
+        self.wall
+            + chrono::Duration::from_std(now.saturating_duration_since(self.epoch))
+                .unwrap_or_default()
     }
 
     /// Media orders so far, in order.
@@ -431,6 +450,18 @@ impl Node for Engine {
     }
 }
 
+fn saved_callbacks(
+    store: &[StoreWrite],
+) -> BTreeMap<crate::callbacks::TaskId, crate::callbacks::CallbackTask> {
+    let mut tasks = BTreeMap::new();
+    for write in store {
+        if let StoreWrite::Callback(task) = write {
+            tasks.insert(task.id, (**task).clone());
+        }
+    }
+    tasks
+}
+
 /// What the store writes say about one work order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrderHistory {
@@ -589,6 +620,77 @@ impl World {
         }
     }
 
+    /// The engine stops and starts again (a crash, a deploy): a new switch on the same
+    /// config, its wall clock going on from the old one's, with what the runtime does
+    /// at start: unfinished work orders closed (`engine_restarted`) and, with
+    /// `callbacks`, the callback tasks the store kept restored (R20). Peers keep
+    /// whatever state they had; agents' phones must register again.
+    pub fn restart(
+        &mut self,
+        config: &WorldConfig,
+        callbacks: Option<crate::config::callbacks::CallbacksConfig>,
+    ) -> Result<(), SwitchError> {
+        let now = self.now();
+        self.read_new_writes();
+        let wall = self.engine.switch_wall(now);
+        let mut store = std::mem::take(&mut self.engine.store);
+        for (id, order) in &self.orders {
+            if order.ends == 0 {
+                store.push(StoreWrite::Ended {
+                    id: id.clone(),
+                    at: wall,
+                    side: None,
+                    outcome: CallOutcome::Abandoned {
+                        reason: crate::workorder::AbandonReason::EngineRestarted,
+                    },
+                    reason: Some("engine_restarted"),
+                });
+            }
+        }
+        let saved = saved_callbacks(&store);
+        let mut engine = Engine::started(config, self.rng.next_u64(), now, wall)?;
+        engine.store = store;
+        if let Some(settings) = callbacks {
+            let highest = saved.keys().next_back().copied();
+            let open = saved
+                .into_values()
+                .filter(|task| !task.state.is_finished())
+                .collect();
+            engine.switch.enable_callbacks(now, settings, open, highest);
+            engine.drain(now);
+        }
+        self.engine = engine;
+        Ok(())
+    }
+
+    /// Turns the switch's callbacks on, with no task yet.
+    pub fn enable_callbacks(&mut self, settings: crate::config::callbacks::CallbacksConfig) {
+        let now = self.now();
+        self.engine
+            .switch
+            .enable_callbacks(now, settings, Vec::new(), None);
+        self.engine.drain(now);
+    }
+
+    /// The callback tasks as the store writes left them: the last save of each.
+    pub fn saved_callbacks(
+        &self,
+    ) -> BTreeMap<crate::callbacks::TaskId, crate::callbacks::CallbackTask> {
+        saved_callbacks(&self.engine.store)
+    }
+
+    /// The notes written on a work order, in order.
+    pub fn notes(&self, id: &WorkOrderId) -> Vec<String> {
+        self.engine
+            .store
+            .iter()
+            .filter_map(|write| match write {
+                StoreWrite::Note { id: on, text, .. } if on == id => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every caller's call is over and the switch has no call left.
     pub fn is_quiet(&self) -> bool {
         self.callers.iter().all(SimCaller::is_finished)
@@ -719,6 +821,10 @@ impl World {
         let writes = &self.engine.store[self.checked_writes..];
         self.checked_writes = self.engine.store.len();
         for write in writes {
+            // Notes and callback saves may concern any work order, ended ones too.
+            if matches!(write, StoreWrite::Note { .. } | StoreWrite::Callback(_)) {
+                continue;
+            }
             let id = write.work_order().clone();
             if let StoreWrite::Create(order) = write {
                 if self.orders.contains_key(&id) {
@@ -745,7 +851,7 @@ impl World {
                     .push(format!("work order {id} written after it ended: {write:?}"));
             }
             match write {
-                StoreWrite::Create(_) => {}
+                StoreWrite::Create(_) | StoreWrite::Note { .. } | StoreWrite::Callback(_) => {}
                 StoreWrite::Answered { .. } => order.answered = true,
                 StoreWrite::Queued { queue, .. } => order.queued.push(queue.clone()),
                 StoreWrite::Connected { agent, .. } => {

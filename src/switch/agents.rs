@@ -234,6 +234,8 @@ impl Switch {
             to: format!("sip:{agent}@{}", self.settings.advertised_ip),
             destination: binding.source,
             transport: binding.transport,
+            headers: Vec::new(),
+            login: None,
         })
     }
 

@@ -168,6 +168,16 @@ pub enum StoreWrite {
         /// expired, maximum length, shutdown), for the log and the work order.
         reason: Option<&'static str>,
     },
+    /// A line on a work order's trail: a callback attempt's outcome on the work order
+    /// the callback belongs to.
+    Note {
+        id: WorkOrderId,
+        at: DateTime<Utc>,
+        text: String,
+    },
+    /// A callback task as it now is (R20: tasks survive a restart); the task's own
+    /// store keeps it, the number in full (R12: only there).
+    Callback(Box<crate::callbacks::CallbackTask>),
     /// What the IVR learned about the matter (category, flags, a rating, keys).
     Ivr {
         id: WorkOrderId,
@@ -184,7 +194,9 @@ impl StoreWrite {
             | StoreWrite::Queued { id, .. }
             | StoreWrite::Connected { id, .. }
             | StoreWrite::Ended { id, .. }
-            | StoreWrite::Ivr { id, .. } => id,
+            | StoreWrite::Ivr { id, .. }
+            | StoreWrite::Note { id, .. } => id,
+            StoreWrite::Callback(task) => &task.work_order,
         }
     }
 }
@@ -257,6 +269,8 @@ pub enum Command {
         /// The number the destination's display shows.
         caller_id: Option<String>,
     },
+    /// Create, list, reschedule or cancel callbacks (R17–R20).
+    Callbacks(CallbackCommand),
     /// Shutdown, first phase: new INVITEs get `503`.
     StopAccepting,
     /// Shutdown, second phase: every call is hung up (BYE).
@@ -264,6 +278,29 @@ pub enum Command {
     /// Shutdown, last phase: calls still ending are finished now, their work orders
     /// closed, without waiting for their peers.
     Abandon,
+}
+
+/// What the API asks of the callbacks.
+#[derive(Clone, Debug)]
+pub enum CallbackCommand {
+    /// A validated new task (the API checked the work order exists).
+    Create(crate::callbacks::NewTask),
+    /// Open tasks passing the filter, most urgent first.
+    List(crate::callbacks::ListFilter),
+    Reschedule {
+        id: crate::callbacks::TaskId,
+        window: crate::callbacks::Window,
+    },
+    Cancel(crate::callbacks::TaskId),
+}
+
+/// The answer to a [`CallbackCommand`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallbackReply {
+    Task(Box<Result<crate::callbacks::api::CallbackView, crate::callbacks::CallbackError>>),
+    List(Vec<crate::callbacks::api::CallbackView>),
+    /// The engine runs without callbacks (no store was opened for them).
+    Disabled,
 }
 
 /// An agent as the API shows it: the agent number, never a name (R12).
@@ -341,6 +378,7 @@ pub enum Reply {
     Script(Result<(), CommandError>),
     /// The work order of the call placed.
     Originated(Result<WorkOrderId, CommandError>),
+    Callbacks(CallbackReply),
     Done,
 }
 

@@ -1092,6 +1092,22 @@ impl Switch {
                 if let Err(e) = self.transactions.send_ack(key, ack) {
                     tracing::debug!(error = %e, "ACK not sent");
                 }
+                // A trunk's digest challenge, answered once (RFC 3261 §22.2).
+                if was_ringing
+                    && !uac.abandoned
+                    && let Some((retry, bytes)) =
+                        placed.answer_challenge(&mut self.ids, status, response)
+                {
+                    return self.send_request(
+                        now,
+                        leg,
+                        ClientRequest::Invite,
+                        retry,
+                        destination,
+                        transport,
+                        bytes,
+                    );
+                }
                 uac.ended = true;
                 // 487 answers our own CANCEL: the call already moved on.
                 if was_ringing && status != 487 {

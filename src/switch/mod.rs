@@ -25,9 +25,12 @@
 //!   (RFC 3261 §12.2.2), re-INVITE and UPDATE, late offer, BYE and CANCEL.
 //! - `inbound`, `outbound`, `feature`: the three kinds of call, wired to their legs.
 //! - `agents`: REGISTER (digest, registrar), the ACD's actions, agent commands.
+//! - `callbacks`: the callback scheduler on the ACD's view (R9 inbound first), its
+//!   dial orders placed as outbound calls, missed calls read from the work-order writes.
 
 mod agents;
 pub mod call;
+mod callbacks;
 mod feature;
 mod inbound;
 mod io;
@@ -176,6 +179,8 @@ pub struct Switch {
     active_reported: usize,
     /// Urgent calls and complaints about the hotline, for the wallboard (R11, R15).
     live: VecDeque<LiveFact>,
+    /// Callbacks (R17–R20), once [`Switch::enable_callbacks`] turned them on.
+    callbacks: Option<Box<callbacks::CallbackDesk>>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -246,6 +251,7 @@ impl Switch {
             events: VecDeque::new(),
             active_reported: 0,
             live: VecDeque::new(),
+            callbacks: None,
             settings,
         })
     }
@@ -315,7 +321,11 @@ impl Switch {
     }
 
     pub fn poll_store(&mut self) -> Option<StoreWrite> {
-        self.store.pop_front()
+        let write = self.store.pop_front();
+        if write.is_some() {
+            self.callbacks_store_taken();
+        }
+        write
     }
 
     pub fn poll_event(&mut self) -> Option<SwitchEvent> {
@@ -330,6 +340,7 @@ impl Switch {
             self.acd.poll_timeout(),
             self.timers.first().map(|(at, _)| *at),
             Some(self.gauges_at),
+            self.callbacks_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -519,6 +530,9 @@ impl Switch {
                 moved = true;
                 self.on_acd_action(now, action);
             }
+            if self.callbacks_settle(now) {
+                moved = true;
+            }
             if !moved {
                 break;
             }
@@ -667,6 +681,7 @@ impl Switch {
             (L::Paused, counts.paused),
         ]);
         crate::metrics::publish_connection_rate(&self.window, self.wall(now));
+        self.callbacks_publish(now);
     }
 
     fn on_command(&mut self, now: Instant, command: Command) -> Reply {
@@ -703,6 +718,7 @@ impl Switch {
                 destination,
                 caller_id,
             } => Reply::Originated(self.originate(now, &agent, &destination, caller_id)),
+            Command::Callbacks(command) => Reply::Callbacks(self.callbacks_command(now, command)),
             Command::StopAccepting => {
                 self.accepting = false;
                 Reply::Done

@@ -12,6 +12,7 @@ use super::legs::{LegEvent, LegId, LegRole};
 use super::uac_leg::UacTarget;
 use super::{Call, CallKind, CommandError, RecordingOrder, StoreWrite, Switch};
 use crate::acd::CallKey;
+use crate::callbacks::DialOutcome;
 use crate::privacy::mask_number;
 use crate::sip::TransportKind;
 use crate::sip::message::Uri;
@@ -26,6 +27,44 @@ enum Phase {
     RingingDestination,
     Connected,
     Ending,
+}
+
+/// How one attempt's calls ended, as the outbound call tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AttemptEnd {
+    /// The agent's phone did not take the call (or hung up before the citizen
+    /// answered): not the citizen's doing, no attempt counted.
+    AgentFailed,
+    /// The citizen's leg got this final answer, with its SIP status (0: none came).
+    Dialled(DialOutcome, u16),
+    /// Given up for an inbound call (R9).
+    Preempted,
+    /// Connected, then ended.
+    Talked,
+}
+
+/// A call to place: the agent's phone first, then `destination`.
+pub(super) struct Placement {
+    pub agent: String,
+    pub destination: String,
+    pub caller_id: Option<String>,
+    /// What the agent's phone shows (never a full number, R12).
+    pub agent_display: String,
+    /// Extra headers on the INVITE to the agent's phone.
+    pub agent_headers: Vec<(String, String)>,
+    /// Digest credentials for the destination's challenge (the outbound trunk's).
+    pub destination_login: Option<crate::config::callbacks::TrunkLogin>,
+    pub callback: Option<CallbackLink>,
+}
+
+/// The callback task an outbound call is an attempt of.
+#[derive(Debug)]
+pub(super) struct CallbackLink {
+    pub task: crate::callbacks::TaskId,
+    /// The work order the callback belongs to (its outcome is noted there).
+    pub work_order: WorkOrderId,
+    /// Withdrawn for an inbound call (R9): not an attempt.
+    pub preempted: bool,
 }
 
 /// One outbound call.
@@ -46,6 +85,9 @@ pub struct OutboundCall {
     failure: Option<&'static str>,
     /// The destination answered and was bridged to the agent.
     connected: bool,
+    /// The destination's final status when it refused (for the callback's outcome).
+    dest_status: Option<u16>,
+    callback: Option<CallbackLink>,
 }
 
 impl OutboundCall {
@@ -85,6 +127,8 @@ pub(super) fn destination_target(destination: &str) -> Option<(UacTarget, String
             to: text.clone(),
             destination: address,
             transport,
+            headers: Vec::new(),
+            login: None,
         },
         user,
     ))
@@ -99,17 +143,54 @@ impl Switch {
         destination: &str,
         caller_id: Option<String>,
     ) -> Result<WorkOrderId, CommandError> {
+        let number = destination_target(destination)
+            .map(|(_, number)| number)
+            .unwrap_or_default();
+        self.place_outbound(
+            now,
+            Placement {
+                agent: agent.to_owned(),
+                destination: destination.to_owned(),
+                caller_id,
+                agent_display: mask_number(&number),
+                agent_headers: Vec::new(),
+                destination_login: None,
+                callback: None,
+            },
+        )
+        .map(|(_, id)| id)
+    }
+
+    /// Places an outbound call: the agent's phone rings first. Returns the call and
+    /// its work order.
+    pub(super) fn place_outbound(
+        &mut self,
+        now: Instant,
+        placement: Placement,
+    ) -> Result<(CallKey, WorkOrderId), CommandError> {
+        let Placement {
+            agent,
+            destination,
+            caller_id,
+            agent_display,
+            agent_headers,
+            destination_login,
+            callback,
+        } = placement;
+        let agent = agent.as_str();
         if !self.accepting {
             return Err(CommandError::ShuttingDown);
         }
         if self.calls.len() >= self.settings.max_concurrent {
             return Err(CommandError::Overloaded);
         }
-        let (target, number) = destination_target(destination)
-            .ok_or_else(|| CommandError::BadDestination(destination.to_owned()))?;
-        let agent_target = self
+        let (mut target, number) = destination_target(&destination)
+            .ok_or_else(|| CommandError::BadDestination(destination.clone()))?;
+        target.login = destination_login;
+        let mut agent_target = self
             .agent_target(agent)
             .ok_or_else(|| CommandError::NotRegistered(agent.to_owned()))?;
+        agent_target.headers = agent_headers;
         let call = self.new_call_key();
         self.acd.outbound_started(now, agent, call)?;
         let wall = self.wall(now);
@@ -133,7 +214,7 @@ impl Switch {
             call,
             LegRole::Agent(agent.to_owned()),
             agent_target,
-            mask_number(&number),
+            agent_display,
         );
         self.calls.insert(
             call,
@@ -152,13 +233,46 @@ impl Switch {
                     first_to_leave: None,
                     failure: None,
                     connected: false,
+                    dest_status: None,
+                    callback,
                 })),
                 legs: vec![agent_leg],
                 armed: None,
             },
         );
         self.rearm(call);
-        Ok(work_order)
+        Ok((call, work_order))
+    }
+
+    /// An inbound call waits for this callback's agent (R9): the ringing legs are
+    /// withdrawn and the agent freed; the attempt does not count. A connected call is
+    /// never cut.
+    pub(super) fn outbound_preempt(&mut self, now: Instant, call: CallKey) {
+        let Some(out) = self.outbound(call) else {
+            return;
+        };
+        if out.connected {
+            return;
+        }
+        if let Some(link) = out.callback.as_mut() {
+            link.preempted = true;
+        }
+        out.failure.get_or_insert("preempted_by_inbound_call");
+        self.outbound_hang_up(now, call, HangupSide::Hotline);
+    }
+
+    /// The callback was cancelled while dialing: its legs are withdrawn and nothing is
+    /// reported (the task is over).
+    pub(super) fn outbound_drop_callback(&mut self, now: Instant, call: CallKey) {
+        let Some(out) = self.outbound(call) else {
+            return;
+        };
+        if out.connected {
+            return;
+        }
+        out.callback = None;
+        out.failure.get_or_insert("callback_cancelled");
+        self.outbound_hang_up(now, call, HangupSide::Hotline);
     }
 
     fn outbound(&mut self, call: CallKey) -> Option<&mut OutboundCall> {
@@ -183,7 +297,13 @@ impl Switch {
                 LegEvent::Answered if out.phase == Phase::RingingAgent => {
                     out.phase = Phase::RingingDestination;
                     out.ring_deadline = Some(now + DESTINATION_RING_TIMEOUT);
-                    let (target, caller_id) = (out.destination.clone(), out.caller_id.clone());
+                    let (mut target, caller_id) = (out.destination.clone(), out.caller_id.clone());
+                    // The number the destination sees, for trunks that take it from
+                    // the asserted identity rather than the display name.
+                    target.headers.push((
+                        "P-Asserted-Identity".to_owned(),
+                        format!("<sip:{caller_id}@{}>", self.settings.advertised_ip),
+                    ));
                     let dest = self.open_uac_leg(call, LegRole::Customer, target, caller_id);
                     if let Some(c) = self.calls.get_mut(&call) {
                         c.legs.push(dest);
@@ -218,11 +338,16 @@ impl Switch {
                     out.connected = true;
                     let (agent, agent_leg, id) =
                         (out.agent.clone(), out.agent_leg, out.work_order.clone());
+                    let task = out.callback.as_ref().map(|link| link.task);
                     self.connect_outbound(now, leg, agent_leg, agent, id);
+                    if let Some(task) = task {
+                        self.callback_connected(now, task);
+                    }
                 }
                 LegEvent::Answered => self.hang_up_leg(now, leg),
                 LegEvent::Failed { status } => {
                     out.dest_done = true;
+                    out.dest_status.get_or_insert(status);
                     out.failure.get_or_insert(match status {
                         486 | 600 | 603 => "busy",
                         408 | 480 | 487 => "no_answer",
@@ -364,6 +489,24 @@ impl Switch {
             // Nothing answered: say why, the agent's hang-up included.
             Some(out.failure.unwrap_or("agent_hung_up"))
         };
+        let attempt = out.callback.take().map(|link| {
+            let end = if connected {
+                AttemptEnd::Talked
+            } else if link.preempted {
+                AttemptEnd::Preempted
+            } else if out.dest_leg.is_none() || failure == Some("agent_hung_up") {
+                AttemptEnd::AgentFailed
+            } else {
+                let status = out.dest_status.unwrap_or(0);
+                let outcome = match failure {
+                    Some("busy") => DialOutcome::Busy,
+                    Some("no_answer") => DialOutcome::NoAnswer,
+                    _ => DialOutcome::Failed(status),
+                };
+                AttemptEnd::Dialled(outcome, status)
+            };
+            (link.task, link.work_order, end)
+        });
         let (id, agent, side) = (
             out.work_order.clone(),
             out.agent.clone(),
@@ -378,7 +521,7 @@ impl Switch {
         };
         let at = self.wall(now);
         self.store.push_back(StoreWrite::Ended {
-            id,
+            id: id.clone(),
             at,
             side,
             outcome,
@@ -389,6 +532,9 @@ impl Switch {
         }
         info!(agent, ?failure, "outbound call ended");
         self.remove_call(now, call);
+        if let Some((task, parent, end)) = attempt {
+            self.callback_attempt_ended(now, task, end, Some((&parent, &id)));
+        }
     }
 
     pub(super) fn outbound_abandon(&mut self, now: Instant, call: CallKey) {

@@ -13,6 +13,7 @@ use crate::media::g711::Codec;
 use crate::sip::TransportKind;
 use crate::sip::builder::{self, IdGenerator, LocalContact, RequestBuilder};
 use crate::sip::dialog::{Dialog, DialogError};
+use crate::sip::digest;
 use crate::sip::message::{Method, Request, Response, Uri};
 use crate::sip::sdp::{self, Negotiated, SdpError};
 use crate::sip::transaction::{KeyMethod, TransactionKey};
@@ -29,6 +30,12 @@ pub struct UacTarget {
     /// behind NAT, and over TCP it is the open connection), or the destination's host.
     pub destination: std::net::SocketAddr,
     pub transport: TransportKind,
+    /// Extra headers on the INVITE, name and value: a callback's
+    /// `X-Hotline-Work-Order` for the agent's softphone.
+    pub headers: Vec<(String, String)>,
+    /// Digest credentials for a peer that challenges the INVITE (an outbound trunk's
+    /// 401 or 407); answered once per leg.
+    pub login: Option<crate::config::callbacks::TrunkLogin>,
 }
 
 /// Why the peer's answer could not be used.
@@ -69,7 +76,54 @@ pub struct UacLeg {
     pub invite_key: TransactionKey,
     local: LocalContact,
     invite: Request,
+    /// The INVITE's CSeq: 1, or 2 once re-sent with credentials.
+    cseq: u32,
+    local_tag: String,
+    display: String,
+    offer: String,
+    /// The INVITE was re-sent with credentials (only once: a second challenge is a
+    /// refusal).
+    authenticated: bool,
     state: LegState,
+}
+
+/// The INVITE of a leg, first or re-sent with credentials (`authorization`: the
+/// header's name and value).
+struct InviteParts<'a> {
+    target: &'a UacTarget,
+    local: &'a LocalContact,
+    call_id: &'a str,
+    local_tag: &'a str,
+    branch: &'a str,
+    cseq: u32,
+    display: &'a str,
+    offer: &'a str,
+    authorization: Option<(&'a str, String)>,
+}
+
+fn build_invite(parts: InviteParts<'_>) -> Result<Request, LegError> {
+    let target = parts.target;
+    let local = parts.local;
+    let bad_target = || LegError::BadTarget(target.contact.to_string());
+    let from = local.parsed_uri("hotline").ok_or_else(bad_target)?;
+    let to = Uri::try_from(target.to.as_str()).map_err(|_| bad_target())?;
+    let mut request = RequestBuilder::new(Method::Invite, target.contact.clone())
+        .via(local, parts.branch)
+        .from(&from, Some(parts.display), parts.local_tag)
+        .to(&to, None)
+        .call_id(parts.call_id.to_owned())
+        .cseq(parts.cseq)
+        .contact(local, "hotline")
+        .header(builder::allow(super::ALLOWED_METHODS));
+    for (name, value) in &target.headers {
+        request = request.header(crate::sip::message::make_header(name, value.clone()));
+    }
+    if let Some((name, value)) = parts.authorization {
+        request = request.header(crate::sip::message::make_header(name, value));
+    }
+    Ok(request
+        .body("application/sdp", parts.offer.as_bytes().to_vec())
+        .build())
 }
 
 impl UacLeg {
@@ -85,19 +139,17 @@ impl UacLeg {
         let call_id = ids.call_id(&local.ip.to_string());
         let local_tag = ids.tag();
         let branch = ids.branch();
-        let bad_target = || LegError::BadTarget(target.contact.to_string());
-        let from = local.parsed_uri("hotline").ok_or_else(bad_target)?;
-        let to = Uri::try_from(target.to.as_str()).map_err(|_| bad_target())?;
-        let invite = RequestBuilder::new(Method::Invite, target.contact.clone())
-            .via(&local, &branch)
-            .from(&from, Some(display), &local_tag)
-            .to(&to, None)
-            .call_id(call_id.clone())
-            .cseq(1)
-            .contact(&local, "hotline")
-            .header(builder::allow(super::ALLOWED_METHODS))
-            .body("application/sdp", offer.into_bytes())
-            .build();
+        let invite = build_invite(InviteParts {
+            target: &target,
+            local: &local,
+            call_id: &call_id,
+            local_tag: &local_tag,
+            branch: &branch,
+            cseq: 1,
+            display,
+            offer: &offer,
+            authorization: None,
+        })?;
         let invite_key = TransactionKey::rfc3261(&branch, KeyMethod::Invite, &local.host_port());
         Ok(UacLeg {
             call_id,
@@ -105,8 +157,74 @@ impl UacLeg {
             invite_key,
             local,
             invite,
+            cseq: 1,
+            local_tag,
+            display: display.to_owned(),
+            offer,
+            authenticated: false,
             state: LegState::Inviting,
         })
+    }
+
+    /// The peer challenged the INVITE (`401` with `WWW-Authenticate`, `407` with
+    /// `Proxy-Authenticate`, RFC 3261 §22.2–22.3): the same INVITE again, in the same
+    /// dialog-to-be (Call-ID, From tag), CSeq 2 and a new branch, answering the first
+    /// challenge it can. `None` without credentials, after one retry already, or when no
+    /// challenge can be answered: then the challenge is the leg's final answer. Call
+    /// after [`UacLeg::ack_for_failure`].
+    pub fn answer_challenge(
+        &mut self,
+        ids: &mut IdGenerator,
+        status: u16,
+        response: &Response,
+    ) -> Option<(TransactionKey, Bytes)> {
+        let (challenge_header, authorization_header) = match status {
+            401 => ("www-authenticate", "Authorization"),
+            407 => ("proxy-authenticate", "Proxy-Authorization"),
+            _ => return None,
+        };
+        let login = self.target.login.clone()?;
+        if self.authenticated {
+            return None;
+        }
+        let uri = self.invite.uri.to_string();
+        let cnonce = ids.branch();
+        let value = response
+            .headers
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(challenge_header))
+            .filter_map(|h| digest::parse_challenge(h.value()).ok())
+            .find_map(|challenge| {
+                digest::answer_challenge(
+                    &challenge,
+                    "INVITE",
+                    &uri,
+                    &login.username,
+                    &login.password,
+                    (&cnonce, 1),
+                )
+                .ok()
+            })?;
+        let branch = ids.branch();
+        let invite = build_invite(InviteParts {
+            target: &self.target,
+            local: &self.local,
+            call_id: &self.call_id,
+            local_tag: &self.local_tag,
+            branch: &branch,
+            cseq: 2,
+            display: &self.display,
+            offer: &self.offer,
+            authorization: Some((authorization_header, value)),
+        })
+        .ok()?;
+        self.invite = invite;
+        self.cseq = 2;
+        self.authenticated = true;
+        self.invite_key =
+            TransactionKey::rfc3261(&branch, KeyMethod::Invite, &self.local.host_port());
+        self.state = LegState::Inviting;
+        Some((self.invite_key.clone(), self.invite_bytes()))
     }
 
     pub fn invite_bytes(&self) -> Bytes {
@@ -157,7 +275,7 @@ impl UacLeg {
             self.target.transport.into(),
         )?;
         let negotiated = sdp::read_answer(&response.body, &[Codec::Pcmu, Codec::Pcma], 1)?;
-        let ack = dialog.ack_for_2xx(1, &self.local, &ids.branch(), None);
+        let ack = dialog.ack_for_2xx(self.cseq, &self.local, &ids.branch(), None);
         let ack = Bytes::from(ack.to_string());
         self.state = LegState::Confirmed {
             dialog: Box::new(dialog),
@@ -238,6 +356,11 @@ mod tests {
                 to: "sip:1001@127.0.0.1".into(),
                 destination: "127.0.0.1:5071".parse().unwrap(),
                 transport: TransportKind::Udp,
+                headers: vec![("X-Hotline-Work-Order".into(), "WO-1".into())],
+                login: Some(crate::config::callbacks::TrunkLogin {
+                    username: "hotline".into(),
+                    password: "trunk-secret".into(),
+                }),
             },
             LocalContact {
                 ip: "127.0.0.1".parse().unwrap(),
@@ -295,6 +418,7 @@ mod tests {
         let text = leg.invite_bytes();
         let text = String::from_utf8_lossy(&text);
         assert!(text.contains("\"139****0001\""), "{text}");
+        assert!(text.contains("X-Hotline-Work-Order: WO-1\r\n"), "{text}");
         let offered = sdp::negotiate(&invite.body, &[Codec::Pcmu]).expect("our offer");
         assert_eq!(offered.remote_rtp.port(), 20002);
     }
@@ -362,6 +486,95 @@ mod tests {
         assert_eq!(summary.top_via_branch, leg.invite_key.branch);
         assert_eq!(summary.to_tag.as_deref(), Some("busy"));
         assert!(!leg.is_ringing());
+    }
+
+    fn challenge(leg: &UacLeg, status: u16, header: &str, value: &str) -> Response {
+        response(&format!(
+            "SIP/2.0 {status} Unauthorized\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={}\r\n\
+             From: <sip:hotline@127.0.0.1:5060>;tag={}\r\nTo: <sip:1001@127.0.0.1>;tag=trunk\r\n\
+             Call-ID: {}\r\nCSeq: {} INVITE\r\n{header}: {value}\r\nContent-Length: 0\r\n\r\n",
+            leg.invite_key.branch,
+            leg.local_tag(),
+            leg.call_id,
+            leg.cseq,
+        ))
+    }
+
+    #[test]
+    fn a_trunk_challenge_is_answered_once_in_the_same_dialog_rfc3261_22() {
+        use crate::sip::digest::{Algorithm, AuthOutcome, Credential, DigestAuthenticator};
+        let trunk = DigestAuthenticator::new(
+            "trunk.example",
+            [7; 32],
+            std::time::Duration::from_secs(300),
+        );
+        let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let mut ids = IdGenerator::new(9);
+        for (status, asks, answers) in [
+            (401, "WWW-Authenticate", "Authorization"),
+            (407, "Proxy-Authenticate", "Proxy-Authorization"),
+        ] {
+            let mut leg = leg();
+            let first_branch = leg.invite_key.branch.clone();
+            let denied = challenge(
+                &leg,
+                status,
+                asks,
+                &trunk.challenge(now, Algorithm::Md5, false),
+            );
+            leg.ack_for_failure(&denied);
+            let (key, bytes) = leg
+                .answer_challenge(&mut ids, status, &denied)
+                .expect("credentials answer the challenge");
+            let retry = request(&bytes);
+            let summary = message::summary(&retry).expect("valid INVITE");
+            assert_eq!(summary.call_id, leg.call_id, "same Call-ID");
+            assert_eq!(summary.from_tag.as_deref(), Some(leg.local_tag().as_str()));
+            assert_eq!(summary.cseq, 2);
+            assert_ne!(summary.top_via_branch, first_branch);
+            assert_eq!(key.branch, summary.top_via_branch);
+            assert!(leg.is_ringing());
+            let text = retry.to_string();
+            assert!(text.contains("X-Hotline-Work-Order: WO-1"), "{text}");
+            let authorization = retry
+                .headers
+                .iter()
+                .find(|h| h.name().eq_ignore_ascii_case(answers))
+                .map(|h| h.value().to_string());
+            let outcome = trunk.verify(now, "INVITE", authorization.as_deref(), |user| {
+                (user == "hotline").then(|| Credential::Password("trunk-secret".into()))
+            });
+            assert!(
+                matches!(outcome, AuthOutcome::Authenticated { .. }),
+                "{outcome:?}: {text}"
+            );
+            assert!(!text.contains("trunk-secret"));
+
+            let again = challenge(
+                &leg,
+                status,
+                asks,
+                &trunk.challenge(now, Algorithm::Md5, false),
+            );
+            leg.ack_for_failure(&again);
+            assert!(
+                leg.answer_challenge(&mut ids, status, &again).is_none(),
+                "a second challenge is a refusal"
+            );
+        }
+        let mut plain = leg();
+        plain.target.login = None;
+        let denied = challenge(
+            &plain,
+            401,
+            "WWW-Authenticate",
+            &trunk.challenge(now, Algorithm::Md5, false),
+        );
+        plain.ack_for_failure(&denied);
+        assert!(
+            plain.answer_challenge(&mut ids, 401, &denied).is_none(),
+            "no credentials"
+        );
     }
 
     #[test]
