@@ -168,10 +168,12 @@ fn waiting_calls_show_on_the_board_and_a_supervisor_pauses_and_logs_out_an_agent
         !queue(s, "general").is_null()
     });
     assert_eq!(queue(&idle, "general")["depth"], 0);
-    assert!(
-        idle["callbacks"].is_null(),
-        "callbacks are not configured: {idle}"
-    );
+    // R20: callbacks are on (their store sits beside the work orders); none yet.
+    let callbacks = &idle["callbacks"];
+    assert_eq!(callbacks["pending"], 0, "{idle}");
+    assert_eq!(callbacks["due"], 0, "{idle}");
+    assert_eq!(callbacks["overdue"], 0, "{idle}");
+    assert_eq!(callbacks["level"], "ok", "{idle}");
 
     // Two callers, no agent logged in: both wait.
     let callers = Sipp::new("caller_until_bye.xml", engine.sip)
@@ -188,6 +190,11 @@ fn waiting_calls_show_on_the_board_and_a_supervisor_pauses_and_logs_out_an_agent
         "calls wait with nobody to take them: {general}"
     );
     assert_eq!(general["max_wait_seconds"], 300.0);
+    // A third caller hangs up in the queue 20 s after the IVR answered: the engine
+    // makes a missed-call callback of it, due at once, checked at the end.
+    let missed = Sipp::new("caller_hangs_up.xml", engine.sip)
+        .args(["-m", "1"])
+        .spawn(Duration::from_secs(90));
 
     // At most one snapshot a second, and the same snapshots on every board.
     let a = board.until(Duration::from_secs(5), "a snapshot", |_| true);
@@ -293,11 +300,20 @@ fn waiting_calls_show_on_the_board_and_a_supervisor_pauses_and_logs_out_an_agent
                 .any(|l| l.contains("9999") && l.contains("refused")),
         "audit lines: {audited:#?}"
     );
+    // R20: the caller who hung up in the queue is a callback due now (amber: no trunk
+    // here, so nobody dials it), counted, never named.
+    let due = board.until(Duration::from_secs(40), "a missed-call callback due", |s| {
+        s["callbacks"]["due"] == 1
+    });
+    let callbacks = &due["callbacks"];
+    assert_eq!(callbacks["pending"], 1, "{due}");
+    assert_eq!(callbacks["overdue"], 0, "{due}");
+    assert_eq!(callbacks["level"], "amber", "{due}");
     let raw = board.raw_text();
     assert!(!raw.contains("1370000"), "a caller number on the board");
 
     // Open boards do not hold the engine up: it drains and exits on SIGTERM.
     let status = engine.terminate();
     assert!(status.success(), "{status}\n{}", engine.log());
-    drop((board, second, callers));
+    drop((board, second, callers, missed));
 }

@@ -16,8 +16,9 @@
 //! # Where the numbers come from
 //! The board depends only on [`WallboardSnapshot`] (what it shows) and
 //! [`SupervisorActions`] (what a supervisor may do). [`start`] feeds both from what
-//! the engine has today: the agents actor's status, the rolling 24 h window, the store's
-//! counts since local midnight and the agents file; a different source only needs
+//! the engine has today: the switch core's board (agents, queues, the rolling 24 h
+//! window, the counts since local midnight, the day's urgent calls and complaints, the
+//! callback scheduler's figures) and the agents file; a different source only needs
 //! to build a [`Board`] with its own `watch` sender and actions.
 //!
 //! # Credential
@@ -52,6 +53,7 @@ use tracing::{info, warn};
 use super::SwitchClient;
 use super::auth::{Authenticator, Principal, Role};
 use super::error::{ApiError, ApiPath};
+use crate::callbacks::SchedulerStats;
 use crate::config::Config;
 use crate::config::agents::AgentsConfig;
 use crate::switch::{AgentAction, AgentStatus, Command, LiveFact, LiveKind, QueueStatus, Reply};
@@ -93,7 +95,7 @@ pub struct WallboardSnapshot {
     pub queues: Vec<QueueBoard>,
     pub agents: Vec<AgentBoard>,
     pub connection_rate: ConnectionRateBoard,
-    /// `None` while the engine has no callbacks (R20): shown as "not configured".
+    /// `None` while the engine's callbacks are off (R20): shown as "not configured".
     pub callbacks: Option<CallbacksBoard>,
     /// Today's urgent calls (R11), newest first.
     pub urgent: Vec<LiveItem>,
@@ -169,11 +171,40 @@ impl RateFigure {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+/// The callbacks (R20) as the scheduler counts them (the figures the callback metrics
+/// publish): red when any is overdue, amber when any is due (its window open, waiting
+/// for a free agent) and none is overdue.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct CallbacksBoard {
+    /// Waiting to be dialled: before their window, in backoff, or due.
+    pub pending: u64,
     pub due: u64,
     pub overdue: u64,
+    /// Ringing the agent or the citizen now.
+    pub dialing: u64,
+    /// How long the longest-overdue task is past its latest time.
+    pub oldest_overdue_seconds: Option<f64>,
     pub level: Level,
+}
+
+impl CallbacksBoard {
+    pub fn new(stats: &SchedulerStats) -> CallbacksBoard {
+        let level = if stats.overdue > 0 {
+            Level::Red
+        } else if stats.due > 0 {
+            Level::Amber
+        } else {
+            Level::Ok
+        };
+        CallbacksBoard {
+            pending: stats.pending as u64,
+            due: stats.due as u64,
+            overdue: stats.overdue as u64,
+            dialing: stats.dialing as u64,
+            oldest_overdue_seconds: stats.oldest_overdue.map(|age| age.as_secs_f64()),
+            level,
+        }
+    }
 }
 
 /// An urgent call or a complaint as it happens. `caller` must already be masked with
@@ -211,6 +242,8 @@ pub struct FeedInput {
     /// Today's urgent calls and complaints about the hotline, oldest first (callers
     /// already masked).
     pub live: Vec<LiveFact>,
+    /// The callback scheduler's figures; `None` while callbacks are off.
+    pub callbacks: Option<SchedulerStats>,
 }
 
 /// The pure part of the feed: turns each second's reading into a snapshot and keeps
@@ -362,7 +395,7 @@ fn snapshot(at: DateTime<Utc>, input: &FeedInput) -> WallboardSnapshot {
             today: RateFigure::new(input.today.0, input.today.1),
             rolling_24h: RateFigure::new(input.rolling_24h.0, input.rolling_24h.1),
         },
-        callbacks: None,
+        callbacks: input.callbacks.as_ref().map(CallbacksBoard::new),
         urgent: live_items(&input.live, LiveKind::Urgent),
         complaints: live_items(&input.live, LiveKind::HotlineComplaint),
     }
@@ -569,6 +602,7 @@ async fn feed(
             today,
             rolling_24h,
             live,
+            callbacks,
         }) = switch.ask(command).await
         else {
             return;
@@ -582,6 +616,7 @@ async fn feed(
             rolling_24h,
             agents_file: agents_file.config.clone(),
             live,
+            callbacks,
         };
         let snapshot = match core.lock() {
             Ok(mut core) => core.observe(now, &input),
@@ -910,6 +945,7 @@ skills = { complaints = 2 }
             rolling_24h: (1000, 940),
             agents_file: Some(Arc::new(file)),
             live: Vec::new(),
+            callbacks: None,
         }
     }
 
@@ -993,12 +1029,82 @@ skills = { complaints = 2 }
     }
 
     #[test]
-    fn callbacks_are_not_configured_and_nothing_is_made_up() {
+    fn callbacks_off_show_as_not_configured_and_nothing_is_made_up() {
         let snap = BoardCore::new().observe(at(9, 0, 0), &input(vec![], vec![]));
         assert!(snap.callbacks.is_none());
         assert!(snap.urgent.is_empty() && snap.complaints.is_empty());
         let json = serde_json::to_string(&snap).unwrap();
         assert!(json.contains("\"callbacks\":null"), "{json}");
+    }
+
+    /// R20: the scheduler's figures reach the board as they are; an overdue callback is
+    /// red whatever else, a due one amber, none waiting ok.
+    #[test]
+    fn callbacks_show_the_scheduler_figures_red_when_overdue_amber_when_due_r20() {
+        let board = |stats: SchedulerStats| {
+            let mut feed = input(vec![], vec![]);
+            feed.callbacks = Some(stats);
+            BoardCore::new()
+                .observe(at(9, 0, 0), &feed)
+                .callbacks
+                .expect("callbacks are on")
+        };
+        let idle = board(SchedulerStats::default());
+        assert_eq!(
+            idle,
+            CallbacksBoard {
+                pending: 0,
+                due: 0,
+                overdue: 0,
+                dialing: 0,
+                oldest_overdue_seconds: None,
+                level: Level::Ok,
+            }
+        );
+        let waiting = board(SchedulerStats {
+            pending: 3,
+            dialing: 1,
+            ..SchedulerStats::default()
+        });
+        assert_eq!((waiting.pending, waiting.dialing), (3, 1));
+        assert_eq!(waiting.level, Level::Ok, "not yet due: nothing to see");
+        let due = board(SchedulerStats {
+            pending: 3,
+            due: 2,
+            ..SchedulerStats::default()
+        });
+        assert_eq!((due.due, due.overdue, due.level), (2, 0, Level::Amber));
+        let overdue = board(SchedulerStats {
+            pending: 3,
+            due: 2,
+            overdue: 1,
+            dialing: 1,
+            connected: 1,
+            oldest_overdue: Some(Duration::from_secs(1200)),
+        });
+        assert_eq!(
+            overdue,
+            CallbacksBoard {
+                pending: 3,
+                due: 2,
+                overdue: 1,
+                dialing: 1,
+                oldest_overdue_seconds: Some(1200.0),
+                level: Level::Red,
+            }
+        );
+        let mut feed = input(vec![], vec![]);
+        feed.callbacks = Some(SchedulerStats {
+            overdue: 1,
+            oldest_overdue: Some(Duration::from_secs(90)),
+            ..SchedulerStats::default()
+        });
+        let json = serde_json::to_string(&BoardCore::new().observe(at(9, 0, 0), &feed)).unwrap();
+        assert!(
+            json.contains("\"overdue\":1") && json.contains("\"oldest_overdue_seconds\":90.0"),
+            "{json}"
+        );
+        assert!(json.contains("\"level\":\"red\""), "{json}");
     }
 
     /// R11, R15: urgent calls and complaints about the hotline appear as they happen,

@@ -372,6 +372,9 @@ pub enum Reply {
         /// Urgent calls and complaints about the hotline since local midnight, oldest
         /// first.
         live: Vec<LiveFact>,
+        /// The callback scheduler's figures now, the same the callback metrics publish
+        /// (R20); `None` while callbacks are off (no callback store).
+        callbacks: Option<crate::callbacks::SchedulerStats>,
     },
     /// The dialplan version new calls take now.
     Reload(Result<u64, CommandError>),

@@ -707,6 +707,7 @@ impl Switch {
                         .filter(|fact| fact.at >= today_since)
                         .cloned()
                         .collect(),
+                    callbacks: self.callback_scheduler().map(|s| s.stats(wall)),
                 }
             }
             Command::Reload(reload) => Reply::Reload(self.reload(now, *reload)),

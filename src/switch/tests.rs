@@ -1343,3 +1343,67 @@ prompts = ["closing.wav"]
     };
     assert!(live.is_empty());
 }
+
+/// R20: the wallboard's callback figures come from the switch's own scheduler, with the
+/// board (the same figures the callback metrics publish); none while callbacks are off.
+#[test]
+fn the_board_carries_the_callback_figures_once_callbacks_are_on_r20() {
+    use crate::callbacks::{NewTask, Reason, SchedulerStats, Window};
+
+    let mut rig = Rig::new();
+    let today_since = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let Reply::Board { callbacks, .. } = rig.command(Command::Board { today_since }) else {
+        panic!("a board");
+    };
+    assert_eq!(callbacks, None, "callbacks are off: nothing made up");
+
+    rig.switch.enable_callbacks(
+        rig.now,
+        crate::config::callbacks::CallbacksConfig::default(),
+        Vec::new(),
+        None,
+    );
+    // The rig's wall clock starts at 08:00.
+    let hm = |h, m| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+    let windows = [
+        (hm(7, 0), hm(7, 30)),  // overdue by 30 min (and due)
+        (hm(7, 50), hm(9, 0)),  // due
+        (hm(10, 0), hm(11, 0)), // pending, not yet due
+    ];
+    for (n, (earliest, latest)) in windows.into_iter().enumerate() {
+        let new = NewTask {
+            work_order: crate::workorder::WorkOrderId::from_parts(hm(7, 0), n as u64 + 1),
+            number: "13800001111".parse().unwrap(),
+            reason: Reason::Manual,
+            window: Some(Window::new(earliest, latest).unwrap()),
+            owner: None,
+            queue: "general".into(),
+        };
+        let reply = rig.command(Command::Callbacks(CallbackCommand::Create(new)));
+        assert!(
+            matches!(&reply, Reply::Callbacks(CallbackReply::Task(task)) if task.is_ok()),
+            "{reply:?}"
+        );
+    }
+    let Reply::Board { callbacks, .. } = rig.command(Command::Board { today_since }) else {
+        panic!("a board");
+    };
+    let expected = SchedulerStats {
+        pending: 3,
+        due: 2,
+        overdue: 1,
+        dialing: 0,
+        connected: 0,
+        oldest_overdue: Some(Duration::from_secs(30 * 60)),
+    };
+    assert_eq!(callbacks, Some(expected));
+
+    // Ten minutes on, the same task is ten minutes later still.
+    rig.advance(Duration::from_secs(10 * 60));
+    let Reply::Board { callbacks, .. } = rig.command(Command::Board { today_since }) else {
+        panic!("a board");
+    };
+    let later = callbacks.expect("callbacks are on");
+    assert_eq!(later.oldest_overdue, Some(Duration::from_secs(40 * 60)));
+    assert_eq!((later.due, later.overdue), (2, 1));
+}
