@@ -1,8 +1,8 @@
 //! The wallboard page in headless Chromium (R5, R30): callers wait (SIPp, no agent
 //! logged in); the page, opened with the supervisor token, renders the numbers the
-//! event stream sent: the queue's depth and oldest wait, the connection rates, callbacks
-//! "not configured", no urgent calls or complaints. A screenshot is saved under
-//! `target/wallboard.png` (not committed).
+//! event stream sent: the queue's depth and oldest wait, the connection rates, the
+//! callbacks (none due or overdue yet), no urgent calls or complaints. A screenshot is
+//! saved under `target/wallboard.png` (not committed).
 //!
 //! Needs Debian's chromium, node and `playwright-core` in tests/browser/node_modules
 //! (scripts/install-test-deps.sh installs all three).
@@ -107,7 +107,26 @@ fn the_page_renders_the_numbers_the_stream_sent() {
         shown["rate24h"],
         percent_text(&rates["rolling_24h"]["rate"])
     );
-    assert_eq!(shown["callbacks"], "未配置");
+    // R20: callbacks are on (their store sits beside the work orders), none waiting.
+    let callbacks = &snapshot["callbacks"];
+    assert_eq!(callbacks["level"], "ok", "{snapshot:#}");
+    let callbacks_text = shown["callbacks"].as_str().unwrap();
+    for part in [
+        format!("到期 {}", callbacks["due"]),
+        format!("超期 {}", callbacks["overdue"]),
+        format!("待回拨 {}", callbacks["pending"]),
+        format!("正在拨打 {}", callbacks["dialing"]),
+    ] {
+        assert!(
+            callbacks_text.contains(&part),
+            "{part:?} not in {callbacks_text:?}"
+        );
+    }
+    let panel = shown["callbacksPanel"].as_str().unwrap();
+    assert!(
+        !panel.contains("amber") && !panel.contains("red"),
+        "{panel}"
+    );
     assert_eq!(shown["urgent"], "暂无");
     assert_eq!(shown["complaints"], "暂无");
     assert_eq!(shown["link"], "实时");

@@ -35,6 +35,7 @@ try {
       rate24h: text("#rate-24h"),
       overBudget: text("#over-budget"),
       callbacks: text("#callbacks"),
+      callbacksPanel: document.querySelector("#callbacks-panel").className,
       urgent: text("#urgent"),
       complaints: text("#complaints"),
       link: text("#link"),
