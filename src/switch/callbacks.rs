@@ -78,6 +78,9 @@ pub(super) struct CallbackDesk {
     last_pool: Option<AgentPool>,
     /// A task changed since the scheduler last looked at the agents.
     changed: bool,
+    /// The scheduler's last [`Scheduler::reserve_wanted`]: it changes only with the
+    /// tasks or the clock, so it is not asked again on every SIP message.
+    reserve_wanted: Option<usize>,
     /// When the scheduler (or an agent's pause after a refused call) next changes by
     /// the clock alone.
     next_at: Option<Instant>,
@@ -112,6 +115,7 @@ impl Switch {
             refused: BTreeMap::new(),
             last_pool: None,
             changed: true,
+            reserve_wanted: None,
             next_at: None,
         }));
         self.settle(now);
@@ -203,8 +207,14 @@ impl Switch {
             return false;
         };
         let dialing_on = desk.scheduler.settings().trunk.is_some();
+        let due = desk.next_at.is_some_and(|at| at <= now);
+        let reserve_wanted = match desk.reserve_wanted {
+            Some(wanted) if !desk.changed && !due => wanted,
+            _ => desk.scheduler.reserve_wanted(wall),
+        };
+        desk.reserve_wanted = Some(reserve_wanted);
         let wanted = if dialing_on && can_dial {
-            desk.scheduler.reserve_wanted(wall)
+            reserve_wanted
         } else {
             0
         };
