@@ -1,8 +1,9 @@
 //! The callback scheduler and the real ACD core together, on a simulated clock, with
 //! this test playing the switch between them: phones answer, calls end, callers lose
-//! patience. An agent is held out of inbound distribution (a supervisor pause, the ACD
-//! input the switch has for it today) while their phone rings for a callback or they
-//! talk on one, and given back when the callback ends or is preempted.
+//! patience. An agent is held out of inbound distribution (here a supervisor pause; the
+//! engine holds a freed agent with `Acd::set_callback_hold` instead, measured through
+//! the switch in `tests/callbacks_simulation.rs`) while their phone rings for a callback
+//! or they talk on one, and given back when the callback ends or is preempted.
 //!
 //! A three-hour inbound peak, heavier than the agents can carry, with referral checks
 //! (R17) coming due throughout. Without the reserve, inbound comes first (R9): no

@@ -9,20 +9,26 @@
 //!   attempt: the citizen's leg is CANCELled, the agent takes the inbound call, and the
 //!   callback runs afterwards, not counted as an attempt (R9);
 //! - a restart while the callback is dialing loses no task: it is pending again and
-//!   dialled once more (R20).
+//!   dialled once more (R20);
+//! - the reserve (off by default): through a 45 min inbound peak with a standing queue,
+//!   no referral check is dialled without it and all go overdue; with one agent
+//!   reserved, they are kept on time and fewer callers reach an agent (R9).
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use hotline::callbacks::{
     CallbackTask, DialOutcome, NewTask, Reason, TaskId, TaskState, WORK_ORDER_HEADER, Window,
 };
-use hotline::config::callbacks::{CallbacksConfig, OutboundTrunk};
+use hotline::config::agents::AgentsConfig;
+use hotline::config::callbacks::{CallbackReserve, CallbacksConfig, OutboundTrunk, WindowOffsets};
 use hotline::sim::ua::{EndReason, Side};
 use hotline::sim::world::{World, WorldConfig};
 use hotline::sim::{AnswerPolicy, CallerScript, PhoneScript, loopback};
 use hotline::sip::TransportKind;
-use hotline::switch::{CallbackCommand, CallbackReply, Command, Reply};
+use hotline::switch::{CallbackCommand, CallbackReply, Command, Reply, StoreWrite};
 use hotline::workorder::{CallOutcome, WorkOrderId};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -394,4 +400,197 @@ fn an_agent_who_refuses_a_callback_is_not_rung_again_at_once_and_no_attempt_coun
         "rung again after the pause"
     );
     assert_eq!(world.phones[1].received().count(), 0);
+}
+
+// ----- the reserve for due callbacks (R9's exception, off by default) ----------------
+
+const PEAK_AGENTS: [&str; 3] = ["1001", "1002", "1003"];
+/// Callers arrive every 30 s for 45 min; each agent talks 3 min: twice what the agents
+/// can carry, so a queue stands all through the peak.
+const PEAK_CALLERS: u32 = 90;
+const PEAK_GAP: Duration = Duration::from_secs(30);
+const PEAK_TALK: Duration = Duration::from_secs(180);
+/// A caller waits at most 2 min in the queue (then the closing, and the hotline hangs
+/// up): the callers who never reach an agent.
+const PEAK_MAX_WAIT_SECONDS: u64 = 120;
+/// Referral checks due from 5 min into the peak, their latest times 12, 17, … 37 min.
+const PEAK_TASKS: u32 = 6;
+
+#[derive(Debug)]
+struct PeakFigures {
+    callers: usize,
+    /// Callers who reached an agent.
+    connected: usize,
+    /// Referral checks whose latest time came in the peak and that were not connected
+    /// by then.
+    overdue: usize,
+    /// Callbacks connected in the peak.
+    callbacks_connected: usize,
+    /// The most referral checks dialing or connected at one moment of the peak.
+    callbacks_at_once: usize,
+}
+
+impl PeakFigures {
+    fn connection_rate(&self) -> f64 {
+        self.connected as f64 / self.callers as f64
+    }
+}
+
+/// The same peak, seed and tasks, with or without a reserve.
+fn peak(reserve: Option<CallbackReserve>) -> PeakFigures {
+    let mut settings = settings();
+    settings.reserve = reserve;
+    // Callers who give up get a missed-call task; give it a day, out of the reserve's
+    // reach, so only the referral checks below compete for it.
+    settings.missed_call = WindowOffsets {
+        earliest: Duration::ZERO,
+        latest: Duration::from_secs(24 * 3600),
+    };
+    let mut config = WorldConfig::new(41, PEAK_AGENTS.len());
+    let mut agents = format!(
+        "[[queues]]\nname = \"general\"\nstrategy = \"longest_idle\"\nmax_wait_seconds = {PEAK_MAX_WAIT_SECONDS}\noverflow = \"dialplan:closing\"\nwrap_up_seconds = 0\n"
+    );
+    for id in PEAK_AGENTS {
+        agents.push_str(&format!(
+            "\n[[agents]]\nid = \"{id}\"\npassword = \"pw{id}\"\nqueues = [\"general\"]\n"
+        ));
+    }
+    config.agents = AgentsConfig::parse(Path::new("peak-agents.toml"), &agents).expect("agents");
+    let mut world = World::new(config).expect("a valid switch");
+    world.enable_callbacks(settings);
+    for id in PEAK_AGENTS {
+        let mut script = PhoneScript::new(id, &format!("pw{id}"), "127.0.0.1");
+        script.answer = AnswerPolicy::After(SECOND);
+        script.hangup_after = Some(PEAK_TALK);
+        script.dials = vec![(SECOND, "*21".to_string())];
+        world.add_phone(script);
+    }
+    world.add_phone_at(
+        loopback(4, 8000),
+        PhoneScript {
+            hangup_after: Some(60 * SECOND),
+            ..PhoneScript::callee(CITIZEN, AnswerPolicy::After(5 * SECOND))
+        },
+    );
+    run(&mut world, 5 * SECOND);
+    let start = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 5).unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..PEAK_TASKS {
+        let earliest = start + chrono::Duration::minutes(5);
+        let latest = start + chrono::Duration::minutes(12 + 5 * i64::from(n));
+        let reply = world.command(Command::Callbacks(CallbackCommand::Create(NewTask {
+            work_order: parent_order(),
+            number: CITIZEN.parse().unwrap(),
+            reason: Reason::ReferralCheck,
+            window: Some(Window::new(earliest, latest).unwrap()),
+            owner: None,
+            queue: "general".into(),
+        })));
+        match reply {
+            Some(Reply::Callbacks(CallbackReply::Task(task))) if task.is_ok() => {
+                let id = (*task).unwrap().id;
+                tasks.push(TaskId(id.trim_start_matches("cb-").parse().unwrap()));
+            }
+            other => panic!("create: {other:?}"),
+        }
+    }
+    let callers: Vec<usize> = (0..PEAK_CALLERS)
+        .map(|n| {
+            world.add_caller(CallerScript {
+                dial_after: PEAK_GAP * n,
+                hangup_after: Some(Duration::from_secs(1800)),
+                ..CallerScript::new("13800001111", "8890")
+            })
+        })
+        .collect();
+    let peak_end = start + chrono::Duration::minutes(45);
+    run(&mut world, PEAK_GAP * PEAK_CALLERS);
+
+    // When each referral check connected, and how many had an agent at once, from
+    // their saves in order.
+    let mut connected_at = BTreeMap::new();
+    let mut with_agent = BTreeMap::new();
+    let mut callbacks_at_once = 0;
+    for write in &world.engine.store {
+        let StoreWrite::Callback(task) = write else {
+            continue;
+        };
+        if !tasks.contains(&task.id) {
+            continue;
+        }
+        if matches!(task.state, TaskState::Connected { .. }) {
+            connected_at.entry(task.id).or_insert(task.updated_at);
+        }
+        let busy = matches!(
+            task.state,
+            TaskState::Dialing { .. } | TaskState::Connected { .. }
+        );
+        with_agent.insert(task.id, busy);
+        callbacks_at_once = callbacks_at_once.max(with_agent.values().filter(|b| **b).count());
+    }
+    let saved = world.saved_callbacks();
+    let overdue = tasks
+        .iter()
+        .filter(|id| {
+            let latest = saved[id].window.latest;
+            latest <= peak_end && connected_at.get(id).is_none_or(|at| *at > latest)
+        })
+        .count();
+    finish(&mut world);
+    let connected = callers
+        .iter()
+        .filter(|&&caller| {
+            world
+                .order_of_caller(caller)
+                .is_some_and(|order| !order.connected.is_empty())
+        })
+        .count();
+    PeakFigures {
+        callers: callers.len(),
+        connected,
+        overdue,
+        callbacks_connected: connected_at.len(),
+        callbacks_at_once,
+    }
+}
+
+#[test]
+fn the_reserve_keeps_referral_checks_on_time_through_an_inbound_peak_at_a_cost_r9() {
+    let inbound_first = peak(None);
+    let reserved = peak(Some(CallbackReserve {
+        agents: 1,
+        within: Duration::from_secs(600),
+    }));
+    println!(
+        "inbound first: {inbound_first:?}, rate {:.3}; reserve 1 agent / 10 min: {reserved:?}, rate {:.3}",
+        inbound_first.connection_rate(),
+        reserved.connection_rate()
+    );
+    assert_eq!(
+        inbound_first.overdue, PEAK_TASKS as usize,
+        "off by default: a standing queue makes every follow-up overdue (R9)"
+    );
+    assert_eq!(inbound_first.callbacks_connected, 0);
+    assert!(
+        reserved.overdue < inbound_first.overdue / 2,
+        "the reserve keeps most referral checks on time: {reserved:?}"
+    );
+    assert_eq!(
+        reserved.callbacks_at_once, 1,
+        "never more than the reserve's one agent"
+    );
+    let two = peak(Some(CallbackReserve {
+        agents: 2,
+        within: Duration::from_secs(600),
+    }));
+    println!(
+        "reserve 2 agents / 10 min: {two:?}, rate {:.3}",
+        two.connection_rate()
+    );
+    assert!(two.callbacks_at_once <= 2, "never more than two: {two:?}");
+    assert!(two.overdue <= reserved.overdue);
+    assert!(
+        reserved.connection_rate() < inbound_first.connection_rate(),
+        "and inbound callers pay for it: {reserved:?} vs {inbound_first:?}"
+    );
 }

@@ -79,6 +79,10 @@ struct Agent {
     /// While the agent is in its queues' available sets: the sequence number their
     /// ranks were built with (a later number means available more recently).
     available_seq: Option<u64>,
+    /// Held for a due callback (the reserve, R9): available but offered no inbound
+    /// call, from the moment they finished a call until the driver either starts a
+    /// callback for them (the mark stays while it lasts) or releases them.
+    held_for_callback: bool,
 }
 
 impl Agent {
@@ -93,10 +97,17 @@ impl Agent {
             retired: false,
             memberships: Vec::new(),
             available_seq: None,
+            held_for_callback: false,
         }
     }
 
     fn can_be_offered(&self) -> bool {
+        self.can_take_outbound() && !self.held_for_callback
+    }
+
+    /// Free for a call the engine places for them (a held agent is: that is what they
+    /// are held for).
+    fn can_take_outbound(&self) -> bool {
         self.state == AgentState::Available && self.registered && !self.retired
     }
 }
@@ -209,6 +220,11 @@ pub struct Acd {
     /// input, matched at its end.
     fresh_calls: Vec<CallKey>,
     fresh_agents: Vec<AgentIdx>,
+    /// The reserve for due callbacks: at most this many agents held at a time (0: the
+    /// reserve is off, every freed agent is offered the next inbound call at once).
+    callback_hold_limit: usize,
+    /// Agents held for a callback ([`Agent::held_for_callback`]).
+    held_for_callback: BTreeSet<AgentIdx>,
 }
 
 impl Acd {
@@ -228,6 +244,8 @@ impl Acd {
             next_available_seq: 0,
             fresh_calls: Vec::new(),
             fresh_agents: Vec::new(),
+            callback_hold_limit: 0,
+            held_for_callback: BTreeSet::new(),
         };
         acd.install_queues(config.queues);
         for agent_config in config.agents {
@@ -404,7 +422,7 @@ impl Acd {
         let Some(entry) = self.agent_ref(idx) else {
             return Err(unknown_agent(agent));
         };
-        if !entry.can_be_offered() {
+        if !entry.can_take_outbound() {
             return Err(AcdError::NotAvailable {
                 agent: agent.to_owned(),
                 state: entry.state.as_str(),
@@ -551,6 +569,65 @@ impl Acd {
         }
         self.match_fresh(now);
         Ok(())
+    }
+
+    // ----- inputs: the reserve for due callbacks --------------------------------------
+
+    /// The reserve for due callbacks (R9, off with 0): from now on an agent who finishes
+    /// a call (it ends with no wrap-up, the wrap-up ends, or an outbound call ends) while
+    /// fewer than `limit` agents are held is held for a callback instead of being
+    /// offered the next waiting call: available, but out of inbound distribution. The
+    /// driver then starts a callback for them ([`Acd::outbound_started`]; they stay held
+    /// until [`Acd::outbound_ended`]) or gives them back ([`Acd::release_held`]).
+    /// Lowering the limit gives back held agents not yet on a call.
+    /// O(held · k·(log A + log C + r)).
+    pub fn set_callback_hold(&mut self, now: Instant, limit: usize) {
+        self.callback_hold_limit = limit;
+        if self.held_for_callback.len() <= limit {
+            return;
+        }
+        let idle: Vec<AgentIdx> = self
+            .held_for_callback
+            .iter()
+            .copied()
+            .filter(|&idx| self.agent_ref(idx).map(|a| a.state) == Some(AgentState::Available))
+            .collect();
+        let excess = self.held_for_callback.len() - limit;
+        for idx in idle.into_iter().take(excess) {
+            self.unhold(idx);
+        }
+        self.match_fresh(now);
+    }
+
+    /// A held agent no callback was started for is offered inbound calls again (at once
+    /// the best waiting one). Nothing happens for an agent not held, or held and already
+    /// on their callback (they are released when it ends). O(k·(log A + log C + r)).
+    pub fn release_held(&mut self, now: Instant, agent: &str) -> Result<(), AcdError> {
+        let idx = *self
+            .agent_index
+            .get(agent)
+            .ok_or_else(|| unknown_agent(agent))?;
+        if self.agent_ref(idx).map(|a| a.state) == Some(AgentState::Available) {
+            self.unhold(idx);
+            self.match_fresh(now);
+        }
+        Ok(())
+    }
+
+    /// Agents held for a callback and not yet on it: the driver owes each of them a
+    /// callback or a release. O(held).
+    pub fn held_for_callback(&self) -> Vec<String> {
+        self.held_for_callback
+            .iter()
+            .filter_map(|&idx| self.agent_ref(idx))
+            .filter(|agent| agent.state == AgentState::Available)
+            .map(|agent| agent.config.id.clone())
+            .collect()
+    }
+
+    /// Agents held for a callback, on it or not (never more than the limit). O(1).
+    pub fn held_count(&self) -> usize {
+        self.held_for_callback.len()
     }
 
     // ----- timers --------------------------------------------------------------------
@@ -947,6 +1024,7 @@ impl Acd {
         let old = std::mem::replace(&mut agent.state, state);
         agent.since = Some(now);
         let id = agent.config.id.clone();
+        self.mark_for_callback(idx, old, state);
         if let AgentState::WrapUp { until } = old {
             self.timers.remove(&(until, Timer::WrapUpEnd(idx)));
         }
@@ -955,6 +1033,39 @@ impl Acd {
         }
         self.actions
             .push_back(AcdAction::AgentStateChanged { agent: id, state });
+        self.sync_available(idx);
+    }
+
+    /// Keeps the reserve's mark in step with a change of state from `old` to `new`: an
+    /// agent finishing a call is held while the limit allows; one starting a call keeps
+    /// their mark (a held agent only starts a callback); any other change drops it.
+    fn mark_for_callback(&mut self, idx: AgentIdx, old: AgentState, new: AgentState) {
+        let finished_a_call = matches!(old, AgentState::OnCall { .. } | AgentState::WrapUp { .. })
+            && new == AgentState::Available;
+        let hold = match new {
+            AgentState::OnCall { .. } => self.held_for_callback.contains(&idx),
+            _ if finished_a_call => {
+                self.held_for_callback.remove(&idx);
+                self.held_for_callback.len() < self.callback_hold_limit
+            }
+            _ => false,
+        };
+        if hold {
+            self.held_for_callback.insert(idx);
+        } else {
+            self.held_for_callback.remove(&idx);
+        }
+        if let Some(agent) = self.agent_mut(idx) {
+            agent.held_for_callback = hold;
+        }
+    }
+
+    /// Drops the reserve's mark: the agent goes (back) into their queues' available sets.
+    fn unhold(&mut self, idx: AgentIdx) {
+        self.held_for_callback.remove(&idx);
+        if let Some(agent) = self.agent_mut(idx) {
+            agent.held_for_callback = false;
+        }
         self.sync_available(idx);
     }
 

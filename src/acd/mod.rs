@@ -39,6 +39,13 @@
 //!   offer rings cancels the offer; while on a call it takes effect when the call ends
 //!   (a pause then skips wrap-up). An agent whose phone is not registered is never
 //!   offered a call; a registration lapsing logs the agent out.
+//! - **The reserve for due callbacks** (R9's one exception, off unless the driver sets
+//!   [`Acd::set_callback_hold`]): an agent who finishes a call may be *held* instead of
+//!   being offered the next waiting call, so the callback scheduler can claim them
+//!   first. The ACD only holds and releases; whether a callback is due enough is the
+//!   scheduler's call, and the switch asks it. Holding happens at the moment the agent
+//!   is freed, inside the same input, because afterwards the agent would already ring
+//!   for a waiting call: a mark set later by the scheduler could not win that race.
 //! - **Reload** (R4) keeps every agent's state and every call. Removed agents finish the
 //!   offer or call they have, then are gone. A removed queue's calls follow that queue's
 //!   overflow target when it survives the reload (a queue in the new config, or a

@@ -158,7 +158,10 @@ fn configs() -> [AcdConfig; 4] {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Enqueue { queue: Index, priority: Index },
+    Enqueue {
+        queue: Index,
+        priority: Index,
+    },
     Abandon(Index),
     Login(Index),
     Logout(Index),
@@ -170,6 +173,10 @@ enum Op {
     End(Index),
     Advance(u64),
     Reload,
+    /// The reserve for due callbacks: hold up to this many agents as they finish a call.
+    Hold(usize),
+    /// A held agent gets no callback after all.
+    Release(Index),
 }
 
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -186,6 +193,8 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         2 => any::<Index>().prop_map(Op::End),
         3 => (0u64..45).prop_map(Op::Advance),
         1 => Just(Op::Reload),
+        1 => (0usize..3).prop_map(Op::Hold),
+        1 => any::<Index>().prop_map(Op::Release),
     ]
 }
 
@@ -230,6 +239,8 @@ struct Model {
     finished: BTreeMap<CallKey, Outcome>,
     next_key: CallKey,
     next_arrival: u64,
+    /// The reserve's limit last set.
+    hold_limit: usize,
 }
 
 impl Model {
@@ -242,6 +253,7 @@ impl Model {
             finished: BTreeMap::new(),
             next_key: 1,
             next_arrival: 0,
+            hold_limit: 0,
         }
     }
 
@@ -376,6 +388,13 @@ impl Model {
             Op::Advance(secs) => {
                 self.advance(Duration::from_secs(*secs));
                 return;
+            }
+            Op::Hold(limit) => {
+                self.hold_limit = *limit;
+                self.acd.set_callback_hold(now, *limit);
+            }
+            Op::Release(a) => {
+                let _ = self.acd.release_held(now, AGENTS[a.index(AGENTS.len())]);
             }
             Op::Reload => {
                 let configs = configs();
@@ -529,7 +548,20 @@ impl Model {
                 (None, _) => {}
             }
         }
-        // No starvation: no waiting call beside an agent who could take it now.
+        // The reserve: never more held than its limit (no outbound call here, so a held
+        // agent is always free), and a held agent has no inbound call.
+        let held = self.acd.held_for_callback();
+        assert!(
+            held.len() <= self.hold_limit,
+            "{held:?} held, limit {}",
+            self.hold_limit
+        );
+        assert_eq!(self.acd.held_count(), held.len());
+        for id in &held {
+            assert!(!self.busy(id), "held agent {id} has an inbound call");
+        }
+        // No starvation: no waiting call beside an agent who could take it now (a held
+        // agent is kept from them on purpose, until released).
         for (key, call) in &self.live {
             if call.status != Status::Waiting {
                 continue;
@@ -538,6 +570,9 @@ impl Model {
                 let Some(view) = self.acd.agent(&agent.id) else {
                     continue;
                 };
+                if held.contains(&agent.id) {
+                    continue;
+                }
                 let free =
                     view.state == AgentState::Available && view.registered && view.configured;
                 assert!(
@@ -555,6 +590,10 @@ impl Model {
     /// Every agent comes in and answers everything; time runs on. Afterwards every call
     /// has ended, except ones every eligible agent refused in a queue without overflow.
     fn drain(&mut self) {
+        self.hold_limit = 0;
+        self.acd.set_callback_hold(self.now, 0);
+        self.take_actions();
+        self.check();
         for _ in 0..40 {
             for agent in self.config.agents.clone() {
                 let _ = self.acd.set_registered(self.now, &agent.id, true);

@@ -842,3 +842,132 @@ fn stats_and_counts_for_metrics_r30() {
         }
     );
 }
+
+// ----- the reserve for due callbacks (R9's exception) ---------------------------------
+
+/// Two agents of `q` with no wrap-up, both on inbound calls 1 and 2, and call 3 waiting.
+fn both_busy_and_one_waiting(t0: Instant, limit: usize) -> Acd {
+    let mut acd = Acd::new(config(
+        vec![queue("q", Strategy::LongestIdle)],
+        vec![agent("1001", &["q"]), agent("1002", &["q"])],
+    ))
+    .unwrap();
+    ready(&mut acd, t0, "1001");
+    ready(&mut acd, t0, "1002");
+    acd.set_callback_hold(t0, limit);
+    acd.enqueue(t0, 1, "q", 0).unwrap();
+    acd.enqueue(t0, 2, "q", 0).unwrap();
+    acd.offer_answered(t0, 1, "1001").unwrap();
+    acd.offer_answered(t0, 2, "1002").unwrap();
+    acd.enqueue(t0 + secs(1), 3, "q", 0).unwrap();
+    drain(&mut acd);
+    acd
+}
+
+#[test]
+fn with_no_hold_a_freed_agent_takes_the_waiting_call_at_once() {
+    let t0 = Instant::now();
+    let mut acd = both_busy_and_one_waiting(t0, 0);
+    acd.call_ended(t0 + secs(60), 1).unwrap();
+    assert_eq!(offers(&drain(&mut acd)), vec![offer(3, "1001")]);
+    assert!(acd.held_for_callback().is_empty());
+    assert_eq!(acd.held_count(), 0);
+}
+
+#[test]
+fn a_held_agent_is_offered_no_inbound_call_until_released_r9() {
+    let t0 = Instant::now();
+    let mut acd = both_busy_and_one_waiting(t0, 1);
+    acd.call_ended(t0 + secs(60), 1).unwrap();
+    assert!(
+        offers(&drain(&mut acd)).is_empty(),
+        "held, not offered call 3"
+    );
+    assert_eq!(state(&acd, "1001"), AgentState::Available);
+    assert_eq!(acd.held_for_callback(), vec!["1001".to_owned()]);
+    let stats = &acd.queue_stats(t0 + secs(60))[0];
+    assert_eq!((stats.depth, stats.agents_available), (1, 0));
+
+    // No callback for them after all: the waiting call is offered at once.
+    acd.release_held(t0 + secs(60), "1001").unwrap();
+    assert_eq!(offers(&drain(&mut acd)), vec![offer(3, "1001")]);
+    assert!(acd.held_for_callback().is_empty());
+    assert_eq!(acd.held_count(), 0);
+}
+
+#[test]
+fn never_more_agents_held_than_the_limit() {
+    let t0 = Instant::now();
+    let mut acd = both_busy_and_one_waiting(t0, 1);
+    acd.call_ended(t0 + secs(60), 1).unwrap();
+    acd.call_ended(t0 + secs(61), 2).unwrap();
+    assert_eq!(
+        offers(&drain(&mut acd)),
+        vec![offer(3, "1002")],
+        "the second agent freed finds the reserve full"
+    );
+    assert_eq!(acd.held_for_callback(), vec!["1001".to_owned()]);
+    assert_eq!(acd.held_count(), 1);
+}
+
+#[test]
+fn a_held_agent_keeps_the_mark_on_the_callback_and_is_freed_by_its_end() {
+    let t0 = Instant::now();
+    let mut acd = both_busy_and_one_waiting(t0, 1);
+    acd.call_ended(t0 + secs(60), 1).unwrap();
+    drain(&mut acd);
+    acd.outbound_started(t0 + secs(60), "1001", 900).unwrap();
+    assert_eq!(state(&acd, "1001"), AgentState::OnCall { call: 900 });
+    assert!(acd.held_for_callback().is_empty(), "no release owed");
+    assert_eq!(acd.held_count(), 1, "the callback keeps its reserve slot");
+    acd.call_ended(t0 + secs(70), 2).unwrap();
+    assert_eq!(
+        offers(&drain(&mut acd)),
+        vec![offer(3, "1002")],
+        "the slot is taken: the next agent freed goes to inbound"
+    );
+
+    // The callback ends with the reserve now off: 1001 is offered inbound calls again.
+    acd.set_callback_hold(t0 + secs(80), 0);
+    acd.enqueue(t0 + secs(90), 4, "q", 0).unwrap();
+    acd.outbound_ended(t0 + secs(200), "1001", 900).unwrap();
+    assert_eq!(offers(&drain(&mut acd)), vec![offer(4, "1001")]);
+    assert_eq!(acd.held_count(), 0);
+}
+
+#[test]
+fn the_end_of_wrap_up_holds_and_lowering_the_limit_releases() {
+    let t0 = Instant::now();
+    let mut q = queue("q", Strategy::LongestIdle);
+    q.wrap_up = secs(30);
+    let mut acd = Acd::new(config(vec![q], vec![agent("1001", &["q"])])).unwrap();
+    ready(&mut acd, t0, "1001");
+    acd.set_callback_hold(t0, 2);
+    acd.enqueue(t0, 1, "q", 0).unwrap();
+    acd.offer_answered(t0, 1, "1001").unwrap();
+    acd.enqueue(t0 + secs(5), 2, "q", 0).unwrap();
+    drain(&mut acd);
+    acd.call_ended(t0 + secs(60), 1).unwrap();
+    assert!(acd.held_for_callback().is_empty(), "wrap-up first");
+    acd.handle_timeout(t0 + secs(90));
+    assert!(offers(&drain(&mut acd)).is_empty());
+    assert_eq!(acd.held_for_callback(), vec!["1001".to_owned()]);
+    acd.set_callback_hold(t0 + secs(91), 0);
+    assert_eq!(offers(&drain(&mut acd)), vec![offer(2, "1001")]);
+}
+
+#[test]
+fn a_held_agent_who_pauses_loses_the_mark_and_an_agent_logging_in_is_not_held() {
+    let t0 = Instant::now();
+    let mut acd = both_busy_and_one_waiting(t0, 2);
+    acd.call_ended(t0 + secs(60), 1).unwrap();
+    acd.pause(t0 + secs(61), "1001", PauseReason::Break)
+        .unwrap();
+    assert_eq!(acd.held_count(), 0);
+    acd.resume(t0 + secs(62), "1001").unwrap();
+    assert_eq!(
+        offers(&drain(&mut acd)),
+        vec![offer(3, "1001")],
+        "only finishing a call holds an agent"
+    );
+}

@@ -572,6 +572,26 @@ impl Scheduler {
         Some(self.start_dial(now, id, agent.to_owned(), true))
     }
 
+    /// How many agents the ACD should hold for the reserve as they finish a call
+    /// ([`crate::acd::Acd::set_callback_hold`]): the reserve's size while a pending task
+    /// could be claimed now (due, and within `reserve.within` of its latest time or
+    /// overdue), else 0, so that with nothing to claim no agent is kept from inbound
+    /// calls even for a moment. A held agent is then offered to
+    /// [`Scheduler::claim_freed_agent`], which may still decline (a task for another
+    /// queue, the owner's grace); the driver then releases them.
+    pub fn reserve_wanted(&self, now: DateTime<Utc>) -> usize {
+        let Some(reserve) = self.settings.reserve else {
+            return 0;
+        };
+        let within = to_chrono(reserve.within);
+        let claimable = self.tasks.values().any(|task| {
+            task.is_due(now)
+                && !self.clearing.contains_key(&task.id)
+                && now + within >= task.window.latest
+        });
+        if claimable { reserve.agents } else { 0 }
+    }
+
     /// The next output for the driver.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()

@@ -604,6 +604,48 @@ fn the_reserve_takes_a_freed_agent_for_an_urgent_callback_only() {
 }
 
 #[test]
+fn the_reserve_is_wanted_only_while_a_task_is_within_its_reach() {
+    let s = scheduler();
+    assert_eq!(s.reserve_wanted(t0()), 0, "off by default");
+
+    let mut s = Scheduler::new(CallbacksConfig {
+        reserve: Some(CallbackReserve {
+            agents: 2,
+            within: std::time::Duration::from_secs(300),
+        }),
+        ..CallbacksConfig::default()
+    });
+    assert_eq!(s.reserve_wanted(t0()), 0, "no task");
+    let task = s
+        .create(t0(), new_task(Reason::Complaint, Some("a1")))
+        .unwrap();
+    assert_eq!(
+        s.reserve_wanted(t0()),
+        0,
+        "10 min left: not within 5 min yet"
+    );
+    assert_eq!(s.poll_timeout(), Some(t0() + mins(5)), "when it will be");
+    assert_eq!(s.reserve_wanted(t0() + mins(5)), 2);
+    assert_eq!(
+        s.reserve_wanted(t0() + mins(30)),
+        2,
+        "overdue: still wanted"
+    );
+    let peak = pool_with(&[], &["general"]);
+    s.claim_freed_agent(t0() + mins(6), "a1", &peak)
+        .expect("claimed");
+    assert_eq!(
+        s.reserve_wanted(t0() + mins(6)),
+        0,
+        "nothing left to claim: nobody is kept from inbound calls"
+    );
+    s.dial_result(t0() + mins(7), task, DialOutcome::NoAnswer)
+        .unwrap();
+    assert_eq!(s.reserve_wanted(t0() + mins(7)), 0, "backing off");
+    assert_eq!(s.reserve_wanted(t0() + mins(9)), 2, "due again");
+}
+
+#[test]
 fn numbers_are_validated_and_never_print_in_full_r12() {
     let n = number(" +86 (138) 1234-5678 ");
     assert_eq!(n.dial_string(), "+8613812345678");

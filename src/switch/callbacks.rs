@@ -5,6 +5,14 @@
 //! - After every step ([`Switch::settle`]) the scheduler sees an [`AgentPool`] taken from
 //!   the ACD: it preempts a ringing attempt whose agent now has an inbound call waiting,
 //!   and hands due tasks to free agents with none waiting.
+//! - **The reserve** (off by default, R9's one exception): while the scheduler has a
+//!   task it could claim through the reserve ([`Scheduler::reserve_wanted`]), the ACD
+//!   holds up to that many agents as they finish a call instead of offering them the
+//!   next waiting call ([`crate::acd::Acd::set_callback_hold`]). Each held agent is
+//!   offered to [`Scheduler::claim_freed_agent`] in the same step: claimed, they dial the
+//!   callback (and stay held until it ends); not, they are released to the queues at
+//!   once. The hold must be in the ACD because it frees and matches an agent in one
+//!   input; the choice of task stays in the scheduler.
 //! - Its dial orders become outbound calls (`outbound`): the agent's phone first, with
 //!   the work order in [`WORK_ORDER_HEADER`] and the reason in the display name, then
 //!   the citizen through the configured trunk. How each attempt ended goes back to the
@@ -70,6 +78,9 @@ pub(super) struct CallbackDesk {
     last_pool: Option<AgentPool>,
     /// A task changed since the scheduler last looked at the agents.
     changed: bool,
+    /// The scheduler's last [`Scheduler::reserve_wanted`]: it changes only with the
+    /// tasks or the clock, so it is not asked again on every SIP message.
+    reserve_wanted: Option<usize>,
     /// When the scheduler (or an agent's pause after a refused call) next changes by
     /// the clock alone.
     next_at: Option<Instant>,
@@ -104,6 +115,7 @@ impl Switch {
             refused: BTreeMap::new(),
             last_pool: None,
             changed: true,
+            reserve_wanted: None,
             next_at: None,
         }));
         self.settle(now);
@@ -149,6 +161,7 @@ impl Switch {
         self.observe_store(now);
         let wall = self.wall(now);
         let can_dial = self.accepting && self.calls.len() < self.settings.max_concurrent;
+        let claimed = self.callbacks_reserve(now, can_dial);
         let Some(desk) = self.callbacks.as_mut() else {
             return false;
         };
@@ -167,7 +180,7 @@ impl Switch {
             }
         }
         desk.changed = false;
-        let moved = self.carry_out_callbacks(now);
+        let moved = self.carry_out_callbacks(now) || claimed;
         let next = match self.callbacks.as_ref() {
             Some(desk) if touched || desk.changed => Some(
                 desk.scheduler
@@ -181,6 +194,56 @@ impl Switch {
         };
         if let (Some(next), Some(desk)) = (next, self.callbacks.as_mut()) {
             desk.next_at = next;
+        }
+        moved
+    }
+
+    /// The reserve: tells the ACD how many agents to hold as they finish a call, and
+    /// settles every agent it holds: a callback claimed for them is dialled, otherwise
+    /// they go back to the queues. True if an agent moved.
+    fn callbacks_reserve(&mut self, now: Instant, can_dial: bool) -> bool {
+        let wall = self.wall(now);
+        let Some(desk) = self.callbacks.as_mut() else {
+            return false;
+        };
+        let dialing_on = desk.scheduler.settings().trunk.is_some();
+        let due = desk.next_at.is_some_and(|at| at <= now);
+        let reserve_wanted = match desk.reserve_wanted {
+            Some(wanted) if !desk.changed && !due => wanted,
+            _ => desk.scheduler.reserve_wanted(wall),
+        };
+        desk.reserve_wanted = Some(reserve_wanted);
+        let wanted = if dialing_on && can_dial {
+            reserve_wanted
+        } else {
+            0
+        };
+        let held_before = self.acd.held_count();
+        self.acd.set_callback_hold(now, wanted);
+        let mut moved = self.acd.held_count() != held_before;
+        for agent in self.acd.held_for_callback() {
+            moved = true;
+            let Some(desk) = self.callbacks.as_mut() else {
+                return moved;
+            };
+            let claim = if desk.refused.get(&agent).is_some_and(|until| *until > now) {
+                None
+            } else {
+                let pool = callback_pool(&self.acd, now, can_dial, &desk.refused);
+                desk.scheduler.claim_freed_agent(wall, &agent, &pool)
+            };
+            match claim {
+                Some(order) => {
+                    desk.changed = true;
+                    info!(task = %order.task, agent, "callback through the reserve: the agent is kept from inbound calls for it");
+                    self.callback_dial(now, order);
+                }
+                None => {
+                    if let Err(e) = self.acd.release_held(now, &agent) {
+                        tracing::debug!(error = %e, "release refused by the ACD");
+                    }
+                }
+            }
         }
         moved
     }
@@ -267,6 +330,9 @@ impl Switch {
             }
             Err(e) => {
                 warn!(task = %order.task, agent = order.agent, error = %e, "callback not placed");
+                if let Err(e) = self.acd.release_held(now, &order.agent) {
+                    tracing::debug!(error = %e, "release refused by the ACD");
+                }
                 desk.refused
                     .insert(order.agent.clone(), now + REFUSED_AGENT_PAUSE);
                 if let Err(e) = desk.scheduler.agent_leg_failed(wall, order.task) {
