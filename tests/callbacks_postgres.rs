@@ -140,3 +140,40 @@ async fn no_server_is_a_clear_error() {
         Ok(_) => panic!("connected to a port nothing listens on"),
     }
 }
+
+/// The callback store reaches PostgreSQL the way the work-order store does: with the
+/// password `store.password_env` gives and TLS (R31). The test server trusts local
+/// connections, so the password is accepted unseen; the link must be encrypted, which
+/// needs the server's `ssl = on` (Debian's default, with its snakeoil certificate).
+#[tokio::test]
+async fn the_store_connects_with_a_password_over_tls() {
+    use hotline::workorder::postgres::{PostgresSettings, TlsMode};
+    let db = TestDatabase::create("tls").await;
+    let settings = PostgresSettings {
+        url: db.conninfo(),
+        password: Some("unused-under-trust".into()),
+        tls: TlsMode::Require,
+    };
+    let store = PostgresCallbackStore::connect_with(&settings)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("connect over TLS ({e}); the server on 127.0.0.1:5432 needs ssl = on")
+        });
+    conformance::a_task_round_trips_every_field(&store).await;
+    let (client, connection) = tokio_postgres::connect(&db.conninfo(), NoTls)
+        .await
+        .expect("connect to look");
+    let connection = tokio::spawn(connection);
+    let encrypted: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND datname = current_database()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert_eq!(encrypted, 1, "the callback store's connection is encrypted");
+    drop(client);
+    let _ = connection.await;
+}

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 use super::store::{
     COLUMNS, CallbackStore, CallbackStoreError, ListFilter, ListQuery, OPEN_STATES,
@@ -16,6 +16,7 @@ use super::store::{
 };
 use super::{CallbackTask, PhoneNumber, Reason, TaskId, Window};
 use crate::workorder::WorkOrderId;
+use crate::workorder::postgres::{PostgresSettings, TlsMode};
 
 /// The callback tables' schema version, kept in `callback_schema`.
 const SCHEMA_VERSION: i64 = 1;
@@ -59,16 +60,23 @@ pub struct PostgresCallbackStore {
 
 impl PostgresCallbackStore {
     /// Connects with a libpq-style `conninfo` (`host=127.0.0.1 user=hotline
-    /// dbname=hotline`) and brings the callback tables to the current schema.
+    /// dbname=hotline`), no password and no TLS, and brings the callback tables to the
+    /// current schema.
     pub async fn connect(conninfo: &str) -> Result<Self, CallbackStoreError> {
-        let (mut client, connection) = tokio_postgres::connect(conninfo, NoTls)
+        PostgresCallbackStore::connect_with(&PostgresSettings {
+            url: conninfo.to_owned(),
+            password: None,
+            tls: TlsMode::Disable,
+        })
+        .await
+    }
+
+    /// Connects the way the work-order store does (the same URL, password and TLS:
+    /// the tables live in the same database) and migrates.
+    pub async fn connect_with(settings: &PostgresSettings) -> Result<Self, CallbackStoreError> {
+        let (mut client, connection) = crate::workorder::postgres::connect_async(settings)
             .await
             .map_err(|e| CallbackStoreError::Connect(Box::new(e)))?;
-        let connection = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "callback store: PostgreSQL connection lost");
-            }
-        });
         migrate(&mut client).await?;
         Ok(PostgresCallbackStore { client, connection })
     }

@@ -6,34 +6,29 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::callbacks::postgres::PostgresCallbackStore;
 use crate::callbacks::sqlite::SqliteCallbackStore;
 use crate::callbacks::{CallbackStore, CallbackStoreError};
-use crate::config::{Config, StoreBackend, StoreTls};
+use crate::config::{Config, StoreBackend};
 use crate::switch::Switch;
 
-/// Opens the callback store the `[store]` section names. `None` (callbacks off, with a
-/// warning) for a PostgreSQL store reached with a password or TLS, which the callback
-/// store does not speak yet.
-pub async fn open_store(
-    config: &Config,
-) -> Result<Option<Arc<dyn CallbackStore>>, CallbackStoreError> {
+/// Opens the callback store the `[store]` section names, beside the work orders: the
+/// same SQLite directory, or the same PostgreSQL database reached the same way (URL,
+/// password from `store.password_env`, TLS).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn CallbackStore>, CallbackStoreError> {
     match &config.store.backend {
-        StoreBackend::Sqlite { data_dir } => {
-            Ok(Some(Arc::new(SqliteCallbackStore::open(data_dir)?)))
-        }
+        StoreBackend::Sqlite { data_dir } => Ok(Arc::new(SqliteCallbackStore::open(data_dir)?)),
         StoreBackend::Postgres {
             url,
-            password_env: None,
-            tls: StoreTls::Disable,
-        } => Ok(Some(Arc::new(PostgresCallbackStore::connect(url).await?))),
-        StoreBackend::Postgres { .. } => {
-            warn!(
-                "callbacks are off: their PostgreSQL store needs a server without password or TLS"
-            );
-            Ok(None)
+            password_env,
+            tls,
+        } => {
+            let settings =
+                crate::workorder::postgres_settings(url, password_env.as_deref(), tls)
+                    .map_err(|e| CallbackStoreError::Connect(Box::new(e)))?;
+            Ok(Arc::new(PostgresCallbackStore::connect_with(&settings).await?))
         }
     }
 }

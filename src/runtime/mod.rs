@@ -201,9 +201,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         &history,
     )?;
     let callback_store = callbacks::open_store(&config).await?;
-    if let Some(callback_store) = &callback_store {
-        callbacks::restore(&mut switch, callback_store.as_ref(), &config).await?;
-    }
+    callbacks::restore(&mut switch, callback_store.as_ref(), &config).await?;
 
     match limits::apply(&config)? {
         limits::FdOutcome::ShortWarned(message) => warn!("{message}"),
@@ -325,7 +323,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         rand::random(),
     );
     let (store_writer, store_task) =
-        StoreWriter::start_with_callbacks(store, Some(sampler), callback_store);
+        StoreWriter::start_with_callbacks(store, Some(sampler), Some(callback_store));
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let media = MediaRuntime::new(
         RtpPorts::new(config.media.rtp_ip, config.media.rtp_ports),

@@ -44,6 +44,6 @@ pub use model::{
     EventKind, FollowUpKind, HangupSide, InvalidWorkOrderId, ParseEnumError, RatingTarget,
     RejectReason, Satisfaction, Status, WorkOrder, WorkOrderId,
 };
-pub use open::{open_configured, open_shared};
+pub use open::{open_configured, open_shared, postgres_settings};
 pub use sql::{STORE_UP_METRIC, SqlStore};
 pub use store::{ErrorSource, StoreError, WorkOrderStore, message_source};

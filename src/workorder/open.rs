@@ -17,29 +17,37 @@ pub fn open_configured(config: &StoreConfig) -> Result<SqlStore, StoreError> {
             url,
             password_env,
             tls,
-        } => {
-            let password = match password_env {
-                None => None,
-                Some(name) => Some(std::env::var(name).map_err(|_| StoreError::Open {
-                    location: url.clone(),
-                    source: message_source(format!(
-                        "the environment variable {name} (store.password_env) is not set"
-                    )),
-                })?),
-            };
-            SqlStore::connect(&PostgresSettings {
-                url: url.clone(),
-                password,
-                tls: match tls {
-                    StoreTls::Disable => TlsMode::Disable,
-                    StoreTls::Require => TlsMode::Require,
-                    StoreTls::VerifyFull { ca_file } => TlsMode::VerifyFull {
-                        ca_file: ca_file.clone(),
-                    },
-                },
-            })
-        }
+        } => SqlStore::connect(&postgres_settings(url, password_env.as_deref(), tls)?),
     }
+}
+
+/// The PostgreSQL settings `[store]` names, the password read from its environment
+/// variable: for the work-order store and the callback store beside it.
+pub fn postgres_settings(
+    url: &str,
+    password_env: Option<&str>,
+    tls: &StoreTls,
+) -> Result<PostgresSettings, StoreError> {
+    let password = match password_env {
+        None => None,
+        Some(name) => Some(std::env::var(name).map_err(|_| StoreError::Open {
+            location: url.to_owned(),
+            source: message_source(format!(
+                "the environment variable {name} (store.password_env) is not set"
+            )),
+        })?),
+    };
+    Ok(PostgresSettings {
+        url: url.to_owned(),
+        password,
+        tls: match tls {
+            StoreTls::Disable => TlsMode::Disable,
+            StoreTls::Require => TlsMode::Require,
+            StoreTls::VerifyFull { ca_file } => TlsMode::VerifyFull {
+                ca_file: ca_file.clone(),
+            },
+        },
+    })
 }
 
 /// [`open_configured`], shared as the trait object the engine holds.

@@ -237,7 +237,7 @@ impl SqlStore {
     /// start-up. The connection is made on the worker thread, so this may be called
     /// from inside a tokio runtime.
     pub fn connect(settings: &PostgresSettings) -> Result<Self, StoreError> {
-        let config = client_config(settings)?;
+        let config = postgres::Config::from(client_config(settings)?);
         let location = describe(&config);
         let tls = settings.tls.clone();
         let open_location = location.clone();
@@ -275,12 +275,45 @@ fn open_failure(location: &str, e: DbError) -> StoreError {
     }
 }
 
-fn client_config(settings: &PostgresSettings) -> Result<postgres::Config, StoreError> {
-    let mut config: postgres::Config =
+/// An asynchronous client (tokio-postgres) with the store's own settings: the password,
+/// TLS as configured, the timeouts. For the callback store, which lives beside the work
+/// orders in the same database. Its connection runs on a task the caller owns.
+pub async fn connect_async(
+    settings: &PostgresSettings,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), StoreError> {
+    let config = client_config(settings)?;
+    let location = describe(&postgres::Config::from(config.clone()));
+    let failed = |e: tokio_postgres::Error| StoreError::Open {
+        location: location.clone(),
+        source: Arc::new(e),
+    };
+    let tls = Connector::new(&settings.tls).map_err(|source| StoreError::Open {
+        location: location.clone(),
+        source,
+    })?;
+    let report = |e: tokio_postgres::Error| {
+        tracing::warn!(error = %e, "PostgreSQL connection lost");
+    };
+    match tls {
+        Connector::Plain => {
+            let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
+            let task = tokio::spawn(async move { connection.await.unwrap_or_else(report) });
+            Ok((client, task))
+        }
+        Connector::Tls(tls) => {
+            let (client, connection) = config.connect(tls).await.map_err(failed)?;
+            let task = tokio::spawn(async move { connection.await.unwrap_or_else(report) });
+            Ok((client, task))
+        }
+    }
+}
+
+fn client_config(settings: &PostgresSettings) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config =
         settings
             .url
             .parse()
-            .map_err(|e: postgres::Error| StoreError::Open {
+            .map_err(|e: tokio_postgres::Error| StoreError::Open {
                 location: "PostgreSQL URL".into(),
                 source: Arc::new(e),
             })?;
@@ -288,8 +321,8 @@ fn client_config(settings: &PostgresSettings) -> Result<postgres::Config, StoreE
         config.password(password);
     }
     config.ssl_mode(match settings.tls {
-        TlsMode::Disable => postgres::config::SslMode::Disable,
-        TlsMode::Require | TlsMode::VerifyFull { .. } => postgres::config::SslMode::Require,
+        TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
+        TlsMode::Require | TlsMode::VerifyFull { .. } => tokio_postgres::config::SslMode::Require,
     });
     config.application_name("hotline");
     config.options(&format!("-c lock_timeout={LOCK_TIMEOUT_MS}"));
