@@ -25,10 +25,11 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn CallbackStore>, Callb
             password_env,
             tls,
         } => {
-            let settings =
-                crate::workorder::postgres_settings(url, password_env.as_deref(), tls)
-                    .map_err(|e| CallbackStoreError::Connect(Box::new(e)))?;
-            Ok(Arc::new(PostgresCallbackStore::connect_with(&settings).await?))
+            let settings = crate::workorder::postgres_settings(url, password_env.as_deref(), tls)
+                .map_err(|e| CallbackStoreError::Connect(Box::new(e)))?;
+            Ok(Arc::new(
+                PostgresCallbackStore::connect_with(&settings).await?,
+            ))
         }
     }
 }

@@ -237,8 +237,9 @@ impl SqlStore {
     /// start-up. The connection is made on the worker thread, so this may be called
     /// from inside a tokio runtime.
     pub fn connect(settings: &PostgresSettings) -> Result<Self, StoreError> {
-        let config = postgres::Config::from(client_config(settings)?);
+        let config = client_config(settings)?;
         let location = describe(&config);
+        let config = postgres::Config::from(config);
         let tls = settings.tls.clone();
         let open_location = location.clone();
         SqlStore::start_with(
@@ -282,7 +283,7 @@ pub async fn connect_async(
     settings: &PostgresSettings,
 ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), StoreError> {
     let config = client_config(settings)?;
-    let location = describe(&postgres::Config::from(config.clone()));
+    let location = describe(&config);
     let failed = |e: tokio_postgres::Error| StoreError::Open {
         location: location.clone(),
         source: Arc::new(e),
@@ -325,7 +326,7 @@ fn client_config(settings: &PostgresSettings) -> Result<tokio_postgres::Config, 
         TlsMode::Require | TlsMode::VerifyFull { .. } => tokio_postgres::config::SslMode::Require,
     });
     config.application_name("hotline");
-    config.options(&format!("-c lock_timeout={LOCK_TIMEOUT_MS}"));
+    config.options(format!("-c lock_timeout={LOCK_TIMEOUT_MS}"));
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(10));
     #[cfg(target_os = "linux")]
@@ -334,11 +335,11 @@ fn client_config(settings: &PostgresSettings) -> Result<tokio_postgres::Config, 
 }
 
 /// `host:port/database` for messages: never the password.
-fn describe(config: &postgres::Config) -> String {
+fn describe(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         #[cfg(unix)]
-        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
         None => "localhost".into(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
