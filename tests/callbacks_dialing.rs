@@ -16,13 +16,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    API_TOKEN, Engine, EngineOptions, Sipp, agent_phone, free_even_port, free_port,
+    Engine, EngineOptions, Sipp, agent_phone, free_even_port, free_port, http_json,
     wait_for_metric, work_orders,
 };
 use hotline::callbacks::sqlite::SqliteCallbackStore;
@@ -30,27 +28,6 @@ use hotline::callbacks::{CallbackStore, CallbackTask, DialOutcome, TaskId, TaskS
 use hotline::workorder::{CallOutcome, Direction, WorkOrder, WorkOrderId, WorkOrderStore};
 
 const CITIZEN: &str = "13900002222";
-
-/// An HTTP/1.0 request with a JSON body and the test token: (status, body).
-fn http_json(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("API answers");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {API_TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
-}
 
 /// A working directory whose store already holds the work order callbacks belong to
 /// (a call taken earlier, ended).

@@ -13,10 +13,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{
-    Engine, EngineOptions, MANIFEST_DIR, Sipp, agent_phone, wait_for_metric, work_orders,
+    Engine, EngineOptions, MANIFEST_DIR, Sipp, agent_phone, http_json, wait_for_metric, work_orders,
 };
 use hotline::media::g711::{self, Codec};
 use hotline::workorder::{
@@ -1091,4 +1091,48 @@ fn a_sip_info_key_chooses_the_menu_entry_r1() {
         engine.metric("hotline_calls_queued_total", "queue=\"general\""),
         1.0
     );
+}
+
+/// R27 and seed §6.5.3: an agent hands the caller they are talking to to the nuisance
+/// script through the API. The engine takes the caller back (BYE to the agent's phone),
+/// plays the warning and hangs up; the work order says `nuisance`, taken by the agent,
+/// ended by the hotline. With no call any more, the same request is a JSON 404.
+#[test]
+fn an_agent_hands_a_caller_to_the_nuisance_script_through_the_api_r27() {
+    let engine = engine_on_shipped_plan();
+    let _phone = agent_phone(
+        &engine,
+        "1001",
+        "agent_answer.xml",
+        Duration::from_secs(120),
+    );
+    engine.log_in_when_registered(&["1001"]);
+    let caller = Sipp::new("caller_keys_until_bye.xml", engine.sip)
+        .with_file("keys.pcap", &line_with_keys(90.0, &[(1.0, '1')]))
+        .args(["-m", "1"])
+        .spawn(Duration::from_secs(150));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !work_orders(&engine)
+        .iter()
+        .any(|o| o.agent.as_deref() == Some("1001"))
+    {
+        assert!(Instant::now() < deadline, "the agent never took the call");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let request = r#"{"script": "nuisance", "agent": "1001"}"#;
+    let (status, body) = http_json(engine.http, "POST", "/calls/script", request);
+    assert_eq!(status, 200, "{body}");
+    // The caller's scenario ends only with the engine's BYE, after the warning.
+    caller.wait().assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 1, "{orders:#?}");
+    let order = &orders[0];
+    assert_eq!(order.category, Some(Category::Nuisance), "{order:?}");
+    assert_eq!(order.agent.as_deref(), Some("1001"), "R7: {order:?}");
+    assert_eq!(order.hangup_side, Some(HangupSide::Hotline), "{order:?}");
+
+    let (status, body) = http_json(engine.http, "POST", "/calls/script", request);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("not connected to a caller"), "{body}");
 }
