@@ -169,6 +169,28 @@ fn the_production_config_is_valid_and_listens_on_every_address() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The PostgreSQL store the comments describe for production is a valid config too.
+    let on_postgres = config.replace(
+        "kind = \"sqlite\"\ndata_dir = \"/var/lib/hotline/data\"",
+        "kind = \"postgres\"\nurl = \"postgres://hotline@db.example.gov.cn:5432/hotline\"\n\
+         password_env = \"HOTLINE_PG_PASSWORD\"\ntls = \"verify-full\"",
+    );
+    assert_ne!(
+        on_postgres, config,
+        "the production config names its SQLite lines"
+    );
+    std::fs::write(&path, &on_postgres).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The packaged dialplan (`/etc/hotline/dialplan.toml`, from dialplans/8890.toml)
     // fits the packaged agents file and prompts.
     assert!(config.contains("dialplan = \"/etc/hotline/dialplan.toml\""));
