@@ -290,16 +290,7 @@ fn sigterm_refuses_new_calls_then_hangs_up_and_exits_cleanly() {
     peer.send(invite.as_bytes());
     let ok = peer.expect_status(200, Duration::from_secs(5));
     let tag = common::to_tag(&ok);
-    let local = peer.local();
-    peer.send(
-        format!(
-            "ACK sip:8890@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ack-up\r\n\
-             From: <sip:13844440000@127.0.0.1>;tag=raw-up-at-shutdown\r\nTo: <sip:8890@127.0.0.1>;tag={tag}\r\n\
-             Call-ID: up-at-shutdown\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            engine.sip
-        )
-        .as_bytes(),
-    );
+    common::ack(&peer, "up-at-shutdown", "13844440000", &tag);
     let recordings_dir_before = engine.recordings();
     assert_eq!(recordings_dir_before.len(), 1);
 
@@ -381,16 +372,7 @@ fn shutdown_does_not_wait_for_a_peer_that_never_answers_the_bye() {
     peer.send(invite.as_bytes());
     let ok = peer.expect_status(200, Duration::from_secs(5));
     let tag = common::to_tag(&ok);
-    let local = peer.local();
-    peer.send(
-        format!(
-            "ACK sip:8890@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ack-deaf\r\n\
-             From: <sip:13844449999@127.0.0.1>;tag=raw-deaf-at-shutdown\r\nTo: <sip:8890@127.0.0.1>;tag={tag}\r\n\
-             Call-ID: deaf-at-shutdown\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            engine.sip
-        )
-        .as_bytes(),
-    );
+    common::ack(&peer, "deaf-at-shutdown", "13844449999", &tag);
     std::thread::sleep(Duration::from_millis(300));
     let pid = engine.pid();
     std::process::Command::new("kill")
@@ -443,16 +425,7 @@ fn a_caller_whose_rtp_stops_is_hung_up_and_the_work_order_says_rtp_timeout() {
     peer.send(invite.as_bytes());
     let ok = peer.expect_status(200, Duration::from_secs(5));
     let tag = common::to_tag(&ok);
-    let local = peer.local();
-    peer.send(
-        format!(
-            "ACK sip:8890@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ack-vanished\r\n\
-             From: <sip:13844448888@127.0.0.1>;tag=raw-vanished\r\nTo: <sip:8890@127.0.0.1>;tag={tag}\r\n\
-             Call-ID: vanished\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            engine.sip
-        )
-        .as_bytes(),
-    );
+    common::ack(&peer, "vanished", "13844448888", &tag);
     // The peer sends no RTP at all; the engine ends the call with a BYE.
     let deadline = Instant::now() + Duration::from_secs(30);
     let bye = loop {

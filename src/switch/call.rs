@@ -769,7 +769,11 @@ mod tests {
 
     /// A call bridged to agent 1001.
     fn connected() -> (CallCore, Instant) {
-        let (mut core, now) = queued();
+        answered_by_1001(queued())
+    }
+
+    /// A queued call offered to agent 1001, who answers.
+    fn answered_by_1001((mut core, now): (CallCore, Instant)) -> (CallCore, Instant) {
         core.handle_input(
             now,
             CallInput::AgentOffered {
@@ -1394,6 +1398,13 @@ prompts = ["out-of-scope.wav"]
         (core, now)
     }
 
+    /// A menu call that chose consultation (key 1) and was answered by agent 1001.
+    fn consultation_with_1001() -> (CallCore, Instant) {
+        let (mut core, now) = menu_call();
+        core.handle_input(now, CallInput::Digit('1'));
+        answered_by_1001((core, now))
+    }
+
     fn category(category: crate::workorder::Category) -> CallAction {
         CallAction::WorkOrder(WorkOrderWrite::Category(category))
     }
@@ -1422,21 +1433,7 @@ prompts = ["out-of-scope.wav"]
 
     #[test]
     fn the_survey_after_the_agent_leaves_stores_the_rating_r8_r24() {
-        let (mut core, now) = menu_call();
-        core.handle_input(now, CallInput::Digit('1'));
-        core.handle_input(
-            now,
-            CallInput::AgentOffered {
-                agent: agent("1001"),
-            },
-        );
-        core.handle_input(
-            now,
-            CallInput::AgentAnswered {
-                agent: agent("1001"),
-            },
-        );
-        drain(&mut core);
+        let (mut core, now) = consultation_with_1001();
         // Keys pressed while talking to the agent are not the dialplan's.
         core.handle_input(now, CallInput::Digit('4'));
         assert!(drain(&mut core).is_empty());
@@ -1477,21 +1474,7 @@ prompts = ["out-of-scope.wav"]
 
     #[test]
     fn an_agent_hands_a_silent_caller_to_the_no_answer_script_r27() {
-        let (mut core, mut now) = menu_call();
-        core.handle_input(now, CallInput::Digit('1'));
-        core.handle_input(
-            now,
-            CallInput::AgentOffered {
-                agent: agent("1001"),
-            },
-        );
-        core.handle_input(
-            now,
-            CallInput::AgentAnswered {
-                agent: agent("1001"),
-            },
-        );
-        drain(&mut core);
+        let (mut core, mut now) = consultation_with_1001();
         core.start_script(now, AgentScript::NoAnswer)
             .expect("script starts");
         assert_eq!(

@@ -610,6 +610,16 @@ impl Switch {
         }
     }
 
+    /// The caller's number as the customer leg's INVITE shows it, masked (R12): what
+    /// agents' phones, transfer destinations and the wallboard see.
+    fn masked_caller(&self, customer: LegId) -> String {
+        self.legs
+            .get(&customer)
+            .and_then(|l| l.caller_number())
+            .map(|n| mask_number(&n))
+            .unwrap_or_default()
+    }
+
     /// The prompt library of the dialplan version the call started on.
     fn call_prompts(&self, call: CallKey) -> Arc<PromptLibrary> {
         match self.calls.get(&call).map(|c| &c.kind) {
@@ -631,12 +641,7 @@ impl Switch {
             _ => None,
         };
         if let Some(kind) = live {
-            let caller = self
-                .legs
-                .get(&customer)
-                .and_then(|l| l.caller_number())
-                .map(|n| mask_number(&n))
-                .unwrap_or_default();
+            let caller = self.masked_caller(customer);
             let at = self.wall(now);
             self.record_live(super::LiveFact {
                 at,
@@ -675,13 +680,10 @@ impl Switch {
             );
             return self.inbound_input(now, call, CallInput::TransferFailed);
         };
-        let display = self
-            .inbound(call)
-            .map(|c| c.customer)
-            .and_then(|customer| self.legs.get(&customer))
-            .and_then(|l| l.caller_number())
-            .map(|n| mask_number(&n))
-            .unwrap_or_default();
+        let Some(customer) = self.inbound(call).map(|c| c.customer) else {
+            return;
+        };
+        let display = self.masked_caller(customer);
         let leg = self.open_uac_leg(call, LegRole::Transfer, target, display);
         if let Some(c) = self.calls.get_mut(&call) {
             c.legs.push(leg);
@@ -712,12 +714,7 @@ impl Switch {
             }
         };
         let customer = inbound.customer;
-        let display = self
-            .legs
-            .get(&customer)
-            .and_then(|l| l.caller_number())
-            .map(|n| mask_number(&n))
-            .unwrap_or_default();
+        let display = self.masked_caller(customer);
         let leg = self.open_uac_leg(call, LegRole::Agent(agent.clone()), target, display);
         if let Some(c) = self.calls.get_mut(&call) {
             c.legs.push(leg);

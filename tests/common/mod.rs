@@ -788,22 +788,37 @@ pub fn to_tag(response: &str) -> String {
 
 /// ACK and BYE for a call answered by the engine.
 pub fn ack_and_bye(peer: &RawUdpPeer, call_id: &str, caller: &str, tag: &str) {
+    ack(peer, call_id, caller, tag);
+    peer.send(in_dialog(peer, "BYE", 2, call_id, caller, tag).as_bytes());
+}
+
+/// The ACK for the 200 OK of a call placed with [`invite`] from `peer`.
+pub fn ack(peer: &RawUdpPeer, call_id: &str, caller: &str, tag: &str) {
+    peer.send(in_dialog(peer, "ACK", 1, call_id, caller, tag).as_bytes());
+}
+
+/// A request inside the dialog of a call placed with [`invite`].
+fn in_dialog(
+    peer: &RawUdpPeer,
+    method: &str,
+    cseq: u32,
+    call_id: &str,
+    caller: &str,
+    tag: &str,
+) -> String {
     let target = peer.target;
     let local = peer.local();
-    let common = |method: &str, cseq: u32, branch: &str| {
-        format!(
-            "{method} sip:8890@{target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-             From: <sip:{caller}@127.0.0.1>;tag=raw-{call_id}\r\n\
-             To: <sip:8890@{target}>;tag={tag}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Length: 0\r\n\r\n"
-        )
-    };
-    peer.send(common("ACK", 1, &format!("z9hG4bK-ack-{call_id}")).as_bytes());
-    peer.send(common("BYE", 2, &format!("z9hG4bK-bye-{call_id}")).as_bytes());
+    let branch = format!("z9hG4bK-{}-{call_id}", method.to_ascii_lowercase());
+    format!(
+        "{method} sip:8890@{target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+         From: <sip:{caller}@127.0.0.1>;tag=raw-{call_id}\r\n\
+         To: <sip:8890@{target}>;tag={tag}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
 }
 
 /// A response to a request the engine sent (its BYE): the request's Via, From, To,
