@@ -18,38 +18,15 @@ use hotline::api::auth::Authenticator;
 use hotline::api::desk;
 use hotline::config::Config;
 use hotline::workorder::{
-    Category, DetailsUpdate, QaSelection, SqlStore, WorkOrder, WorkOrderId, WorkOrderStore,
+    Category, DetailsUpdate, QaSelection, WorkOrder, WorkOrderId, WorkOrderStore,
 };
-use pg_harness::TestDatabase;
+use pg_harness::{Backend, TestDatabase};
 use serde_json::Value;
 use tower::ServiceExt;
 
 const SUPERVISOR: &str = "demo-token-change-me-0123456789";
 const AGENT_1001: &str = "demo-agent-1001-token-change-me";
 const QA: &str = "demo-qa-token-change-me-0123456";
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Sqlite).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Postgres).await
-            })*
-        }
-    };
-}
 
 on_both_backends!(
     agents_neither_list_nor_read_complaints_about_the_hotline_r15,
@@ -120,18 +97,7 @@ async fn seed(
 
 async fn desk(backend: Backend) -> Desk {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (store, database): (Arc<dyn WorkOrderStore>, _) = match backend {
-        Backend::Sqlite => (
-            Arc::new(SqlStore::open(&dir.path().join("data")).expect("open SQLite store")),
-            None,
-        ),
-        Backend::Postgres => {
-            let database = TestDatabase::create();
-            let store = SqlStore::connect(&database.settings())
-                .unwrap_or_else(|e| panic!("{}", pg_harness::unreachable_message(&e)));
-            (Arc::new(store), Some(database))
-        }
-    };
+    let (store, database) = pg_harness::open_store(backend, dir.path());
     let wav = dir.path().join("complaint.wav");
     std::fs::write(&wav, b"RIFF\0\0\0\0WAVE").expect("recording");
     let s = store.as_ref();

@@ -20,35 +20,11 @@ use hotline::config::Config;
 use hotline::privacy::mask_number;
 use hotline::workorder::{
     CallOutcome, FollowUpKind, FollowUpTask, HangupSide, KnowledgeEntry, Provider, QaSelection,
-    SqlStore, WorkOrder, WorkOrderId, WorkOrderStore,
+    WorkOrder, WorkOrderId, WorkOrderStore,
 };
-use pg_harness::TestDatabase;
+use pg_harness::{Backend, TestDatabase};
 use serde_json::Value;
 use tower::ServiceExt;
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Each listed test, once per backend: `sqlite::name` and `postgres::name`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Sqlite).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Postgres).await
-            })*
-        }
-    };
-}
 
 on_both_backends!(
     every_route_refuses_a_missing_or_unknown_token_with_401_json_r12,
@@ -172,18 +148,7 @@ async fn seed_order(
 
 async fn desk(backend: Backend) -> Desk {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (store, database): (Arc<dyn WorkOrderStore>, _) = match backend {
-        Backend::Sqlite => (
-            Arc::new(SqlStore::open(&dir.path().join("data")).expect("open SQLite store")),
-            None,
-        ),
-        Backend::Postgres => {
-            let database = TestDatabase::create();
-            let store = SqlStore::connect(&database.settings())
-                .unwrap_or_else(|e| panic!("{}", pg_harness::unreachable_message(&e)));
-            (Arc::new(store), Some(database))
-        }
-    };
+    let (store, database) = pg_harness::open_store(backend, dir.path());
     let wav = dir.path().join("recording.wav");
     write_wav(&wav);
     let a = seed_order(store.as_ref(), 1, CALLER_A, "1001", Some(&wav)).await;

@@ -141,3 +141,54 @@ fn off_runtime(work: impl FnOnce() + Send + 'static) {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// The two work-order store backends a test runs against (R31).
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A store of `backend`: SQLite under `dir`, or PostgreSQL in a fresh test database,
+/// which is dropped when the returned guard goes.
+pub fn open_store(
+    backend: Backend,
+    dir: &std::path::Path,
+) -> (
+    std::sync::Arc<dyn hotline::workorder::WorkOrderStore>,
+    Option<TestDatabase>,
+) {
+    use hotline::workorder::SqlStore;
+    match backend {
+        Backend::Sqlite => (
+            std::sync::Arc::new(SqlStore::open(&dir.join("data")).expect("open SQLite store")),
+            None,
+        ),
+        Backend::Postgres => {
+            let database = TestDatabase::create();
+            let store = SqlStore::connect(&database.settings())
+                .unwrap_or_else(|e| panic!("{}", unreachable_message(&e)));
+            (std::sync::Arc::new(store), Some(database))
+        }
+    }
+}
+
+/// Each listed test, once per backend: `sqlite::name` and `postgres::name`. The
+/// including file brings `Backend` into scope.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await
+            })*
+        }
+    };
+}
