@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{
-    Engine, EngineOptions, MANIFEST_DIR, Sipp, agent_phone, http_json, wait_for_metric, work_orders,
+    Engine, EngineOptions, MANIFEST_DIR, RunningSipp, Sipp, agent_phone, http_json,
+    wait_for_metric, work_orders,
 };
 use hotline::media::g711::{self, Codec};
 use hotline::workorder::{
@@ -64,6 +65,15 @@ fn engine_on_shipped_plan() -> Engine {
         extra_config: ivr_config(&shipped_dialplan()),
         ..EngineOptions::default()
     })
+}
+
+/// An engine on the shipped dialplan with agent 1001's phone registered and logged in,
+/// handling its calls with the SIPp scenario `on_call`.
+fn engine_with_agent_1001(on_call: &str) -> (Engine, RunningSipp) {
+    let engine = engine_on_shipped_plan();
+    let phone = agent_phone(&engine, "1001", on_call, Duration::from_secs(120));
+    engine.log_in_when_registered(&["1001"]);
+    (engine, phone)
 }
 
 /// sip-tester's RFC 4733 capture of one key (`"3"`, `"star"`, `"pound"`).
@@ -441,14 +451,7 @@ fn a_complaint_overtakes_an_earlier_consultation_in_the_queue_r1() {
 /// is stored on the work order with the agent's number and counted for that agent.
 #[test]
 fn after_the_agent_hangs_up_the_callers_rating_is_stored_r7_r8_r24() {
-    let engine = engine_on_shipped_plan();
-    let _phone = agent_phone(
-        &engine,
-        "1001",
-        "agent_hangup_first.xml",
-        Duration::from_secs(120),
-    );
-    engine.log_in_when_registered(&["1001"]);
+    let (engine, _phone) = engine_with_agent_1001("agent_hangup_first.xml");
 
     // Key 1 (a consultation) during the greeting; the agent answers, talks three
     // seconds and leaves; 15 s after key 1 the survey plays and the caller presses 4.
@@ -496,14 +499,7 @@ fn after_the_agent_hangs_up_the_callers_rating_is_stored_r7_r8_r24() {
 /// while the survey plays (it starts once the agent has talked three seconds).
 #[test]
 fn a_wrong_key_in_the_survey_is_not_stored_and_the_next_rating_is_r24() {
-    let engine = engine_on_shipped_plan();
-    let _phone = agent_phone(
-        &engine,
-        "1001",
-        "agent_hangup_first.xml",
-        Duration::from_secs(120),
-    );
-    engine.log_in_when_registered(&["1001"]);
+    let (engine, _phone) = engine_with_agent_1001("agent_hangup_first.xml");
     Sipp::new("caller_keys_until_bye.xml", engine.sip)
         .with_file(
             "keys.pcap",
@@ -630,14 +626,7 @@ fn a_caller_who_waited_the_queues_maximum_is_promised_a_callback_r3() {
 /// must not be taken for a key), and after the agent has left presses 5 in the audio.
 #[test]
 fn an_in_band_rating_after_the_agent_leaves_is_stored_r24() {
-    let engine = engine_on_shipped_plan();
-    let _phone = agent_phone(
-        &engine,
-        "1001",
-        "agent_hangup_first.xml",
-        Duration::from_secs(120),
-    );
-    engine.log_in_when_registered(&["1001"]);
+    let (engine, _phone) = engine_with_agent_1001("agent_hangup_first.xml");
     let mut audio = silence(1.0);
     audio.extend(key_tone(697.0, 1209.0, 100)); // 1
     audio.extend(speech());
@@ -1099,14 +1088,7 @@ fn a_sip_info_key_chooses_the_menu_entry_r1() {
 /// ended by the hotline. With no call any more, the same request is a JSON 404.
 #[test]
 fn an_agent_hands_a_caller_to_the_nuisance_script_through_the_api_r27() {
-    let engine = engine_on_shipped_plan();
-    let _phone = agent_phone(
-        &engine,
-        "1001",
-        "agent_answer.xml",
-        Duration::from_secs(120),
-    );
-    engine.log_in_when_registered(&["1001"]);
+    let (engine, _phone) = engine_with_agent_1001("agent_answer.xml");
     let caller = Sipp::new("caller_keys_until_bye.xml", engine.sip)
         .with_file("keys.pcap", &line_with_keys(90.0, &[(1.0, '1')]))
         .args(["-m", "1"])
