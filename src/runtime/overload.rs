@@ -110,6 +110,27 @@ impl OverloadGuard {
         Some((reason, self.refusal(message)?))
     }
 
+    /// What a transport asks before queueing `message` on `queue`: the stateless `503`
+    /// to send instead, counted, when it is a new INVITE the engine cannot take now.
+    pub fn refuse_before_queueing(
+        &self,
+        message: &Inbound,
+        queue: &tokio::sync::mpsc::Sender<Inbound>,
+    ) -> Option<Vec<u8>> {
+        let backlog = queue.max_capacity() - queue.capacity();
+        let (reason, reply) = self.shed(message, backlog)?;
+        count_shed(reason);
+        Some(reply)
+    }
+
+    /// The same for a message the full queue refused: the counted `503`, if it is a new
+    /// INVITE (anything else is dropped; its sender retransmits).
+    pub fn refuse_unqueued(&self, message: &Inbound) -> Option<Vec<u8>> {
+        let (reason, reply) = self.queue_full(message)?;
+        count_shed(reason);
+        Some(reply)
+    }
+
     /// The stateless `503` for a new INVITE that could not be queued at all.
     pub fn queue_full(&self, message: &Inbound) -> Option<(ShedReason, Vec<u8>)> {
         if !is_new_invite(message) {
@@ -134,7 +155,7 @@ impl OverloadGuard {
 }
 
 /// Counts a shed INVITE.
-pub fn count_shed(reason: ShedReason) {
+fn count_shed(reason: ShedReason) {
     metrics::counter!(crate::metrics::OVERLOAD_SHED_TOTAL, crate::metrics::REASON_LABEL => reason.label())
         .increment(1);
 }

@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::{debug, warn};
 
-use super::overload::{OverloadGuard, count_shed};
+use super::overload::OverloadGuard;
 use crate::config::Config;
 use crate::sip::framing::{self, Frame, FrameLimits};
 use crate::sip::inbound::{InboundLimits, Received, classify_with};
@@ -275,16 +275,12 @@ pub async fn run_udp_with_limits(
         }
         match classify_with(bytes, source, TransportKind::Udp, limits) {
             Received::Message(m) => {
-                let backlog = inbound.max_capacity() - inbound.capacity();
-                if let Some((reason, reply)) = overload.shed(&m, backlog) {
-                    count_shed(reason);
+                if let Some(reply) = overload.refuse_before_queueing(&m, &inbound) {
                     let _ = socket.try_send_to(&reply, source);
                     continue;
                 }
                 if let Err(full) = inbound.try_send(*m) {
-                    let message = full.into_inner();
-                    if let Some((reason, reply)) = overload.queue_full(&message) {
-                        count_shed(reason);
+                    if let Some(reply) = overload.refuse_unqueued(&full.into_inner()) {
                         let _ = socket.try_send_to(&reply, source);
                     }
                     metrics::counter!("hotline_sip_inbound_dropped_total", "transport" => "udp")
@@ -760,9 +756,7 @@ async fn serve_tcp_connection(
                         // Backpressure: a TCP peer waits for the endpoint rather than
                         // losing a message it will never retransmit.
                         Received::Message(m) => {
-                            let backlog = inbound.max_capacity() - inbound.capacity();
-                            if let Some((reason, reply)) = overload.shed(&m, backlog) {
-                                count_shed(reason);
+                            if let Some(reply) = overload.refuse_before_queueing(&m, &inbound) {
                                 let _ = queue_tx.try_send(Bytes::from(reply));
                                 continue;
                             }
