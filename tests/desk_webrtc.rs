@@ -12,7 +12,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -42,6 +42,10 @@ const DESK_TOKEN: &str = "desk-token-1001-0123456789abcdef";
 const QA_TOKEN: &str = "qa-token-0123456789abcdef-0123456";
 
 fn engine() -> Engine {
+    engine_with("")
+}
+
+fn engine_with(desk_section: &str) -> Engine {
     let token = |name: &str, role: &str, agent: Option<&str>, token: &str| {
         let agent = agent
             .map(|a| format!("agent = \"{a}\"\n"))
@@ -53,7 +57,7 @@ fn engine() -> Engine {
     };
     Engine::start(EngineOptions {
         extra_config: format!(
-            "{}\n{}",
+            "{}\n{}\n{desk_section}",
             token("desk-1001", "agent", Some("1001"), DESK_TOKEN),
             token("qa", "qa", None, QA_TOKEN)
         ),
@@ -68,6 +72,8 @@ struct Browser {
     socket: Socket,
     peer: Arc<dyn PeerConnection>,
     packets_received: Arc<AtomicU64>,
+    /// Set to stop the microphone's packets (a dead audio path).
+    muted: Arc<AtomicBool>,
 }
 
 async fn connect(engine: &Engine) -> Socket {
@@ -238,10 +244,15 @@ async fn open_desk(engine: &Engine) -> Browser {
         .unwrap();
 
     // The microphone: a tone, every 20 ms, for the whole shift.
+    let muted = Arc::new(AtomicBool::new(false));
+    let microphone_muted = Arc::clone(&muted);
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(20));
         for n in 0u32.. {
             interval.tick().await;
+            if microphone_muted.load(Ordering::Relaxed) {
+                continue;
+            }
             let packet = rtc::rtp::Packet {
                 header: rtc::rtp::header::Header {
                     version: 2,
@@ -264,7 +275,18 @@ async fn open_desk(engine: &Engine) -> Browser {
         socket,
         peer,
         packets_received,
+        muted,
     }
+}
+
+/// A caller who talks all along (sip-tester's speech sample, five times over) and
+/// stays until the hotline hangs up.
+fn talking_caller(engine: &Engine) -> common::RunningSipp {
+    let speech: Vec<Vec<u8>> = (0..5).flat_map(|_| speech()).collect();
+    Sipp::new("caller_audio_until_bye.xml", engine.sip)
+        .with_file("audio.pcap", &pcma_capture(&speech))
+        .args(["-m", "1"])
+        .spawn(Duration::from_secs(150))
 }
 
 /// A full call on the desk: rung with the work order, answered, audio both ways (the
@@ -287,13 +309,7 @@ fn a_desk_takes_a_call_with_audio_both_ways_and_fills_in_its_work_order() {
         "the desk is the agent's registered phone: {agents}"
     );
 
-    // The caller talks all along (sip-tester's speech sample, five times over) and
-    // stays until the hotline hangs up.
-    let speech: Vec<Vec<u8>> = (0..5).flat_map(|_| speech()).collect();
-    let caller = Sipp::new("caller_audio_until_bye.xml", engine.sip)
-        .with_file("audio.pcap", &pcma_capture(&speech))
-        .args(["-m", "1"])
-        .spawn(Duration::from_secs(150));
+    let caller = talking_caller(&engine);
     let offered = runtime.block_on(expect(&mut desk.socket, "offered"));
     assert_eq!(offered["queue"], "general", "{offered}");
     let work_order = offered["work_order"]
@@ -420,6 +436,67 @@ fn a_desk_closed_while_ringing_sends_the_call_to_the_next_agent() {
         "{agents}"
     );
     drop(phone);
+}
+
+/// A desk whose audio stops during a call is lost like a phone that died: the caller
+/// hears the closing and is hung up by the hotline, the work order's trail says why,
+/// and the agent is logged out.
+#[test]
+fn a_desk_silent_during_a_call_is_lost_and_the_work_order_says_why() {
+    let engine = engine_with("[desk]\nrtp_timeout_seconds = 2\n");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut desk = runtime.block_on(open_desk(&engine));
+    runtime.block_on(async {
+        send(&mut desk.socket, json!({"type": "login"})).await;
+        expect(&mut desk.socket, "state").await;
+    });
+    let caller = talking_caller(&engine);
+    let offered = runtime.block_on(expect(&mut desk.socket, "offered"));
+    let work_order = offered["work_order"].as_str().unwrap().to_owned();
+    let (ended, error, close) = runtime.block_on(async {
+        send(
+            &mut desk.socket,
+            json!({"type": "answer", "call": offered["call"]}),
+        )
+        .await;
+        expect(&mut desk.socket, "connected").await;
+        desk.muted.store(true, Ordering::Relaxed);
+        let ended = expect(&mut desk.socket, "ended").await;
+        let (error, close) = expect_refusal(&mut desk.socket).await;
+        (ended, error, close)
+    });
+    assert_eq!(ended["by"], "desk_lost", "{ended}");
+    assert_eq!(error["code"], "desk_lost", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no audio from the browser for 2 s"),
+        "{error}"
+    );
+    assert_eq!(close, 4408);
+    caller.wait().assert_success_against(&engine);
+
+    let (status, events) = engine.api("GET", &format!("/work-orders/{work_order}/events"));
+    assert_eq!(status, 200, "{events}");
+    assert!(
+        events.contains("desk lost: no audio from the browser for 2 s"),
+        "the trail says why: {events}"
+    );
+    let orders = work_orders(&engine);
+    let order = orders.iter().find(|o| o.id.as_str() == work_order).unwrap();
+    assert_eq!(order.agent.as_deref(), Some("1001"));
+    assert_eq!(
+        order.hangup_side,
+        Some(hotline::workorder::HangupSide::Agent)
+    );
+    let (_, agents) = engine.api("GET", "/agents");
+    assert_eq!(
+        common::agent_field(&agents, "1001", "state").as_deref(),
+        Some("logged_out"),
+        "{agents}"
+    );
+    runtime.block_on(async { desk.peer.close().await.unwrap() });
 }
 
 /// Bad input: each gets a clear error frame and a close, and the engine is unaffected.
