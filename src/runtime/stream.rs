@@ -746,6 +746,46 @@ mod tests {
         assert_eq!(count, stats.frames_recorded);
     }
 
+    /// One worker carries many streams, each on its own socket with its own counters:
+    /// stopping one leaves the others paced, and a dropped handle ends its stream.
+    #[tokio::test(start_paused = true)]
+    async fn one_worker_paces_many_streams_and_stops_each_alone() {
+        let workers = MediaWorkers::start(1);
+        let sink = bind().await;
+        let params = MediaParams {
+            remote: sink.local_addr().expect("sink addr"),
+            codec: Codec::Pcmu,
+            telephone_event_pt: None,
+            ssrc: 1,
+        };
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            let (events_tx, _events) = mpsc::channel(EVENT_CAPACITY);
+            let socket = bind().await.into_std().expect("a std socket");
+            handles.push(workers.spawn(socket, params.clone(), None, events_tx, None, None));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let first = handles.remove(0).stop().await;
+        drop(handles.remove(0));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let last = handles.remove(0).stop().await;
+        assert!((10..=12).contains(&first.packets_sent), "{first:?}");
+        assert!((20..=22).contains(&last.packets_sent), "{last:?}");
+        // Every packet of the three streams reached the sink: 200 ms of all three,
+        // then 200 ms of the last one (the dropped one ended with its handle).
+        let mut buf = [0u8; 2048];
+        let mut received = 0;
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(1), sink.recv_from(&mut buf)).await
+        {
+            received += 1;
+        }
+        assert!(
+            received >= first.packets_sent + last.packets_sent + 10,
+            "{received} packets at the sink"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn full_recorder_drops_frames_instead_of_blocking() {
         let socket = bind().await;
