@@ -8,8 +8,9 @@
 //!   commands and its timer, and carries out what it decides: transmits, media orders,
 //!   store writes, replies. There is no task per call. The engine is not sharded: one
 //!   switch serves every call (measured in `benches/RESULTS.md`);
-//! - the media runtime binds RTP ports and runs one stream task per started leg, with
-//!   the recording writers ([`media`], [`stream`]);
+//! - the media runtime binds RTP ports and starts a stream per started leg on the media
+//!   workers (one task per core, one 20 ms tick for all its streams), with the
+//!   recording writers ([`media`], [`stream`]);
 //! - one store writer applies work-order writes in order and offers each call an agent
 //!   takes to the QA sampler ([`store`]);
 //! - the retention job purges work orders and recordings past their keeping period
