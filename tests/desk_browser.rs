@@ -1,0 +1,671 @@
+//! The agent desk (`/desk`) in headless Chromium against the real engine: the page
+//! logs in over the desk WebSocket (docs/desk-protocol.md), sets up its one WebRTC media
+//! session with a fake microphone (a WAV of speech), takes a SIPp caller's call, and
+//! fills in and submits the work order over the REST API. SIPp plays the caller's
+//! speech from a pcap; the engine bridges it to the browser and records both sides.
+//!
+//! - A full call: audio flows both ways (the browser's `getStats()` counts RTP in and
+//!   out; the recording's left and right channels both carry sound after the connect
+//!   time, R22), the caller is masked on the desk (R12), forbidden phrases are flagged
+//!   while typing (R28), the knowledge base and directory answer during the call (R13,
+//!   R14), wrap-up ends on submit, and the API shows the order owned by the agent who
+//!   answered (R7) with the fields the agent entered. A screenshot is saved under
+//!   `target/desk.png` (not committed).
+//! - A desk that dies while its call rings: the call goes back to the queue at its
+//!   place and another agent (a SIPp phone) gets it; the desk's agent is logged out.
+//! - Bad input on the socket: no credential, a malformed message, an unknown version:
+//!   an error frame and a close with the protocol's code; the engine carries on.
+//!
+//! Needs Debian's chromium, node and `playwright-core` in tests/browser/node_modules,
+//! and SIPp (scripts/install-test-deps.sh installs all of them).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{
+    API_TOKEN, DEMO_AGENTS, Engine, EngineOptions, MANIFEST_DIR, Sipp, agent_field, agent_phone,
+    browser_dir, http_request, require_browser, wait_for_metric, work_orders,
+};
+use hotline::api::auth::hash_token;
+use serde_json::{Value, json};
+
+const AGENT_1001: &str = "desk-test-agent-1001-token-0123456789";
+
+/// The agent token the desk logs in with, on top of whatever else a test configures.
+fn desk_token_config() -> String {
+    format!(
+        "[[access.tokens]]\nname = \"desk-1001\"\nrole = \"agent\"\nagent = \"1001\"\nsha256 = \"{}\"\n",
+        hash_token(AGENT_1001)
+    )
+}
+
+fn engine(agents_toml: &str) -> Engine {
+    Engine::start(EngineOptions {
+        agents_toml: agents_toml.to_owned(),
+        extra_config: desk_token_config(),
+        ..EngineOptions::default()
+    })
+}
+
+/// The fake microphone: a committed prompt, so the agent's side is speech (the
+/// browser's noise suppression would flatten a steady tone).
+fn microphone() -> PathBuf {
+    Path::new(MANIFEST_DIR).join("dialplans/prompts/menu.wav")
+}
+
+/// tests/browser/desk.mjs in one mode, its JSON lines read as they come.
+struct DeskBrowser {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl DeskBrowser {
+    fn start(mode: &str, engine: &Engine, screenshot: &Path) -> DeskBrowser {
+        require_browser();
+        let mut child = Command::new("node")
+            .arg(browser_dir().join("desk.mjs"))
+            .arg(mode)
+            .arg(format!("http://{}", engine.http))
+            .arg(AGENT_1001)
+            .arg(microphone())
+            .arg(screenshot)
+            .current_dir(browser_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run node");
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        DeskBrowser {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// The next step the script reports, which must be `event`; a failed or silent
+    /// script fails the test with its own account and the engine's log.
+    fn step(&mut self, event: &str, timeout: Duration, engine: &Engine) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                        continue;
+                    };
+                    if value["event"] == event {
+                        return value;
+                    }
+                }
+                Err(_) => self.fail(&format!("no {event:?} step"), engine),
+            }
+        }
+    }
+
+    fn fail(&mut self, what: &str, engine: &Engine) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new))
+            .join()
+            .unwrap_or_default();
+        let log = engine.log();
+        let tail = &log[log.len().saturating_sub(12_000)..];
+        panic!(
+            "the desk in the browser: {what}\nsteps: {:#?}\nscript stderr:\n{stderr}\nengine log (tail):\n{tail}",
+            self.seen
+        );
+    }
+
+    fn finish(mut self, engine: &Engine) {
+        let status = self.child.wait().expect("node exits");
+        if !status.success() {
+            self.fail(&format!("the script exited with {status}"), engine);
+        }
+    }
+}
+
+impl Drop for DeskBrowser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// RMS of each channel of a stereo 8 kHz recording over `[from, to)` seconds.
+fn levels(path: &Path, from: f64, to: f64) -> (f64, f64) {
+    let mut reader = hound::WavReader::open(path).expect("hound opens the recording");
+    assert_eq!(reader.spec().channels, 2);
+    let rate = f64::from(reader.spec().sample_rate);
+    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+    let (start, end) = ((from * rate) as usize * 2, (to * rate) as usize * 2);
+    let window = &samples[start.min(samples.len())..end.min(samples.len())];
+    let rms = |channel: usize| {
+        let values: Vec<f64> = window
+            .iter()
+            .skip(channel)
+            .step_by(2)
+            .map(|v| f64::from(*v))
+            .collect();
+        (values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64).sqrt()
+    };
+    (rms(0), rms(1))
+}
+
+fn import_directory(engine: &Engine) {
+    for (command, file) in [
+        ("import-knowledge", "config/knowledge.json"),
+        ("import-providers", "config/providers.csv"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .args(["work-orders", command])
+            .arg(Path::new(MANIFEST_DIR).join(file))
+            .arg("--config")
+            .arg(&engine.config_path)
+            .current_dir(engine.dir.path())
+            .output()
+            .expect("run the import");
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn api_json(engine: &Engine, path: &str, token: &str) -> (u16, Value) {
+    let (status, body) =
+        http_request(engine.http, "GET", path, Some(token)).expect("the API answers");
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// R7, R12, R13, R22, R28: one call from ringing to the submitted work order.
+#[test]
+fn a_call_taken_on_the_desk_is_heard_both_ways_recorded_and_its_work_order_submitted() {
+    // Wrap-up long enough that only the submit can end it within the test.
+    let agents = DEMO_AGENTS.replace("wrap_up_seconds = 0", "wrap_up_seconds = 300");
+    let engine = engine(&agents);
+    import_directory(&engine);
+    let screenshot = Path::new(MANIFEST_DIR).join("target/desk.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let mut desk = DeskBrowser::start("call", &engine, &screenshot);
+
+    let available = desk.step("available", Duration::from_secs(60), &engine);
+    assert_eq!(available["agent"], "1001");
+    assert_eq!(available["stateShown"], "空闲");
+    assert_eq!(available["mediaCheck"]["ok"], true, "{available:#}");
+    assert!(
+        available["mediaCheck"]["packets"].as_u64() > Some(0),
+        "{available:#}"
+    );
+    assert!(
+        !available["addressBar"].as_str().unwrap().contains("token"),
+        "the token leaves the address bar: {available}"
+    );
+    assert_eq!(available["warnings"], json!({}), "no warning at login");
+    let (_, agents_now) = engine.api("GET", "/agents");
+    assert_eq!(
+        agent_field(&agents_now, "1001", "state").as_deref(),
+        Some("available"),
+        "{agents_now}"
+    );
+
+    // The caller speaks (SIPp's A-law sample, over and over) until the hotline hangs up.
+    let caller = Sipp::new("caller_until_bye.xml", engine.sip)
+        .args(["-m", "1"])
+        .spawn(Duration::from_secs(150));
+
+    let offered = desk.step("offered", Duration::from_secs(60), &engine);
+    let call = &offered["offered"];
+    assert_eq!(call["queue"], "general");
+    let shown_caller = call["caller"].as_str().unwrap();
+    assert!(
+        shown_caller.contains('*') && !shown_caller.contains("13700001"),
+        "R12: the desk shows the caller masked: {offered:#}"
+    );
+    assert_eq!(offered["shown"]["caller"], shown_caller);
+    assert_eq!(offered["shown"]["queue"], "general");
+    assert_eq!(offered["shown"]["state"], "振铃");
+    assert_eq!(offered["ringing"], true);
+    assert_eq!(offered["answerEnabled"], true);
+    assert!(offered["answerLabel"].as_str().unwrap().contains("F2"));
+    assert!(offered["hangupLabel"].as_str().unwrap().contains("F4"));
+    let work_order = call["work_order"].as_str().unwrap().to_owned();
+
+    let done = desk.step("done", Duration::from_secs(120), &engine);
+    desk.finish(&engine);
+    caller.wait().assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 1.0);
+
+    // Audio both ways, as the browser counts it.
+    let count = |key: &str| done[key].as_u64().unwrap();
+    assert!(
+        count("inboundLater") > count("inboundAtConnect"),
+        "the browser receives the caller's RTP: {done:#}"
+    );
+    assert!(
+        count("outboundLater") > count("outboundAtConnect"),
+        "the browser sends the agent's RTP: {done:#}"
+    );
+    assert_eq!(done["connected"]["work_order"], work_order.as_str());
+    assert_eq!(done["stateOnCall"], "on_call");
+    assert_eq!(
+        done["warningsOnCall"],
+        json!({}),
+        "no audio warning while the caller speaks"
+    );
+    // R28: flagged while typing, cleared once reworded.
+    assert_eq!(done["flagged"]["hits"][0]["phrase"], "不知道", "{done:#}");
+    assert!(
+        done["flagged"]["shown"]
+            .as_str()
+            .unwrap()
+            .contains("不知道")
+    );
+    // R13, R14: the knowledge base and the directory answered during the call.
+    assert!(
+        done["knowledgeShown"].as_str().unwrap().contains("社保卡"),
+        "{done:#}"
+    );
+    let provider = done["provider"].as_str().unwrap();
+    assert_eq!(done["referralField"], provider);
+    // Hung up with F4, wrap-up, and wrap-up ended by the submit.
+    assert_eq!(done["ended"]["by"], "agent", "{done:#}");
+    assert_eq!(done["wrapUpShown"], "话后整理");
+    let states: Vec<&str> = done["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let wrap_up = states
+        .iter()
+        .position(|s| *s == "wrap_up")
+        .expect("wrap-up");
+    assert_eq!(states.last(), Some(&"available"), "{states:?}");
+    assert!(wrap_up < states.len() - 1, "{states:?}");
+    let sent = done["sent"].as_array().unwrap();
+    assert!(
+        sent.contains(&json!({"type": "wrapup_done", "work_order": work_order})),
+        "{sent:?}"
+    );
+    assert!(sent.contains(&json!({"type": "hangup", "call": call["call"]})));
+    assert!(done["note"].as_str().unwrap().contains("工单已提交"));
+    assert!(
+        done["todayRow"].as_str().unwrap().contains(shown_caller),
+        "the agent's own calls today list it: {done:#}"
+    );
+    // The page reached nothing but the engine.
+    assert_eq!(
+        done["requested"],
+        json!([
+            format!("http://{}", engine.http),
+            format!("ws://{}", engine.http)
+        ]),
+        "{done:#}"
+    );
+    assert!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+
+    // R22: after the connect time, the caller on the left and the agent (the browser's
+    // microphone) on the right.
+    let orders = work_orders(&engine);
+    let order = orders
+        .iter()
+        .find(|o| o.id.as_str() == work_order)
+        .expect("the offered order in the store");
+    let answered = order.answered_at.expect("the trunk was answered");
+    let connected = order.connected_at.expect("the desk answered");
+    let at = (connected - answered).num_milliseconds() as f64 / 1000.0;
+    let path = engine
+        .dir
+        .path()
+        .join(order.recording_path.as_deref().expect("recording"));
+    let (left, right) = levels(&path, at + 0.5, at + 2.5);
+    assert!(
+        left > 200.0,
+        "caller's speech on the left after connect: rms {left} ({})",
+        path.display()
+    );
+    assert!(
+        right > 200.0,
+        "the desk's microphone on the right after connect: rms {right} ({})",
+        path.display()
+    );
+
+    // R7: the API shows the order owned by the agent, with what the agent entered.
+    let (status, detail) = api_json(&engine, &format!("/work-orders/{work_order}"), API_TOKEN);
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["order"]["agent"], "1001", "{detail:#}");
+    assert_eq!(detail["order"]["category"], "help");
+    assert_eq!(detail["matter"], "家门钥匙丢失，需要上门开锁");
+    assert_eq!(detail["answer"], "已转介开锁服务企业，企业将尽快与您联系");
+    assert_eq!(detail["urgent"], true);
+    assert_eq!(detail["referral"]["enterprise"], provider);
+    assert_eq!(
+        detail["forbidden_phrases"],
+        json!([]),
+        "the saved text is clean"
+    );
+    let (status, own) = api_json(&engine, &format!("/work-orders/{work_order}"), AGENT_1001);
+    assert_eq!(status, 200, "the agent reads their own order: {own}");
+}
+
+/// A desk closed while its call rings is a phone that un-registered: the call goes
+/// back to the queue at its place (ahead of a caller who came later), the desk's agent
+/// is logged out, and another agent's phone takes both calls in order.
+#[test]
+fn a_desk_closed_while_its_call_rings_puts_the_call_back_and_another_agent_takes_it() {
+    let engine = engine(DEMO_AGENTS);
+    let _phone = agent_phone(
+        &engine,
+        "1002",
+        "agent_hangup_first.xml",
+        Duration::from_secs(150),
+    );
+    engine.wait_until_registered("1002");
+    let screenshot = engine.dir.path().join("unused.png");
+    let mut desk = DeskBrowser::start("kill", &engine, &screenshot);
+    desk.step("available", Duration::from_secs(60), &engine);
+
+    // Two callers a second apart: the first rings on the desk, the second waits.
+    let callers = Sipp::new("caller_until_bye.xml", engine.sip)
+        .args(["-m", "2", "-l", "2", "-r", "1"])
+        .spawn(Duration::from_secs(150));
+    let offered = desk.step("offered", Duration::from_secs(60), &engine);
+    let first = offered["offered"]["work_order"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    desk.step("closed", Duration::from_secs(30), &engine);
+    desk.finish(&engine);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = engine.api("GET", "/agents");
+        if agent_field(&body, "1001", "state").as_deref() == Some("logged_out") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead desk's agent is still {:?}: {body}\n{}",
+            agent_field(&body, "1001", "state"),
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    engine.log_in_when_registered(&["1002"]);
+    callers.wait().assert_success_against(&engine);
+    wait_for_metric(&engine, "hotline_recordings_written_total", "", 2.0);
+
+    let orders = work_orders(&engine);
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    for order in &orders {
+        assert_eq!(order.agent.as_deref(), Some("1002"), "{order:?}");
+        assert!(order.connected_at.is_some(), "no call lost: {order:?}");
+    }
+    let connected = |id: &str| {
+        orders
+            .iter()
+            .find(|o| o.id.as_str() == id)
+            .and_then(|o| o.connected_at)
+            .expect("the desk's call reached 1002")
+    };
+    let second = orders
+        .iter()
+        .find(|o| o.id.as_str() != first)
+        .expect("the second caller's order");
+    assert!(
+        connected(&first) < second.connected_at.unwrap(),
+        "the call the desk dropped kept its place ahead of the later caller"
+    );
+}
+
+/// The page's own refusal: an unknown token is turned away with the reason in Chinese,
+/// and the login form stays.
+#[test]
+fn the_page_turns_an_unknown_token_away_and_says_why() {
+    let engine = engine(DEMO_AGENTS);
+    let screenshot = engine.dir.path().join("unused.png");
+    let mut desk = DeskBrowser::start("login-refused", &engine, &screenshot);
+    let done = desk.step("done", Duration::from_secs(60), &engine);
+    desk.finish(&engine);
+    assert_eq!(done["title"], "坐席工作台");
+    assert_eq!(done["loginVisible"], true);
+    assert_eq!(done["deskHidden"], true);
+    assert_eq!(done["closed"]["code"], 4401, "{done:#}");
+    assert_eq!(done["errors"][0]["code"], "unauthenticated", "{done:#}");
+    assert!(!done["note"].as_str().unwrap().is_empty(), "{done:#}");
+}
+
+/// A WebSocket client of the fewest parts: the handshake, masked text frames out,
+/// frames in (RFC 6455), so the test sends exactly the bytes it means.
+struct RawSocket {
+    stream: TcpStream,
+}
+
+/// What the engine sent before and with its close.
+#[derive(Debug)]
+struct Closed {
+    texts: Vec<Value>,
+    code: Option<u16>,
+}
+
+impl RawSocket {
+    fn open(addr: SocketAddr) -> RawSocket {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /desk/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("handshake answer");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(
+            head.starts_with("HTTP/1.1 101"),
+            "the socket is upgraded: {head}"
+        );
+        RawSocket { stream }
+    }
+
+    fn send_text(&mut self, text: &str) {
+        let payload = text.as_bytes();
+        let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+        let mut frame = vec![0x81u8];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 65_536 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).unwrap();
+    }
+
+    /// One frame: (opcode, payload); `None` when the connection ends.
+    fn frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let mut head = [0u8; 2];
+        self.stream.read_exact(&mut head).ok()?;
+        let opcode = head[0] & 0x0f;
+        let mut len = u64::from(head[1] & 0x7f);
+        if len == 126 {
+            let mut ext = [0u8; 2];
+            self.stream.read_exact(&mut ext).ok()?;
+            len = u64::from(u16::from_be_bytes(ext));
+        } else if len == 127 {
+            let mut ext = [0u8; 8];
+            self.stream.read_exact(&mut ext).ok()?;
+            len = u64::from_be_bytes(ext);
+        }
+        let mut payload = vec![0u8; len as usize];
+        self.stream.read_exact(&mut payload).ok()?;
+        Some((opcode, payload))
+    }
+
+    /// Text frames until the first one of `type`.
+    fn until(&mut self, kind: &str) -> Value {
+        loop {
+            let (opcode, payload) = self.frame().expect("a frame");
+            if opcode == 1 {
+                let value: Value = serde_json::from_slice(&payload).expect("JSON text frame");
+                if value["type"] == kind {
+                    return value;
+                }
+            }
+            assert_ne!(opcode, 8, "closed while waiting for {kind:?}");
+        }
+    }
+
+    /// Every frame up to and including the engine's close.
+    fn until_closed(&mut self) -> Closed {
+        let mut texts = Vec::new();
+        while let Some((opcode, payload)) = self.frame() {
+            match opcode {
+                1 => texts.push(serde_json::from_slice(&payload).expect("JSON text frame")),
+                8 => {
+                    let code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    return Closed { texts, code };
+                }
+                _ => {}
+            }
+        }
+        Closed { texts, code: None }
+    }
+}
+
+/// The `error` frame of a fatal refusal, and the close after it with `close_code`.
+fn assert_refused(closed: &Closed, code: &str, close_code: u16) {
+    let error = closed
+        .texts
+        .iter()
+        .find(|t| t["type"] == "error")
+        .unwrap_or_else(|| panic!("an error frame before the close: {closed:?}"));
+    assert_eq!(error["code"], code, "{closed:?}");
+    assert_eq!(error["fatal"], true, "{closed:?}");
+    assert!(
+        !error["message"].as_str().unwrap_or("").is_empty(),
+        "the error says what was wrong: {closed:?}"
+    );
+    assert_eq!(closed.code, Some(close_code), "{closed:?}");
+}
+
+/// Bad input: each gets a clear error frame and a close with the protocol's code, and
+/// the engine carries on (health, and a good desk is still welcomed).
+#[test]
+fn bad_input_on_the_desk_socket_gets_an_error_and_a_close_and_the_engine_carries_on() {
+    let engine = engine(DEMO_AGENTS);
+    let hello = |token: &str, version: u64| {
+        json!({"type": "hello", "version": version, "token": token}).to_string()
+    };
+    let refusals: Vec<(&str, String, &str, u16)> = vec![
+        (
+            "no token",
+            json!({"type": "hello", "version": 1}).to_string(),
+            "unauthenticated",
+            4401,
+        ),
+        (
+            "an unknown token",
+            hello("not-a-token", 1),
+            "unauthenticated",
+            4401,
+        ),
+        (
+            "a supervisor's token",
+            hello(API_TOKEN, 1),
+            "unauthenticated",
+            4401,
+        ),
+        ("not JSON", "{hello".to_owned(), "bad_message", 4400),
+        (
+            "no type",
+            json!({"version": 1, "token": AGENT_1001}).to_string(),
+            "bad_message",
+            4400,
+        ),
+        (
+            "an unknown version",
+            hello(AGENT_1001, 99),
+            "unsupported_version",
+            4426,
+        ),
+    ];
+    for (what, first, code, close_code) in &refusals {
+        let mut socket = RawSocket::open(engine.http);
+        socket.send_text(first);
+        let closed = socket.until_closed();
+        eprintln!("{what}: {closed:?}");
+        assert_refused(&closed, code, *close_code);
+    }
+
+    // Nothing at all: refused once the 5 s for `hello` are up.
+    let mut silent = RawSocket::open(engine.http);
+    assert_refused(&silent.until_closed(), "unauthenticated", 4401);
+
+    // After a good hello: an unknown type, then a known one with a field missing.
+    for bad in [
+        json!({"type": "fly"}),
+        json!({"type": "answer"}),
+        json!({"type": "hold", "call": "x", "held": "yes"}),
+    ] {
+        let mut socket = RawSocket::open(engine.http);
+        socket.send_text(&hello(AGENT_1001, 1));
+        let welcome = socket.until("welcome");
+        assert_eq!(welcome["agent"], "1001");
+        socket.send_text(&bad.to_string());
+        let closed = socket.until_closed();
+        assert_refused(&closed, "bad_message", 4400);
+    }
+
+    // The engine is unaffected.
+    let (status, body) = engine.api("GET", "/health");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let mut socket = RawSocket::open(engine.http);
+    socket.send_text(&hello(AGENT_1001, 1));
+    let welcome = socket.until("welcome");
+    assert_eq!(welcome["version"], 1);
+    assert_eq!(welcome["state"]["state"], "logged_out");
+}
