@@ -465,6 +465,26 @@ fn the_page_turns_an_unknown_token_away_and_says_why() {
     assert!(!done["note"].as_str().unwrap().is_empty(), "{done:#}");
 }
 
+/// A microphone the agent refused is shown at once, before any call, with the way out;
+/// the desk sends no media offer it could not keep.
+#[test]
+fn a_blocked_microphone_is_a_visible_warning_at_login() {
+    let engine = engine(DEMO_AGENTS);
+    let screenshot = engine.dir.path().join("unused.png");
+    let mut desk = DeskBrowser::start("mic-blocked", &engine, &screenshot);
+    let done = desk.step("done", Duration::from_secs(60), &engine);
+    desk.finish(&engine);
+    assert_eq!(done["micError"], "NotAllowedError", "{done:#}");
+    assert_eq!(done["warningVisible"], true);
+    assert!(
+        done["warning"].as_str().unwrap().contains("麦克风"),
+        "{done:#}"
+    );
+    assert_eq!(done["mediaCheckShown"], "无法使用麦克风");
+    assert_eq!(done["retryVisible"], true);
+    assert_eq!(done["sent"], json!(["hello"]), "{done:#}");
+}
+
 /// A WebSocket client of the fewest parts: the handshake, masked text frames out,
 /// frames in (RFC 6455), so the test sends exactly the bytes it means.
 struct RawSocket {

@@ -7,6 +7,7 @@
 //   login-refused  open /desk, type a token the engine does not know: the page shows why
 //   call           log in, take the call that rings, talk, fill in and submit the order
 //   kill           log in, and close the page while a call rings on the desk
+//   mic-blocked    log in with the microphone refused: the page warns at once
 // Driven by tests/desk_browser.rs; needs Debian's chromium and playwright-core
 // (scripts/install-test-deps.sh).
 import { chromium } from "playwright-core";
@@ -23,7 +24,8 @@ const browser = await chromium.launch({
     // The microphone is the WAV the test chose, granted without a prompt: the media
     // check and both directions of audio need a real capture track.
     "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
+    // Without it the permission prompt is refused, as an agent refusing it would.
+    ...(mode === "mic-blocked" ? [] : ["--use-fake-ui-for-media-stream"]),
     `--use-file-for-fake-audio-capture=${microphone}`,
     // The engine's media address is 127.0.0.1: let ICE offer loopback host candidates.
     "--allow-loopback-in-peer-connection",
@@ -140,8 +142,8 @@ async function call() {
   await page.fill("#directory-q", "开锁");
   await page.click("#directory-form button");
   await until("directory results", () => document.querySelector("#directory .result button"));
-  const provider = await text("#directory .result b");
-  await page.click("#directory .result button");
+  const provider = await page.locator("#directory .result b").first().innerText();
+  await page.locator("#directory .result button").first().click();
   await sleep(2000);
   const inboundLater = await inboundPackets();
   const outboundLater = await outboundPackets();
@@ -185,8 +187,23 @@ async function kill() {
   step("closed", { call: offered.call, work_order: offered.work_order });
 }
 
+async function micBlocked() {
+  await page.goto(`${base}/desk#token=${encodeURIComponent(token)}`);
+  await until("welcome", () => window.desk && window.desk.agent);
+  await until("the microphone refused", () => window.desk.micError);
+  step("done", {
+    micError: await page.evaluate(() => window.desk.micError),
+    warning: await page.locator("#warn-mic").innerText(),
+    warningVisible: await page.isVisible("#warn-mic"),
+    mediaCheckShown: await text("#media-check"),
+    retryVisible: await page.isVisible("#btn-retry-mic"),
+    sent: await page.evaluate(() => window.desk.sent.map(m => m.type)),
+  });
+}
+
 try {
   if (mode === "login-refused") await loginRefused();
+  else if (mode === "mic-blocked") await micBlocked();
   else if (mode === "call") await call();
   else if (mode === "kill") await kill();
   else throw new Error(`unknown mode ${mode}`);
