@@ -634,14 +634,15 @@ impl DeskSession {
         self.actions.push_back(DeskAction::Relay(None));
         self.actions
             .push_back(DeskAction::Agent(AgentAction::Logout));
+        self.linger_until = Some(now + LINGER);
+        // The call's `ended` goes out before the error and the close.
+        self.drain_ua(now);
         if open {
             self.close(
                 ErrorCode::DeskLost,
                 format!("坐席台已断开 / desk lost: {why}"),
             );
         }
-        self.linger_until = Some(now + LINGER);
-        self.drain_ua(now);
     }
 
     fn not_now(&mut self, message: impl Into<String>) {
