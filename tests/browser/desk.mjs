@@ -93,6 +93,8 @@ async function logIn() {
 async function waitOffered() {
   await until("a call offered", () => window.desk.call && !window.desk.call.connected, undefined, 90000);
   const offered = await page.evaluate(() => window.desk.received.findLast(m => m.type === "offered"));
+  // The engine reports the agent's state about once a second: ringing follows the offer.
+  await until("the ringing state", () => window.desk.state.state === "ringing", undefined, 10000);
   step("offered", {
     offered,
     shown: { queue: await text("#call-queue"), caller: await text("#call-caller"), wait: await text("#call-wait"), state: await text("#state-name") },
@@ -127,7 +129,8 @@ async function call() {
   await until("connected", () => window.desk.call && window.desk.call.connected);
   await until("the work order in the form", id => window.desk.workOrder && window.desk.workOrder.order.id === id, offered.work_order);
   const connected = await page.evaluate(() => window.desk.received.findLast(m => m.type === "connected"));
-  const stateOnCall = await page.evaluate(() => window.desk.state.state);
+  await until("the on-call state", () => window.desk.state.state === "on_call", undefined, 10000);
+  const stateOnCall = await text("#state-name");
   const inboundAtConnect = await inboundPackets();
   const outboundAtConnect = await outboundPackets();
   // R28: a forbidden phrase is flagged while the agent types, before anything is saved.
