@@ -428,6 +428,48 @@ fn a_desk_closed_while_its_call_rings_puts_the_call_back_and_another_agent_takes
     );
 }
 
+/// Audio that stops arriving during a call is a visible warning within seconds, and
+/// the warning goes when audio comes back. The engine is frozen for a few seconds
+/// (SIGSTOP, then SIGCONT) mid-call: nothing reaches the browser while it is.
+#[test]
+fn audio_that_stops_during_a_call_is_a_visible_warning() {
+    let engine = engine(DEMO_AGENTS);
+    let screenshot = engine.dir.path().join("unused.png");
+    let mut desk = DeskBrowser::start("audio-stops", &engine, &screenshot);
+    desk.step("available", Duration::from_secs(60), &engine);
+    let caller = Sipp::new("caller_until_bye.xml", engine.sip)
+        .args(["-m", "1"])
+        .spawn(Duration::from_secs(150));
+    let talking = desk.step("talking", Duration::from_secs(60), &engine);
+    assert_eq!(
+        talking["warnings"],
+        json!({}),
+        "no warning while audio flows"
+    );
+
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(engine.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name}");
+    };
+    signal("STOP");
+    let warned = desk.step("warned", Duration::from_secs(30), &engine);
+    signal("CONT");
+    assert_eq!(warned["visible"], true, "{warned:#}");
+    assert!(
+        warned["warning"].as_str().unwrap().contains("听不到来电方"),
+        "{warned:#}"
+    );
+    let cleared = desk.step("cleared", Duration::from_secs(30), &engine);
+    assert_eq!(cleared["warnings"], json!({}), "{cleared:#}");
+    desk.step("done", Duration::from_secs(30), &engine);
+    desk.finish(&engine);
+    caller.wait().assert_success_against(&engine);
+}
+
 /// The page's own refusal: an unknown token is turned away with the reason in Chinese,
 /// and the login form stays.
 #[test]

@@ -8,6 +8,7 @@
 //   call           log in, take the call that rings, talk, fill in and submit the order
 //   kill           log in, and close the page while a call rings on the desk
 //   mic-blocked    log in with the microphone refused: the page warns at once
+//   audio-stops    take a call; warn while no audio arrives, and stop warning after
 // Driven by tests/desk_browser.rs; needs Debian's chromium and playwright-core
 // (scripts/install-test-deps.sh).
 import { chromium } from "playwright-core";
@@ -182,6 +183,29 @@ async function call() {
   });
 }
 
+async function audioStops() {
+  await logIn();
+  await waitOffered();
+  await page.click("#btn-answer");
+  await until("connected", () => window.desk.call && window.desk.call.connected);
+  const before = await inboundPackets();
+  await until("the caller's audio", n => window.desk.inbound.packetsReceived > n + 50, before);
+  step("talking", { warnings: await page.evaluate(() => window.desk.warnings) });
+  // The test stops the engine's audio now; the page must say so within seconds.
+  await until("the no-audio warning", () => window.desk.warnings.inbound, undefined, 30000);
+  step("warned", {
+    warning: await page.locator("#warn-inbound").innerText(),
+    visible: await page.isVisible("#warn-inbound"),
+    stalledSeconds: await page.evaluate(() => window.desk.inbound.stalledSeconds),
+  });
+  // Then lets it flow again: the warning goes once packets arrive.
+  await until("the warning cleared", () => !window.desk.warnings.inbound, undefined, 30000);
+  step("cleared", { warnings: await page.evaluate(() => window.desk.warnings) });
+  await page.keyboard.press("F4");
+  await until("ended", () => window.desk.call && window.desk.call.ended);
+  step("done");
+}
+
 async function kill() {
   await logIn();
   const offered = await waitOffered();
@@ -209,6 +233,7 @@ try {
   else if (mode === "mic-blocked") await micBlocked();
   else if (mode === "call") await call();
   else if (mode === "kill") await kill();
+  else if (mode === "audio-stops") await audioStops();
   else throw new Error(`unknown mode ${mode}`);
 } catch (e) {
   console.error(e.stack || String(e));
