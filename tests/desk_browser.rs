@@ -329,6 +329,13 @@ fn a_call_taken_on_the_desk_is_heard_both_ways_recorded_and_its_work_order_submi
         .path()
         .join(order.recording_path.as_deref().expect("recording"));
     let (left, right) = channel_levels(&path, at + 0.5, at + 2.5);
+    eprintln!(
+        "browser RTP in {} -> {}, out {} -> {}; recording after connect: left rms {left:.0}, right rms {right:.0}",
+        count("inboundAtConnect"),
+        count("inboundLater"),
+        count("outboundAtConnect"),
+        count("outboundLater")
+    );
     assert!(
         left > 200.0,
         "caller's speech on the left after connect: rms {left} ({})",
