@@ -8,9 +8,9 @@
 //!   out; the recording's left and right channels both carry sound after the connect
 //!   time, R22), the caller is masked on the desk (R12), forbidden phrases are flagged
 //!   while typing (R28), the knowledge base and directory answer during the call (R13,
-//!   R14), wrap-up ends on submit, and the API shows the order owned by the agent who
-//!   answered (R7) with the fields the agent entered. A screenshot is saved under
-//!   `target/desk.png` (not committed).
+//!   R14), F6 holds and takes back, wrap-up ends on submit, and the API shows the order
+//!   owned by the agent who answered (R7) with the fields the agent entered. A
+//!   screenshot is saved under `target/desk.png` (not committed).
 //! - A desk that dies while its call rings: the call goes back to the queue at its
 //!   place and another agent (a SIPp phone) gets it; the desk's agent is logged out.
 //! - The page itself when things go wrong: an unknown token is turned away with the
@@ -273,6 +273,15 @@ fn a_call_taken_on_the_desk_is_heard_both_ways_recorded_and_its_work_order_submi
     );
     let provider = done["provider"].as_str().unwrap();
     assert_eq!(done["referralField"], provider);
+    // Held and taken back with F6.
+    assert_eq!(done["held"], json!([true, false]), "{done:#}");
+    assert_eq!(done["holdShown"]["status"], "保持中");
+    assert!(
+        done["holdShown"]["button"]
+            .as_str()
+            .unwrap()
+            .contains("取回")
+    );
     // Hung up with F4, wrap-up, and wrap-up ended by the submit.
     assert_eq!(done["ended"]["by"], "agent", "{done:#}");
     assert_eq!(done["wrapUpShown"], "话后整理");

@@ -158,6 +158,12 @@ async function call() {
   await until("the flag cleared", () => window.desk.phraseHits.matter.length === 0);
   await page.fill("#f-answer", "已转介开锁服务企业，企业将尽快与您联系");
   await page.check("#f-urgent");
+  // F6 holds the caller and takes them back.
+  await page.keyboard.press("F6");
+  await until("held", () => window.desk.call.held === true);
+  const holdShown = { button: await text("#btn-hold"), status: await text("#call-status") };
+  await page.keyboard.press("F6");
+  await until("taken back", () => window.desk.call.held === false);
   // F4: hang up from the keyboard (the shortcut the page shows on the button).
   await page.keyboard.press("F4");
   await until("ended", () => window.desk.call && window.desk.call.ended);
@@ -172,7 +178,8 @@ async function call() {
   step("done", {
     offered, connected, ended, stateOnCall, wrapUpShown,
     inboundAtConnect, inboundLater, outboundAtConnect, outboundLater,
-    flagged, warningsOnCall,
+    flagged, warningsOnCall, holdShown,
+    held: await page.evaluate(() => window.desk.received.filter(m => m.type === "held").map(m => m.held)),
     knowledgeShown: await text("#knowledge"), provider,
     referralField: await page.inputValue("#f-referral"),
     note: await text("#order-note"),
