@@ -4,7 +4,7 @@
 //! fills in and submits the work order over the REST API. SIPp plays the caller's
 //! speech from a pcap; the engine bridges it to the browser and records both sides.
 //!
-//! - A full call: audio flows both ways (the browser's `getStats()` counts RTP in and
+//! - A full call: a break (小休) and back first; audio flows both ways (the browser's `getStats()` counts RTP in and
 //!   out; the recording's left and right channels both carry sound after the connect
 //!   time, R22), the caller is masked on the desk (R12), forbidden phrases are flagged
 //!   while typing (R28), the knowledge base and directory answer during the call (R13,
@@ -207,6 +207,11 @@ fn a_call_taken_on_the_desk_is_heard_both_ways_recorded_and_its_work_order_submi
         "the token leaves the address bar: {available}"
     );
     assert_eq!(available["warnings"], json!({}), "no warning at login");
+    // A break with its reason, and back, before the first call.
+    let paused = &available["paused"];
+    assert_eq!(paused["state"], "小休", "{available:#}");
+    assert_eq!(paused["reason"], "（休息）");
+    assert_eq!(paused["engine"]["reason"], "break");
     let (_, agents_now) = engine.api("GET", "/agents");
     assert_eq!(
         agent_field(&agents_now, "1001", "state").as_deref(),

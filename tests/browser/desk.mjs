@@ -75,7 +75,7 @@ const outboundPackets = () => page.evaluate(async () => {
   return packets;
 });
 
-async function logIn() {
+async function logIn({ pauseFirst = false } = {}) {
   // The token travels in the fragment, which the browser never sends to the server.
   await page.goto(`${base}/desk#token=${encodeURIComponent(token)}`);
   await until("welcome", () => window.desk && window.desk.agent);
@@ -85,7 +85,17 @@ async function logIn() {
   const mediaCheckShown = await text("#media-check");
   await page.click("#btn-login");
   await until("available", () => window.desk.state.state === "available");
+  let paused = null;
+  if (pauseFirst) {
+    // A break (小休) with its reason, then back (恢复), as the engine reports them.
+    await page.click("#btn-pause");
+    await until("paused", () => window.desk.state.state === "paused");
+    paused = { state: await text("#state-name"), reason: await text("#state-reason"), engine: await page.evaluate(() => window.desk.state) };
+    await page.click("#btn-resume");
+    await until("available again", () => window.desk.state.state === "available");
+  }
   step("available", {
+    paused,
     agent: await text("#agent"), addressBar, mediaCheck, mediaCheckShown,
     stateShown: await text("#state-name"), warnings: await page.evaluate(() => window.desk.warnings),
   });
@@ -124,7 +134,7 @@ async function loginRefused() {
 }
 
 async function call() {
-  await logIn();
+  await logIn({ pauseFirst: true });
   const offered = await waitOffered();
   await page.click("#btn-answer");
   await until("connected", () => window.desk.call && window.desk.call.connected);
