@@ -4,13 +4,14 @@
 //! fills in and submits the work order over the REST API. SIPp plays the caller's
 //! speech from a pcap; the engine bridges it to the browser and records both sides.
 //!
-//! - A full call: a break (小休) and back first; audio flows both ways (the browser's `getStats()` counts RTP in and
-//!   out; the recording's left and right channels both carry sound after the connect
-//!   time, R22), the caller is masked on the desk (R12), forbidden phrases are flagged
-//!   while typing (R28), the knowledge base and directory answer during the call (R13,
-//!   R14), F6 holds and takes back, wrap-up ends on submit, and the API shows the order
-//!   owned by the agent who answered (R7) with the fields the agent entered. A
-//!   screenshot is saved under `target/desk.png` (not committed).
+//! - A full call: a break (小休) and back first; then audio flows both ways (the
+//!   browser's `getStats()` counts RTP in and out; the recording's left and right
+//!   channels both carry sound after the connect time, R22), the caller is masked on
+//!   the desk (R12), forbidden phrases are flagged while typing (R28), the knowledge
+//!   base and directory answer during the call (R13, R14), F6 holds and takes back,
+//!   wrap-up ends on submit, and the API shows the order owned by the agent who
+//!   answered (R7) with the fields the agent entered. A screenshot is saved under
+//!   `target/desk.png` (not committed).
 //! - A desk that dies while its call rings: the call goes back to the queue at its
 //!   place and another agent (a SIPp phone) gets it; the desk's agent is logged out.
 //! - The page itself when things go wrong: an unknown token is turned away with the
