@@ -571,3 +571,28 @@ fn bad_input_on_the_desk_socket_gets_an_error_and_a_close() {
     assert_eq!(status, 200, "the engine is unaffected");
     assert!(common::http_get(engine.http, "/health").is_some());
 }
+
+/// An open desk does not hold the engine up: SIGTERM with a desk logged in (and its
+/// media session up) still drains and exits 0, and the desk is told the engine went.
+#[test]
+fn the_engine_stops_cleanly_with_a_desk_open() {
+    let mut engine = engine();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut desk = runtime.block_on(open_desk(&engine));
+    runtime.block_on(async {
+        send(&mut desk.socket, json!({"type": "login"})).await;
+        expect(&mut desk.socket, "state").await;
+    });
+    let status = engine.terminate();
+    assert!(status.success(), "{status:?}\n{}", engine.log());
+    let closed = runtime.block_on(async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), desk.socket.next()).await {
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => return false,
+            }
+        }
+    });
+    assert!(closed, "the desk's socket ends with the engine");
+}

@@ -42,7 +42,7 @@ use crate::api::SwitchClient;
 use crate::config::desk::DeskConfig;
 use crate::desk::protocol::ErrorCode;
 use crate::desk::session::{DeskAction, DeskSession, DeskSettings};
-use crate::desk::{DeskConnection, FromBrowser, ToBrowser};
+use crate::desk::{DeskClaim, DeskConnection, FromBrowser, ToBrowser};
 use crate::switch::{AgentStatus, Command, Reply as SwitchReply};
 use crate::workorder::{WorkOrderId, WorkOrderStore};
 
@@ -170,6 +170,7 @@ async fn run_desk(connection: DeskConnection, services: Arc<DeskServices>) {
     info!(agent, sip = %local_sip, relay = %relay_addr, "desk opened");
     crate::metrics::desk_opened();
     let mut desk = Desk {
+        claim: Some(claim),
         session: DeskSession::new(settings, Instant::now(), rand::random()),
         services,
         sip,
@@ -193,7 +194,6 @@ async fn run_desk(connection: DeskConnection, services: Arc<DeskServices>) {
         why = desk.session.lost().unwrap_or("engine stopping"),
         "desk closed"
     );
-    drop(claim);
 }
 
 async fn bind_pair(ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
@@ -203,6 +203,9 @@ async fn bind_pair(ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
 }
 
 struct Desk {
+    /// The agent's one desk, given back the moment this one is lost (not after its
+    /// last SIP transactions), so the agent can open a new one at once.
+    claim: Option<DeskClaim>,
     session: DeskSession,
     services: Arc<DeskServices>,
     sip: UdpSocket,
@@ -228,6 +231,9 @@ impl Desk {
         let mut rtp_buf = vec![0u8; 2048];
         loop {
             self.carry_out().await;
+            if self.session.lost().is_some() {
+                self.claim = None;
+            }
             let now = Instant::now();
             if self.session.is_finished(now) {
                 return;
