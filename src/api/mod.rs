@@ -22,10 +22,12 @@ pub mod auth;
 pub mod callbacks;
 pub mod desk;
 pub mod desk_access;
+pub mod desk_page;
 pub mod desk_ws;
 pub mod error;
 pub mod knowledge;
 pub mod openapi;
+pub mod phrases;
 pub mod range;
 pub mod recordings;
 pub mod workorders;
@@ -148,6 +150,7 @@ pub fn router(
         .with_state(state)
         .merge(callback_routes)
         .merge(script_routes)
+        .merge(desk_page::routes())
         .merge(desk)
         .merge(desk_socket)
         // Every route, not only the desk's, answers a wrong method in JSON.

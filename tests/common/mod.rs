@@ -873,3 +873,29 @@ pub fn response_to(request: &str, code: u16, reason: &str) -> String {
     out.push_str("Content-Length: 0\r\n\r\n");
     out
 }
+
+/// Where the browser tests' node scripts and their `node_modules` live.
+pub fn browser_dir() -> PathBuf {
+    Path::new(MANIFEST_DIR).join("tests/browser")
+}
+
+/// node, chromium and playwright-core, or a loud failure naming the install script.
+pub fn require_browser() {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
+    };
+    assert!(
+        on_path("node"),
+        "node is not installed: run scripts/install-test-deps.sh"
+    );
+    let chromium = std::env::var("HOTLINE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).is_file(),
+        "{chromium} is missing: run scripts/install-test-deps.sh (Debian package chromium)"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing in tests/browser: run scripts/install-test-deps.sh"
+    );
+}
