@@ -506,6 +506,17 @@ impl DeskSession {
     }
 
     fn on_ua_event(&mut self, now: Instant, event: UaEvent) {
+        if matches!(
+            event,
+            UaEvent::Incoming { .. }
+                | UaEvent::Answered { .. }
+                | UaEvent::Failed { .. }
+                | UaEvent::Ended { .. }
+        ) {
+            // The agent's state just changed in the switch: show it now, not at the
+            // next poll.
+            self.actions.push_back(DeskAction::QueryStatus);
+        }
         match event {
             UaEvent::Incoming { call } => self.incoming(now, call),
             UaEvent::Answered { call } => {

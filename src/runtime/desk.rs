@@ -180,6 +180,7 @@ async fn run_desk(connection: DeskConnection, services: Arc<DeskServices>) {
         peer: None,
         relay_to: None,
         status_pending: false,
+        status_again: false,
         seq: rand::random(),
         replies: mpsc::unbounded_channel(),
         browser_rtp: mpsc::channel(BROWSER_RTP_QUEUE),
@@ -216,6 +217,8 @@ struct Desk {
     /// The engine's agent-leg RTP, while a call is relayed.
     relay_to: Option<SocketAddr>,
     status_pending: bool,
+    /// Asked again while a question was in flight: ask once more when it is answered.
+    status_again: bool,
     /// Sequence numbers of the packets we send the browser.
     seq: u16,
     replies: (mpsc::UnboundedSender<Reply>, mpsc::UnboundedReceiver<Reply>),
@@ -332,6 +335,8 @@ impl Desk {
             }
             DeskAction::QueryStatus => {
                 if self.status_pending {
+                    // The answer in flight may predate what prompted this one.
+                    self.status_again = true;
                     return;
                 }
                 self.status_pending = true;
@@ -374,6 +379,9 @@ impl Desk {
             Reply::Status(status) => {
                 self.status_pending = false;
                 self.session.handle_status(Instant::now(), status);
+                if std::mem::take(&mut self.status_again) {
+                    self.act(DeskAction::QueryStatus);
+                }
             }
             Reply::Refused(why) => self.session.handle_refused(why),
             Reply::Answered(Ok((sdp, peer))) => {
