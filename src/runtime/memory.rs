@@ -7,6 +7,13 @@
 //! `malloc_trim(0)` returns the free pages of every arena; it walks the heap, so it
 //! runs on the blocking pool, every [`TRIM_INTERVAL`]. Other allocators (musl) return
 //! memory themselves; there this task does nothing.
+//!
+//! Trimming alone is not enough: glibc raises its mmap threshold to the size of any
+//! large block freed (up to 32 MiB) and its trim threshold to twice that, and
+//! `malloc_trim` never shrinks the top of a thread's arena, only `free` does, above the
+//! trim threshold. After one flood freed a few large buffers, a worker's arena kept
+//! megabytes of free top for ever. [`tune_allocator`] pins both thresholds at glibc's
+//! own starting values, so they no longer climb.
 
 use std::time::Duration;
 
@@ -15,6 +22,27 @@ use tokio::sync::watch;
 /// How often free memory is handed back: short next to a flood's aftermath (timer H,
 /// 32 s), long next to the cost of a trim (milliseconds for a heap of this size).
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Blocks at least this large get their own mapping, given back when freed; the free
+/// top of an arena above this is given back too. glibc's starting value for both,
+/// held there (see the module's documentation).
+pub const ALLOCATOR_THRESHOLD: usize = 128 * 1024;
+
+/// Pins glibc's mmap and trim thresholds at [`ALLOCATOR_THRESHOLD`]. Call it at
+/// start-up, before the runtime's threads allocate. Does nothing on other allocators.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn tune_allocator() {
+    let threshold = ALLOCATOR_THRESHOLD as libc::c_int;
+    // SAFETY: mallopt takes plain integers and only changes the allocator's settings,
+    // under its own lock. A refused setting (0) leaves glibc's default, which works.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, threshold);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, threshold);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune_allocator() {}
 
 /// Trims the allocator every [`TRIM_INTERVAL`] until `stop` turns true.
 pub async fn return_freed_memory(mut stop: watch::Receiver<bool>) {
