@@ -301,6 +301,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         transports_stopped.clone(),
     )));
     io_tasks.push(tokio::spawn(memory::return_freed_memory(
+        store.clone(),
         transports_stopped.clone(),
     )));
     io_tasks.push(tokio::spawn(reload_on_sighup(
