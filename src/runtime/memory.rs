@@ -19,10 +19,16 @@
 //! fills (2 MB) during a flood of work orders and stays full until the connection
 //! closes. Each round first empties it ([`WorkOrderStore::release_memory`]), then trims,
 //! so what the store freed goes back in the same round.
+//!
+//! And memory that only a scrape frees: the Prometheus recorder keeps every histogram
+//! sample until it is folded in, which `/metrics` does before it renders. With nobody
+//! scraping (no Prometheus yet, or it is down) samples piled up with every call; each
+//! round folds them in too.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 use crate::workorder::WorkOrderStore;
@@ -55,7 +61,11 @@ pub fn tune_allocator() {}
 /// Every [`TRIM_INTERVAL`] until `stop` turns true: empties the work order store's
 /// page cache, then trims the allocator, so what the store freed goes back in the same
 /// round.
-pub async fn return_freed_memory(store: Arc<dyn WorkOrderStore>, mut stop: watch::Receiver<bool>) {
+pub async fn return_freed_memory(
+    store: Arc<dyn WorkOrderStore>,
+    metrics: PrometheusHandle,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(TRIM_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -63,6 +73,7 @@ pub async fn return_freed_memory(store: Arc<dyn WorkOrderStore>, mut stop: watch
             _ = ticker.tick() => {
                 // A store stuck on a lock must not hold up the trimming for long.
                 let _ = tokio::time::timeout(TRIM_INTERVAL, store.release_memory()).await;
+                metrics.run_upkeep();
                 let _ = tokio::task::spawn_blocking(trim).await;
             }
             // The guard wait_for returns is not Send: drop it inside.
@@ -93,7 +104,10 @@ mod tests {
         let store: Arc<dyn WorkOrderStore> =
             Arc::new(crate::workorder::SqlStore::open(dir.path()).expect("open"));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(return_freed_memory(store, stop_rx));
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .build_recorder()
+            .handle();
+        let task = tokio::spawn(return_freed_memory(store, metrics, stop_rx));
         tokio::time::sleep(TRIM_INTERVAL * 3).await;
         assert!(!task.is_finished());
         stop_tx.send(true).unwrap();

@@ -290,6 +290,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     io_tasks.push(tokio::spawn({
         let stopped = transports_stopped.clone();
         let (config, client, store) = (config.clone(), client.clone(), store.clone());
+        let metrics = metrics.clone();
         async move {
             if let Err(e) = crate::api::serve(http, metrics, config, client, store, stopped).await {
                 warn!(error = %e, "HTTP server stopped");
@@ -302,6 +303,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     )));
     io_tasks.push(tokio::spawn(memory::return_freed_memory(
         store.clone(),
+        metrics.clone(),
         transports_stopped.clone(),
     )));
     io_tasks.push(tokio::spawn(reload_on_sighup(
