@@ -26,6 +26,7 @@ SETTLE_SECONDS=${SETTLE_SECONDS:-40}
 TARGET_RATIO=${TARGET_RATIO:-1.20}
 NOTE=${NOTE:-}
 UAC_PORT=${UAC_PORT:-25180}
+UAC_MEDIA_PORT=${UAC_MEDIA_PORT:-26000}
 SCENARIO="$REPO/benches/load/uac_short.xml"
 
 need sipp taskset curl awk
@@ -58,7 +59,7 @@ for flood in $(seq 1 "$FLOODS"); do
     seconds=$((INVITE_COUNT / RATE))
     (cd "$dir" && timeout $((seconds * 3 + 30)) taskset -c "$LOAD_CPUS" \
         sipp "127.0.0.1:$ENGINE_SIP_PORT" -sf "$SCENARIO" -i 127.0.0.1 -p "$UAC_PORT" \
-        -mp 26000 -r "$RATE" -m "$INVITE_COUNT" -l $((RATE * 10)) -d 200 \
+        -mp "$UAC_MEDIA_PORT" -r "$RATE" -m "$INVITE_COUNT" -l $((RATE * 10)) -d 200 \
         -buff_size 4194304 -recv_timeout 5000 -nostdin -trace_stat -stf "$dir/stat.csv" -fd 1 \
         >"$dir/sipp.out" 2>&1) &
     sipp_pid=$!
