@@ -10,7 +10,8 @@
 #                                           postgres (the store tests), prometheus
 #                                           (promtool, for the rules tests), chromium,
 #                                           node and playwright-core (the wallboard
-#                                           page test)
+#                                           and agent desk page tests; the desk's
+#                                           fake microphone is checked once installed)
 #   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
 #                                           checks WAV lengths), curl, jq, time, and
 #                                           cargo-fuzz; for scripts/chaos.sh sqlite3
@@ -85,12 +86,42 @@ else
   echo "install-test-deps: every package is installed"
 fi
 
-# --- supervisors: playwright-core for tests/wallboard_browser.rs --------------------
+# --- supervisors: playwright-core for tests/wallboard_browser.rs and desk_browser.rs -
 browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
 if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
   echo "install-test-deps: installing playwright-core into tests/browser"
   npm ci --prefix "$browser_dir" --no-audit --no-fund
 fi
+# tests/desk_browser.rs takes calls in Chromium with a WAV as its microphone, launched
+# (by tests/browser/desk.mjs) with these flags:
+#   --use-fake-device-for-media-stream --use-fake-ui-for-media-stream
+#   --use-file-for-fake-audio-capture=<wav> --allow-loopback-in-peer-connection
+#   --autoplay-policy=no-user-gesture-required
+# Check once that this Chromium takes them: getUserMedia must give an audio track.
+desk_wav="$(cd "$browser_dir/../.." && pwd)/dialplans/prompts/menu.wav"
+mic_page="$(mktemp --suffix=.html)"
+echo '<!doctype html><title>microphone</title>' >"$mic_page"
+if (cd "$browser_dir" && MIC_PAGE="$mic_page" MIC_WAV="$desk_wav" node --input-type=module -e '
+import { chromium } from "playwright-core";
+const browser = await chromium.launch({
+  executablePath: process.env.HOTLINE_CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    `--use-file-for-fake-audio-capture=${process.env.MIC_WAV}`, "--allow-loopback-in-peer-connection"],
+});
+const page = await browser.newPage();
+await page.goto(`file://${process.env.MIC_PAGE}`);
+const tracks = await page.evaluate(async () =>
+  (await navigator.mediaDevices.getUserMedia({ audio: true })).getAudioTracks().length);
+await browser.close();
+process.exit(tracks === 1 ? 0 : 1);
+'); then
+  echo "install-test-deps: chromium takes a WAV as its microphone (the desk test's flags)"
+else
+  echo "install-test-deps: chromium refused the fake microphone flags; tests/desk_browser.rs will fail" >&2
+  rm -f "$mic_page"
+  exit 1
+fi
+rm -f "$mic_page"
 # --- end supervisors ---------------------------------------------------------------
 
 if [ "$bench" = 1 ] && ! command -v cargo-fuzz >/dev/null 2>&1; then

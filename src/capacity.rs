@@ -30,6 +30,14 @@ impl<K: Eq + Hash, V, S: BuildHasher> ShrinkIdle for HashMap<K, V, S> {
     }
 }
 
+impl<T> ShrinkIdle for Vec<T> {
+    fn shrink_idle(&mut self) {
+        if let Some(target) = shrunk(self.len(), self.capacity()) {
+            self.shrink_to(target);
+        }
+    }
+}
+
 impl<T> ShrinkIdle for VecDeque<T> {
     fn shrink_idle(&mut self) {
         if let Some(target) = shrunk(self.len(), self.capacity()) {

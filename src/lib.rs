@@ -22,7 +22,8 @@
 //! | [`ivr`] | dialplans as data (compiled and validated with file:line errors, versioned for reload) and the per-call interpreter: menus, queues, survey, R27 scripts | pure core |
 //! | [`runtime`] | the tokio tasks: UDP/TCP transports, the one switch task, media streams, the store writer and QA sampling, the retention job; start-up checks, reload, shutdown | I/O |
 //! | [`service`] | systemd readiness (`Type=notify`) and the process's own health metrics | I/O |
-//! | [`sim`] | the deterministic simulation: a seeded lossy network, a simulated clock, trunk callers and agent phones speaking real SIP text, the whole switch under invariants (issue 7) | pure (test and benchmark harness; the engine never imports it) |
+//! | [`sim`] | the deterministic simulation: a seeded lossy network, a simulated clock, trunk callers and agent phones speaking real SIP text, the whole switch under invariants (issue 7) | pure (test and benchmark harness; the engine imports only its SIP user agent, `sim::ua`, for the browser desk) |
+//! | [`desk`] | the agent desk in a browser (issue 13): its WebSocket protocol and each desk's session, a SIP user agent to the switch joined to the browser's WebRTC audio | pure core; the runtime runs it |
 //! | [`api`] | the HTTP server: `/metrics`, `/health`, and the agent API behind a bearer token; reaches the switch by commands | I/O |
 //!
 //! Imports go one way: `runtime` → `api`, `switch` → `sip`, `acd`, `media`, `workorder`,
@@ -34,6 +35,7 @@ pub mod api;
 pub mod callbacks;
 pub mod capacity;
 pub mod config;
+pub mod desk;
 pub mod ivr;
 pub mod media;
 pub mod metrics;

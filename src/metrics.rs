@@ -44,6 +44,8 @@ pub const CALLS_ABANDONED_TOTAL: &str = "hotline_calls_abandoned_total";
 /// Labelled with [`REASON_LABEL`]: a [`RejectReason`] name.
 pub const CALLS_REJECTED_TOTAL: &str = "hotline_calls_rejected_total";
 pub const CALLS_ACTIVE: &str = "hotline_calls_active";
+/// Browser desks (issue 13) open now.
+pub const DESKS_OPEN: &str = "hotline_desks_open";
 pub const ANSWER_DELAY_SECONDS: &str = "hotline_answer_delay_seconds";
 pub const ANSWERED_WITHIN_RING_BUDGET_TOTAL: &str = "hotline_answered_within_ring_budget_total";
 pub const RECORDINGS_WRITTEN_TOTAL: &str = "hotline_recordings_written_total";
@@ -423,6 +425,12 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         "File descriptors the engine holds open (sockets, recordings, the store).",
     ),
     (
+        DESKS_OPEN,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Agents' browser desks open now (each registered as the agent's phone).",
+    ),
+    (
         PROCESS_START_TIME_SECONDS,
         Kind::Gauge,
         Some(Unit::Seconds),
@@ -504,6 +512,7 @@ fn start_at_zero() {
         counter!(name).increment(0);
     }
     gauge!(CALLS_ACTIVE).set(0.0);
+    gauge!(DESKS_OPEN).set(0.0);
 }
 
 /// Counts an unanswered call under its reason's snake_case name.
@@ -797,6 +806,16 @@ fn slot_index(minute: i64) -> usize {
 
 fn rate_of(offered: u64, answered: u64) -> Option<f64> {
     (offered > 0).then(|| (answered as f64 / offered as f64).min(1.0))
+}
+
+/// A browser desk opened.
+pub fn desk_opened() {
+    gauge!(DESKS_OPEN).increment(1.0);
+}
+
+/// A browser desk closed.
+pub fn desk_closed() {
+    gauge!(DESKS_OPEN).decrement(1.0);
 }
 
 #[cfg(test)]

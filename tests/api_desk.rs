@@ -354,6 +354,11 @@ fn routes(id: &WorkOrderId) -> Vec<(Method, String, Option<&'static str>)> {
         (Method::GET, "/knowledge?q=供暖".into(), None),
         (Method::GET, "/directory?q=开锁".into(), None),
         (Method::GET, "/audit-log".into(), None),
+        (
+            Method::POST,
+            "/forbidden-phrases/check".into(),
+            Some(r#"{"text":"这个不行"}"#),
+        ),
     ]
 }
 

@@ -9,37 +9,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{API_TOKEN, Engine, EngineOptions, MANIFEST_DIR, Sipp};
+use common::{API_TOKEN, Engine, EngineOptions, MANIFEST_DIR, Sipp, browser_dir, require_browser};
 use serde_json::Value;
-
-fn browser_dir() -> PathBuf {
-    Path::new(MANIFEST_DIR).join("tests/browser")
-}
-
-/// node, chromium and playwright-core, or a loud failure naming the install script.
-fn require_browser() {
-    let on_path = |name: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
-    };
-    assert!(
-        on_path("node"),
-        "node is not installed: run scripts/install-test-deps.sh"
-    );
-    let chromium = std::env::var("HOTLINE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).is_file(),
-        "{chromium} is missing: run scripts/install-test-deps.sh (Debian package chromium)"
-    );
-    assert!(
-        browser_dir().join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing in tests/browser: run scripts/install-test-deps.sh"
-    );
-}
 
 /// The page's "12分05秒" / "7秒" for a number of seconds.
 fn seconds_text(seconds: f64) -> String {

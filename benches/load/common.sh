@@ -29,7 +29,12 @@ need() {
     done
 }
 
+# HOTLINE_BIN: measure a binary built elsewhere (an A/B comparison) instead of building.
 build_engine() {
+    if [ -n "${HOTLINE_BIN:-}" ]; then
+        ENGINE_BIN=$HOTLINE_BIN
+        return
+    fi
     (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
     ENGINE_BIN="$REPO/target/release/hotline"
 }

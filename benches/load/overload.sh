@@ -137,12 +137,7 @@ flood() {
 header='| edge shedding | offered | calls | goodput calls/s | goodput / clean rate | shed at the edge | refused by admission | admitted INVITE→200 p50 / p99 / p99.9 ms | engine CPU % during | CPU % 5–10 s after | probe after |
 |---|---|---|---|---|---|---|---|---|---|---|'
 
-if [ -n "${HOTLINE_BIN:-}" ]; then
-    ENGINE_BIN=$HOTLINE_BIN
-else
-    echo "building the engine (cargo build --release)…" >&2
-    build_engine
-fi
+build_engine
 rows=""
 for mode in $MODES; do
     dir="$WORK/engine-$mode"

@@ -59,4 +59,5 @@ pub fn openapi_router() -> OpenApiRouter<Desk> {
         .merge(super::recordings::routes())
         .merge(super::knowledge::routes())
         .merge(super::audit::routes())
+        .merge(super::phrases::routes())
 }

@@ -11,7 +11,8 @@
 //! Answers name agents by number only, never by name, and never carry a caller number.
 //! Handlers reach the switch only through [`SwitchClient`]: a command and its reply.
 //!
-//! Callbacks (create, list, reschedule, cancel) are [`callbacks`].
+//! Callbacks (create, list, reschedule, cancel) are [`callbacks`]. The browser desk's
+//! WebSocket, `GET /desk/ws`, is [`desk_ws`].
 //!
 //! The agent routes need a supervisor token ([`auth`]). The desk API (work orders,
 //! recordings, knowledge base, read-audit log, `/openapi.json`) is [`desk`].
@@ -21,9 +22,12 @@ pub mod auth;
 pub mod callbacks;
 pub mod desk;
 pub mod desk_access;
+pub mod desk_page;
+pub mod desk_ws;
 pub mod error;
 pub mod knowledge;
 pub mod openapi;
+pub mod phrases;
 pub mod range;
 pub mod recordings;
 pub mod workorders;
@@ -108,8 +112,10 @@ pub fn router(
     config: Arc<Config>,
     switch: SwitchClient,
     store: Arc<dyn WorkOrderStore>,
+    desks: crate::desk::Desks,
 ) -> Router {
     let authenticator = Arc::new(auth::Authenticator::from_config(&config));
+    let desk_socket = desk_ws::routes(authenticator.clone(), desks);
     let desk = desk::router(&config, store.clone(), authenticator.clone());
     let wallboard_routes = wallboard::routes(
         wallboard::start(config.clone(), switch.clone()).with_audit(store.clone()),
@@ -144,7 +150,9 @@ pub fn router(
         .with_state(state)
         .merge(callback_routes)
         .merge(script_routes)
+        .merge(desk_page::routes())
         .merge(desk)
+        .merge(desk_socket)
         // Every route, not only the desk's, answers a wrong method in JSON.
         .method_not_allowed_fallback(error::method_not_allowed)
 }
@@ -271,9 +279,10 @@ pub async fn serve(
     config: Arc<Config>,
     switch: SwitchClient,
     store: Arc<dyn WorkOrderStore>,
+    desks: crate::desk::Desks,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(metrics, config, switch, store))
+    axum::serve(listener, router(metrics, config, switch, store, desks))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })

@@ -525,7 +525,10 @@ mod tests {
         ))
         .expect("config");
         let trunk = cfg.callbacks.trunk.expect("a trunk");
-        assert_eq!(trunk.address, "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(
+            trunk.address,
+            "127.0.0.1:5080".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert_eq!(trunk.transport, crate::sip::TransportKind::Tcp);
         assert_eq!(trunk.caller_id, "+8612345");
         assert_eq!(

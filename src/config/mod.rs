@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod agents;
+pub mod desk;
 pub mod qa;
 pub mod secret_file;
 pub mod session_timers;
@@ -79,6 +80,8 @@ pub struct Config {
     pub trunks: Vec<crate::sip::trunk::Trunk>,
     /// `[session_timers]`: RFC 4028 Min-SE and interval; the RFC's values when absent.
     pub session_timers: crate::sip::session_timer::SessionTimerConfig,
+    /// `[desk]`: the browser desk's heartbeat and audio timeout.
+    pub desk: desk::DeskConfig,
     pub access: access::AccessConfig,
     pub qa: qa::QaConfig,
     pub callbacks: callbacks::CallbacksConfig,
@@ -291,6 +294,7 @@ struct RawConfig {
     registrar: RawRegistrar,
     trunks: Option<Vec<trunks::RawTrunk>>,
     session_timers: Option<session_timers::RawSessionTimers>,
+    desk: Option<desk::RawDesk>,
     #[serde(default)]
     access: access::RawAccess,
     #[serde(default)]
@@ -615,6 +619,7 @@ impl Validator<'_> {
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let trunks = trunks::validate(self, &raw.trunks)?;
         let session_timers = session_timers::validate(self, &raw.session_timers)?;
+        let desk = desk::validate(self, &raw.desk)?;
         let listen_udp = raw
             .sip
             .listen_udp
@@ -822,6 +827,7 @@ impl Validator<'_> {
         Ok(Config {
             trunks,
             session_timers,
+            desk,
             access,
             qa,
             callbacks,
@@ -902,7 +908,10 @@ mod tests {
         let cfg = parse(SHIPPED).expect("shipped config");
         assert_eq!(cfg.sip.listen_udp, Some("127.0.0.1:5060".parse().unwrap()));
         assert_eq!(cfg.sip.listen_tcp, Some("127.0.0.1:5060".parse().unwrap()));
-        assert_eq!(cfg.http.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(
+            cfg.http.listen,
+            "127.0.0.1:9090".parse::<std::net::SocketAddr>().unwrap()
+        );
         // R6: three rings of 1 s on / 4 s off is the default budget.
         assert_eq!(cfg.calls.ring_budget, Duration::from_secs(10));
         assert_eq!(cfg.calls.ring_before_answer, Duration::from_secs(2));

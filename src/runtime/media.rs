@@ -1,18 +1,19 @@
 //! The media runtime (I/O): carries out the switch's media orders. It binds each leg's
-//! RTP port, runs one stream task per started leg (a bridged leg joins its partner's
-//! stream, so a bridged call is one task), starts and finishes the recordings, and
+//! RTP port, starts one stream per started leg on the media workers (a bridged leg
+//! joins its partner's stream, so a bridged call is one stream), starts and finishes
+//! the recordings, and
 //! reports back what the switch must know. The switch names legs; only this file knows
 //! their sockets. A WebRTC leg would be one more kind of endpoint here.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
+
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use super::ports::RtpPorts;
-use super::stream::{self, MediaCommand, MediaHandle, StreamEvent};
+use super::stream::{self, MediaCommand, MediaHandle, MediaWorkers, StreamEvent};
 use crate::media::session::MediaEvent;
 use crate::recording::{Recording, RecordingConfig};
 use crate::switch::{LegId, MediaCounters, MediaOrder, MediaReport, RecordingOrder};
@@ -39,6 +40,7 @@ struct Stream {
 /// Every leg's media.
 pub struct MediaRuntime {
     ports: RtpPorts,
+    workers: MediaWorkers,
     rtp_timeout: Option<std::time::Duration>,
     recordings: RecordingConfig,
     reports: Reports,
@@ -54,6 +56,7 @@ impl MediaRuntime {
     ) -> MediaRuntime {
         MediaRuntime {
             ports,
+            workers: MediaWorkers::per_core(),
             rtp_timeout,
             recordings,
             reports,
@@ -112,7 +115,7 @@ impl MediaRuntime {
                 };
                 let recording = recording.and_then(|order| self.start_recording(&order));
                 let (events_tx, events_rx) = mpsc::channel(stream::EVENT_CAPACITY);
-                let handle = stream::spawn(
+                let handle = self.workers.spawn(
                     socket,
                     params,
                     recording.as_ref().map(|r| r.frames()),
@@ -131,10 +134,7 @@ impl MediaRuntime {
                     error!(%leg, "attach of a leg that is not open");
                     return;
                 };
-                let command = MediaCommand::AttachAgent {
-                    socket: Arc::new(socket),
-                    params,
-                };
+                let command = MediaCommand::AttachAgent { socket, params };
                 if self.command(to, command) {
                     self.legs.insert(leg, LegMedia::Attached { to });
                 }
@@ -272,7 +272,7 @@ impl MediaRuntime {
 
     /// Stops every stream and finishes every recording (shutdown), waiting for them.
     pub async fn close_all(&mut self) {
-        let streams: Vec<Stream> = self
+        let mut streams: Vec<Stream> = self
             .legs
             .drain()
             .filter_map(|(_, media)| match media {
@@ -280,6 +280,11 @@ impl MediaRuntime {
                 _ => None,
             })
             .collect();
+        // All at once: each stops at its worker's next tick, so a thousand calls take
+        // one tick, not a thousand.
+        for stream in &mut streams {
+            stream.handle.request_stop();
+        }
         for Stream { handle, recording } in streams {
             handle.stop().await;
             if let Some(recording) = recording

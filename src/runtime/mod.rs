@@ -8,8 +8,9 @@
 //!   commands and its timer, and carries out what it decides: transmits, media orders,
 //!   store writes, replies. There is no task per call. The engine is not sharded: one
 //!   switch serves every call (measured in `benches/RESULTS.md`);
-//! - the media runtime binds RTP ports and runs one stream task per started leg, with
-//!   the recording writers ([`media`], [`stream`]);
+//! - the media runtime binds RTP ports and starts a stream per started leg on the media
+//!   workers (one task per core, one 20 ms tick for all its streams), with the
+//!   recording writers ([`media`], [`stream`]);
 //! - one store writer applies work-order writes in order and offers each call an agent
 //!   takes to the QA sampler ([`store`]);
 //! - the retention job purges work orders and recordings past their keeping period
@@ -22,6 +23,7 @@
 
 pub mod alive;
 pub mod callbacks;
+pub mod desk;
 pub mod limits;
 pub mod media;
 pub mod memory;
@@ -59,6 +61,8 @@ use transport::Transports;
 const INBOUND_QUEUE: usize = 4096;
 /// API commands waiting for the switch.
 const COMMAND_QUEUE: usize = 256;
+/// Desks that passed `hello`, waiting for the runtime to start them.
+const DESK_QUEUE: usize = 16;
 /// After the BYEs of shutdown, how long peers get to answer them before the calls are
 /// closed anyway (RFC 3261 lets a BYE take 64·T1; a shutdown does not wait that long).
 const SHUTDOWN_BYE_BOUND: Duration = Duration::from_secs(4);
@@ -287,12 +291,37 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     drop(inbound_tx);
 
     let (client, requests) = SwitchClient::channel(COMMAND_QUEUE);
+    let (desks, desk_connections) = crate::desk::Desks::channel(DESK_QUEUE);
+    io_tasks.push(tokio::spawn(desk::run(
+        desk_connections,
+        Arc::new(desk::DeskServices {
+            switch: client.clone(),
+            store: store.clone(),
+            passwords: crate::switch::passwords(&agents),
+            registrar: config.sip.listen_udp.map(desk::DeskServices::reachable),
+            domain: config.sip.advertised_ip.to_string(),
+            local_ip: config
+                .sip
+                .listen_udp
+                .map(|addr| desk::DeskServices::reachable(addr).ip())
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            media_ip: desk::DeskServices::reachable(std::net::SocketAddr::new(
+                config.media.rtp_ip,
+                0,
+            ))
+            .ip(),
+            config: config.desk.clone(),
+        }),
+        transports_stopped.clone(),
+    )));
     io_tasks.push(tokio::spawn({
         let stopped = transports_stopped.clone();
         let (config, client, store) = (config.clone(), client.clone(), store.clone());
         let metrics = metrics.clone();
         async move {
-            if let Err(e) = crate::api::serve(http, metrics, config, client, store, stopped).await {
+            if let Err(e) =
+                crate::api::serve(http, metrics, config, client, store, desks, stopped).await
+            {
                 warn!(error = %e, "HTTP server stopped");
             }
         }

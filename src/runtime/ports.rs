@@ -36,18 +36,16 @@ impl RtpPorts {
         }
     }
 
-    /// Binds the next free even port.
-    pub fn bind(&self) -> Result<tokio::net::UdpSocket, PortsExhausted> {
+    /// Binds the next free even port, non-blocking: the media workers read it once a
+    /// tick without the reactor.
+    pub fn bind(&self) -> Result<std::net::UdpSocket, PortsExhausted> {
         for _ in 0..self.slots {
             let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % self.slots;
             let port = self.first_even + (slot * 2) as u16;
             let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)) else {
                 continue;
             };
-            if socket.set_nonblocking(true).is_err() {
-                continue;
-            }
-            if let Ok(socket) = tokio::net::UdpSocket::from_std(socket) {
+            if socket.set_nonblocking(true).is_ok() {
                 return Ok(socket);
             }
         }

@@ -1,16 +1,16 @@
-//! One leg's RTP stream as a task (I/O): every 20 ms it sends one G.711 frame (a prompt,
+//! The legs' RTP streams (I/O): every 20 ms a stream sends one G.711 frame (a prompt,
 //! silence, or the bridged leg's voice), records one stereo frame (R22), and turns what
-//! arrives into audio and key presses. The pure logic is [`MediaCore`]; this task owns
-//! the sockets and the pacing.
+//! arrives into audio and key presses. The pure logic is [`MediaCore`]; this file owns
+//! the sockets and the pacing: [`MediaWorkers`], one task per core ticking every stream
+//! it holds.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::UdpSocket as StdUdpSocket;
 use std::sync::Arc;
-
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::media::prompt::Prompt;
@@ -35,7 +35,7 @@ pub enum MediaCommand {
     /// the agent hears the caller, each side in its own codec; any prompt stops. The
     /// recording keeps one layout: left the caller, right what the caller heard.
     AttachAgent {
-        socket: Arc<UdpSocket>,
+        socket: StdUdpSocket,
         params: MediaParams,
     },
     /// Undo the bridge (the agent hung up); the caller hears silence or prompts again.
@@ -62,262 +62,402 @@ pub const EVENT_CAPACITY: usize = 32;
 #[derive(Debug)]
 pub struct MediaHandle {
     pub commands: mpsc::Sender<MediaCommand>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<MediaStats>,
+    stop: Option<oneshot::Sender<()>>,
+    stats: oneshot::Receiver<MediaStats>,
 }
 
 impl MediaHandle {
-    /// Stops the stream and returns its counters. The recording sender is dropped when the
-    /// task ends, which tells the writer the call's audio is complete. Dropping the handle
-    /// stops the task too.
-    pub async fn stop(self) -> MediaStats {
-        // The task may already have ended (engine shutdown); then the send fails harmlessly.
-        let _ = self.stop.send(());
-        match self.task.await {
+    /// Asks the stream to stop at its worker's next tick, without waiting.
+    pub fn request_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The worker may already be gone (engine shutdown): harmless.
+            let _ = stop.send(());
+        }
+    }
+
+    /// Stops the stream and returns its counters. The recording sender is dropped when
+    /// the stream ends, which tells the writer the call's audio is complete. Dropping
+    /// the handle stops the stream too.
+    pub async fn stop(mut self) -> MediaStats {
+        self.request_stop();
+        match self.stats.await {
             Ok(stats) => stats,
-            Err(error) => {
-                tracing::error!(%error, "media task failed");
+            Err(_) => {
+                tracing::error!("media worker gone before the stream's counters");
                 MediaStats::default()
             }
         }
     }
 }
 
-/// Starts the media task of one leg on `socket`.
-///
-/// `recording` receives one [`StereoFrame`] per 20 ms (dropped and counted when full).
-/// The task ends on [`MediaHandle::stop`] or when the handle is dropped: the call task
-/// owns the stream's life, engine shutdown included (it hangs up, then stops media).
-/// Key presses and prompt ends go to `events` (a bounded queue of [`EVENT_CAPACITY`]:
-/// when its reader lags, events are dropped and logged, never the pacing held up).
-pub fn spawn(
-    socket: UdpSocket,
-    params: MediaParams,
-    recording: Option<mpsc::Sender<StereoFrame>>,
-    events_tx: mpsc::Sender<StreamEvent>,
-    rtp_timeout: Option<Duration>,
-    listen: Option<VadSettings>,
-) -> MediaHandle {
-    let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let mut core = MediaCore::new(&params, rand::random(), rand::random());
-    if let Some(voice) = listen {
-        core.listen(voice);
+/// The media workers: one task per core, each ticking every stream it holds on one
+/// 20 ms clock, instead of a task (and a timer and a socket wake-up) per leg. A worker
+/// reads each stream's sockets once per tick, without blocking, then sends and records
+/// that tick's frame; the sockets are plain non-blocking ones, never registered with
+/// the reactor. New streams go to the workers in turn.
+#[derive(Debug)]
+pub struct MediaWorkers {
+    workers: Vec<mpsc::UnboundedSender<Box<Stream>>>,
+    next: AtomicUsize,
+}
+
+impl MediaWorkers {
+    /// `count` workers (at least one), started on the current tokio runtime.
+    pub fn start(count: usize) -> MediaWorkers {
+        let workers = (0..count.max(1))
+            .map(|_| {
+                let (streams_tx, streams_rx) = mpsc::unbounded_channel();
+                tokio::spawn(work(streams_rx));
+                streams_tx
+            })
+            .collect();
+        MediaWorkers {
+            workers,
+            next: AtomicUsize::new(0),
+        }
     }
-    let task = tokio::spawn(run(
-        socket,
-        core,
-        commands_rx,
-        events_tx,
-        recording,
-        stop_rx,
-        rtp_timeout,
-        listen,
-    ));
-    MediaHandle {
-        commands: commands_tx,
-        stop: stop_tx,
-        task,
+
+    /// One worker per core the process may use.
+    pub fn per_core() -> MediaWorkers {
+        MediaWorkers::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Starts the media of one leg on `socket` (non-blocking).
+    ///
+    /// `recording` receives one [`StereoFrame`] per 20 ms (dropped and counted when
+    /// full). The stream ends on [`MediaHandle::stop`] or when the handle is dropped:
+    /// the switch owns the stream's life, engine shutdown included (it hangs up, then
+    /// stops media). Key presses and prompt ends go to `events` (a bounded queue of
+    /// [`EVENT_CAPACITY`]: when its reader lags, events are dropped and logged, never
+    /// the pacing held up).
+    pub fn spawn(
+        &self,
+        socket: StdUdpSocket,
+        params: MediaParams,
+        recording: Option<mpsc::Sender<StereoFrame>>,
+        events: mpsc::Sender<StreamEvent>,
+        rtp_timeout: Option<Duration>,
+        listen: Option<VadSettings>,
+    ) -> MediaHandle {
+        let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+        let (stop_tx, stop) = oneshot::channel();
+        let (stats_tx, stats) = oneshot::channel();
+        let mut core = MediaCore::new(&params, rand::random(), rand::random());
+        if let Some(voice) = listen {
+            core.listen(voice);
+        }
+        let stream = Box::new(Stream {
+            ssrc: core.ssrc(),
+            socket,
+            core,
+            commands,
+            commands_open: true,
+            events,
+            recording,
+            recorder_gone_logged: false,
+            stop,
+            stats: Some(stats_tx),
+            rtp_timeout,
+            listen,
+            sent: MediaStats::default(),
+            agent: None,
+            agent_stats: MediaStats::default(),
+            playing_seq: 0,
+            caller_held: false,
+            inactivity_reported: false,
+        });
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        if let Err(returned) = self.workers[turn].send(stream) {
+            // The worker is gone (the runtime is shutting down): end the stream here,
+            // so its handle still gets counters and its recording still ends.
+            returned.0.finish();
+        }
+        MediaHandle {
+            commands: commands_tx,
+            stop: Some(stop_tx),
+            stats,
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    socket: UdpSocket,
-    mut core: MediaCore,
-    mut commands: mpsc::Receiver<MediaCommand>,
-    events: mpsc::Sender<StreamEvent>,
-    recording: Option<mpsc::Sender<StereoFrame>>,
-    mut stop: oneshot::Receiver<()>,
-    rtp_timeout: Option<Duration>,
-    listen: Option<VadSettings>,
-) -> MediaStats {
-    let mut sent = MediaStats::default();
+/// One worker: takes new streams, and every 20 ms ticks all it holds.
+async fn work(mut arrivals: mpsc::UnboundedReceiver<Box<Stream>>) {
     // Burst, not Delay or Skip: after a stall (a busy runtime, a paused VM) the missed
-    // ticks run at once, so frames sent and recorded always equal elapsed time / 20 ms and
-    // the recording lasts as long as the call (R22). Delay would shift the schedule and
-    // Skip would drop the missed frames, both making the recording shorter than the call.
-    // The catch-up burst carries correct RTP timestamps, which the peer's jitter buffer
-    // absorbs.
+    // ticks run at once, so frames sent and recorded always equal elapsed time / 20 ms
+    // and the recording lasts as long as the call (R22). Delay would shift the schedule
+    // and Skip would drop the missed frames, both making the recording shorter than the
+    // call. The catch-up burst carries correct RTP timestamps, which the peer's jitter
+    // buffer absorbs.
     let mut pacing = tokio::time::interval(FRAME_DURATION);
     pacing.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut streams: Vec<Box<Stream>> = Vec::new();
     let mut datagram = vec![0u8; MAX_DATAGRAM];
-    let mut commands_open = true;
-    let mut recorder_gone_logged = false;
-    let mut agent_stats = MediaStats::default();
-    let mut playing_seq = 0;
-    let emit = |event: StreamEvent| {
-        if events.try_send(event).is_err() {
-            tracing::warn!(?event, "call task not taking media events; event dropped");
-        }
-    };
-
-    let mut agent: Option<AgentLeg> = None;
-    let mut agent_datagram = vec![0u8; MAX_DATAGRAM];
-    // Hold: the peer asked for no media (RFC 3264 §8.4); the pacing and the recording
-    // go on so the file keeps wall-clock time.
-    let mut caller_held = false;
-    let mut inactivity_reported = false;
-    let ssrc = core.ssrc();
+    let mut arrivals_open = true;
     loop {
         tokio::select! {
-            // Stop first, then pacing ahead of the sockets so a flood of
-            // datagrams cannot delay the outgoing stream.
+            // Pacing first, so a burst of new calls cannot delay the outgoing streams.
             biased;
-            _ = &mut stop => break,
             _ = pacing.tick() => {
-                let mut tick = match agent.as_mut() {
-                    Some(leg) => {
-                        let agent_voice = leg.core.received_frame();
-                        let tick = core.tick_with(agent_voice);
-                        let to_agent = leg.core.packet(&tick.frame.left);
-                        if !leg.held {
-                            match leg.socket.send_to(&to_agent, leg.core.destination()).await {
-                                Ok(_) => sent.packets_sent += 1,
-                                Err(error) => tracing::debug!(%error, "agent RTP send failed"),
-                            }
-                        }
-                        tick
-                    }
-                    None => core.tick(),
-                };
-                if caller_held {
-                    tick.frame.right = [0; crate::recording::FRAME_SAMPLES];
-                } else {
-                    match socket.send_to(&tick.rtp, core.destination()).await {
-                        Ok(_) => sent.packets_sent += 1,
-                        Err(error) => tracing::debug!(%error, "RTP send failed"),
+                streams.retain_mut(|stream| stream.step(&mut datagram));
+                if !arrivals_open && streams.is_empty() {
+                    return;
+                }
+            }
+            arrival = arrivals.recv(), if arrivals_open => match arrival {
+                // Its first frame goes out now, as the answer's 200 does; from the
+                // next tick on it keeps the worker's pace.
+                Some(mut stream) => {
+                    if stream.step(&mut datagram) {
+                        streams.push(stream);
                     }
                 }
-                if tick.playback_finished {
-                    emit(StreamEvent::PlaybackFinished { seq: playing_seq });
+                None => arrivals_open = false,
+            },
+        }
+        crate::capacity::ShrinkIdle::shrink_idle(&mut streams);
+    }
+}
+
+/// One leg's stream, as its worker holds it.
+#[derive(Debug)]
+struct Stream {
+    socket: StdUdpSocket,
+    core: MediaCore,
+    ssrc: u32,
+    commands: mpsc::Receiver<MediaCommand>,
+    commands_open: bool,
+    events: mpsc::Sender<StreamEvent>,
+    recording: Option<mpsc::Sender<StereoFrame>>,
+    recorder_gone_logged: bool,
+    stop: oneshot::Receiver<()>,
+    stats: Option<oneshot::Sender<MediaStats>>,
+    rtp_timeout: Option<Duration>,
+    listen: Option<VadSettings>,
+    sent: MediaStats,
+    agent: Option<AgentLeg>,
+    agent_stats: MediaStats,
+    playing_seq: u64,
+    /// Hold: the peer asked for no media (RFC 3264 §8.4); the pacing and the recording
+    /// go on so the file keeps wall-clock time.
+    caller_held: bool,
+    inactivity_reported: bool,
+}
+
+impl Stream {
+    /// One 20 ms tick: stop if asked, apply commands, read what arrived, then send and
+    /// record this tick's frame. False once the stream has ended.
+    fn step(&mut self, datagram: &mut [u8]) -> bool {
+        match self.stop.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            // Asked to stop, or the handle was dropped.
+            _ => {
+                self.finish_in_place();
+                return false;
+            }
+        }
+        while self.commands_open {
+            match self.commands.try_recv() {
+                Ok(command) => self.apply(command),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.commands_open = false,
+            }
+        }
+        self.receive(datagram);
+        self.tick();
+        true
+    }
+
+    fn emit(&self, event: StreamEvent) {
+        if self.events.try_send(event).is_err() {
+            tracing::warn!(?event, "switch task not taking media events; event dropped");
+        }
+    }
+
+    fn apply(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::Play(prompt, seq) => {
+                self.playing_seq = seq;
+                self.core.play(prompt);
+            }
+            MediaCommand::StopPlayback => self.core.stop_playback(),
+            MediaCommand::AttachAgent { socket, params } => {
+                self.core.stop_playback();
+                if let Some(old) = self.agent.take() {
+                    self.agent_stats.add(old.core.stats());
                 }
-                while let Some(event) = core.poll_event() {
-                    emit(StreamEvent::Media(event));
+                self.agent = Some(AgentLeg {
+                    core: MediaCore::new(&params, rand::random(), rand::random()),
+                    socket,
+                    held: false,
+                });
+            }
+            MediaCommand::Update {
+                agent: false,
+                params,
+            } => {
+                let playing = self.core.take_playback();
+                let old = self.core.stats();
+                self.core = MediaCore::new(
+                    &MediaParams {
+                        ssrc: self.ssrc,
+                        ..params
+                    },
+                    rand::random(),
+                    rand::random(),
+                );
+                self.core.restore(old, playing);
+                if let Some(voice) = self.listen {
+                    self.core.listen(voice);
                 }
-                if let Some(limit) = rtp_timeout
-                    && !caller_held
-                    && !inactivity_reported
-                    && core.silent_for() >= limit
-                {
-                    emit(StreamEvent::Media(MediaEvent::Inactive));
-                    inactivity_reported = true;
+            }
+            MediaCommand::Update {
+                agent: true,
+                params,
+            } => {
+                if let Some(leg) = self.agent.as_mut() {
+                    self.agent_stats.add(leg.core.stats());
+                    leg.core = MediaCore::new(&params, rand::random(), rand::random());
                 }
-                if let Some(recording) = &recording {
-                    match recording.try_send(tick.frame) {
-                        Ok(()) => sent.frames_recorded += 1,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            sent.frames_dropped_for_recording += 1;
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {
-                            sent.frames_dropped_for_recording += 1;
-                            if !recorder_gone_logged {
-                                tracing::warn!("recording writer gone; call audio is not recorded");
-                                recorder_gone_logged = true;
-                            }
-                        }
+            }
+            MediaCommand::Hold { agent: false, held } => {
+                self.caller_held = held;
+                self.core.reset_silence();
+            }
+            MediaCommand::Hold { agent: true, held } => {
+                if let Some(leg) = self.agent.as_mut() {
+                    leg.held = held;
+                }
+            }
+            MediaCommand::DetachAgent => {
+                if let Some(old) = self.agent.take() {
+                    self.agent_stats.add(old.core.stats());
+                }
+            }
+        }
+    }
+
+    /// Everything that arrived since the last tick, on both legs.
+    fn receive(&mut self, datagram: &mut [u8]) {
+        loop {
+            match self.socket.recv_from(datagram) {
+                Ok((len, from)) => {
+                    if let Some(event) = self.core.on_datagram(from, &datagram[..len]) {
+                        self.emit(StreamEvent::Media(event));
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP port-unreachable from an earlier send surfaces here on Linux;
+                // the peer may simply not be listening yet.
+                Err(error) => {
+                    tracing::debug!(%error, "RTP receive failed");
+                    break;
+                }
+            }
+        }
+        if let Some(leg) = self.agent.as_mut() {
+            loop {
+                match leg.socket.recv_from(datagram) {
+                    // Keys the agent presses are not the caller's: not reported.
+                    Ok((len, from)) => {
+                        let _ = leg.core.on_datagram(from, &datagram[..len]);
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) => {
+                        tracing::debug!(%error, "agent RTP receive failed");
+                        break;
                     }
                 }
             }
-            command = commands.recv(), if commands_open => match command {
-                Some(MediaCommand::Play(prompt, seq)) => {
-                    playing_seq = seq;
-                    core.play(prompt);
-                }
-                Some(MediaCommand::StopPlayback) => core.stop_playback(),
-                Some(MediaCommand::AttachAgent { socket, params }) => {
-                    core.stop_playback();
-                    if let Some(old) = agent.take() {
-                        agent_stats.add(old.core.stats());
-                    }
-                    agent = Some(AgentLeg {
-                        core: MediaCore::new(&params, rand::random(), rand::random()),
-                        socket,
-                        held: false,
-                    });
-                }
-                Some(MediaCommand::Update { agent: false, params }) => {
-                    let playing = core.take_playback();
-                    let old = core.stats();
-                    core = MediaCore::new(&MediaParams { ssrc, ..params }, rand::random(), rand::random());
-                    core.restore(old, playing);
-                    if let Some(voice) = listen {
-                        core.listen(voice);
-                    }
-                }
-                Some(MediaCommand::Update { agent: true, params }) => {
-                    if let Some(leg) = agent.as_mut() {
-                        agent_stats.add(leg.core.stats());
-                        leg.core = MediaCore::new(&params, rand::random(), rand::random());
-                    }
-                }
-                Some(MediaCommand::Hold { agent: false, held }) => {
-                    caller_held = held;
-                    core.reset_silence();
-                }
-                Some(MediaCommand::Hold { agent: true, held }) => {
-                    if let Some(leg) = agent.as_mut() {
-                        leg.held = held;
-                    }
-                }
-                Some(MediaCommand::DetachAgent) => {
-                    if let Some(old) = agent.take() {
-                        agent_stats.add(old.core.stats());
-                    }
-                }
-                None => commands_open = false,
-            },
-            received = socket.recv_from(&mut datagram) => match received {
-                Ok((len, from)) => {
-                    if let Some(event) = core.on_datagram(from, &datagram[..len]) {
-                        emit(StreamEvent::Media(event));
-                    }
-                }
-                // ICMP port-unreachable from an earlier send surfaces here on Linux; the
-                // peer may simply not be listening yet.
-                Err(error) => tracing::debug!(%error, "RTP receive failed"),
-            },
-            received = recv_agent(agent.as_ref(), &mut agent_datagram) => match received {
-                Ok((len, from)) => {
-                    if let Some(leg) = agent.as_mut() {
-                        // Keys the agent presses are not the caller's: not reported.
-                        let _ = leg.core.on_datagram(from, &agent_datagram[..len]);
-                    }
-                }
-                Err(error) => tracing::debug!(%error, "agent RTP receive failed"),
-            },
         }
     }
-    if let Some(leg) = agent.take() {
-        agent_stats.add(leg.core.stats());
+
+    fn tick(&mut self) {
+        let mut tick = match self.agent.as_mut() {
+            Some(leg) => {
+                let agent_voice = leg.core.received_frame();
+                let tick = self.core.tick_with(agent_voice);
+                let to_agent = leg.core.packet(&tick.frame.left);
+                if !leg.held {
+                    match leg.socket.send_to(&to_agent, leg.core.destination()) {
+                        Ok(_) => self.sent.packets_sent += 1,
+                        Err(error) => tracing::debug!(%error, "agent RTP send failed"),
+                    }
+                }
+                tick
+            }
+            None => self.core.tick(),
+        };
+        if self.caller_held {
+            tick.frame.right = [0; crate::recording::FRAME_SAMPLES];
+        } else {
+            match self.socket.send_to(&tick.rtp, self.core.destination()) {
+                Ok(_) => self.sent.packets_sent += 1,
+                Err(error) => tracing::debug!(%error, "RTP send failed"),
+            }
+        }
+        if tick.playback_finished {
+            self.emit(StreamEvent::PlaybackFinished {
+                seq: self.playing_seq,
+            });
+        }
+        while let Some(event) = self.core.poll_event() {
+            self.emit(StreamEvent::Media(event));
+        }
+        if let Some(limit) = self.rtp_timeout
+            && !self.caller_held
+            && !self.inactivity_reported
+            && self.core.silent_for() >= limit
+        {
+            self.emit(StreamEvent::Media(MediaEvent::Inactive));
+            self.inactivity_reported = true;
+        }
+        if let Some(recording) = &self.recording {
+            match recording.try_send(tick.frame) {
+                Ok(()) => self.sent.frames_recorded += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.sent.frames_dropped_for_recording += 1;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.sent.frames_dropped_for_recording += 1;
+                    if !self.recorder_gone_logged {
+                        tracing::warn!("recording writer gone; call audio is not recorded");
+                        self.recorder_gone_logged = true;
+                    }
+                }
+            }
+        }
     }
-    let received = core.stats();
-    MediaStats {
-        packets_received: received.packets_received + agent_stats.packets_received,
-        packets_invalid: received.packets_invalid + agent_stats.packets_invalid,
-        caller_energy_frames: received.caller_energy_frames,
-        ..sent
+
+    /// The stream's counters to its handle. The recording sender goes with the stream.
+    fn finish_in_place(&mut self) {
+        if let Some(leg) = self.agent.take() {
+            self.agent_stats.add(leg.core.stats());
+        }
+        let received = self.core.stats();
+        let stats = MediaStats {
+            packets_received: received.packets_received + self.agent_stats.packets_received,
+            packets_invalid: received.packets_invalid + self.agent_stats.packets_invalid,
+            caller_energy_frames: received.caller_energy_frames,
+            ..self.sent
+        };
+        self.recording = None;
+        if let Some(to) = self.stats.take() {
+            let _ = to.send(stats);
+        }
+    }
+
+    fn finish(mut self) {
+        self.finish_in_place();
     }
 }
 
 /// The agent's side of a bridged call: its own socket, codec, RTP sequence and jitter
 /// buffer, so the two legs never need the same codec (the bridge transcodes via PCM).
+#[derive(Debug)]
 struct AgentLeg {
     core: MediaCore,
-    socket: Arc<UdpSocket>,
+    socket: StdUdpSocket,
     held: bool,
-}
-
-/// Receives from the agent's socket when one is attached; otherwise never resolves, so
-/// the select above simply has no agent branch.
-async fn recv_agent(
-    agent: Option<&AgentLeg>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match agent {
-        Some(leg) => leg.socket.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl MediaStats {
@@ -335,6 +475,26 @@ mod tests {
     use crate::media::session::fixtures::{caller_packet, ramp_prompt};
     use crate::recording::FRAME_SAMPLES;
     use std::time::Duration;
+    use tokio::net::UdpSocket;
+
+    /// A stream on a worker of its own, from a tokio socket as the tests bind them.
+    fn spawn(
+        socket: UdpSocket,
+        params: MediaParams,
+        recording: Option<mpsc::Sender<StereoFrame>>,
+        events: mpsc::Sender<StreamEvent>,
+        rtp_timeout: Option<Duration>,
+        listen: Option<VadSettings>,
+    ) -> MediaHandle {
+        MediaWorkers::start(1).spawn(
+            socket.into_std().expect("a std socket"),
+            params,
+            recording,
+            events,
+            rtp_timeout,
+            listen,
+        )
+    }
 
     fn spawn_test(
         socket: UdpSocket,
@@ -462,7 +622,7 @@ mod tests {
         let agent_peer = bind().await;
         let caller_socket = bind().await;
         let caller_addr = caller_socket.local_addr().expect("addr");
-        let agent_socket = Arc::new(bind().await);
+        let agent_socket = bind().await.into_std().expect("a std socket");
         let agent_addr = agent_socket.local_addr().expect("addr");
         let (recording_tx, mut recording_rx) = mpsc::channel(1000);
         let (handle, _events) = spawn_test(
@@ -584,6 +744,46 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, stats.frames_recorded);
+    }
+
+    /// One worker carries many streams, each on its own socket with its own counters:
+    /// stopping one leaves the others paced, and a dropped handle ends its stream.
+    #[tokio::test(start_paused = true)]
+    async fn one_worker_paces_many_streams_and_stops_each_alone() {
+        let workers = MediaWorkers::start(1);
+        let sink = bind().await;
+        let params = MediaParams {
+            remote: sink.local_addr().expect("sink addr"),
+            codec: Codec::Pcmu,
+            telephone_event_pt: None,
+            ssrc: 1,
+        };
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            let (events_tx, _events) = mpsc::channel(EVENT_CAPACITY);
+            let socket = bind().await.into_std().expect("a std socket");
+            handles.push(workers.spawn(socket, params.clone(), None, events_tx, None, None));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let first = handles.remove(0).stop().await;
+        drop(handles.remove(0));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let last = handles.remove(0).stop().await;
+        assert!((10..=12).contains(&first.packets_sent), "{first:?}");
+        assert!((20..=22).contains(&last.packets_sent), "{last:?}");
+        // Every packet of the three streams reached the sink: 200 ms of all three,
+        // then 200 ms of the last one (the dropped one ended with its handle).
+        let mut buf = [0u8; 2048];
+        let mut received = 0;
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(1), sink.recv_from(&mut buf)).await
+        {
+            received += 1;
+        }
+        assert!(
+            received >= first.packets_sent + last.packets_sent + 10,
+            "{received} packets at the sink"
+        );
     }
 
     #[tokio::test(start_paused = true)]

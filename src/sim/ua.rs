@@ -68,6 +68,11 @@ pub struct UaConfig {
     /// hang up (false).
     pub refresh: bool,
     pub refresh_method: RefreshMethod,
+    /// The RTP port every call's SDP names: a real socket (the browser desk's relay).
+    /// `None` in the simulation, which carries no media: made-up ports per call.
+    pub media_port: Option<u16>,
+    /// Codecs we answer with, in our order of preference among the offer's.
+    pub codecs: Vec<Codec>,
 }
 
 impl UaConfig {
@@ -82,6 +87,8 @@ impl UaConfig {
             session_expires: None,
             refresh: true,
             refresh_method: RefreshMethod::Reinvite,
+            media_port: None,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
         }
     }
 }
@@ -276,6 +283,7 @@ enum Purpose {
     Update,
     Bye,
     Cancel,
+    Info,
     Register { expires: u32 },
 }
 
@@ -617,6 +625,25 @@ impl UserAgent {
         if !c.record.provisional.is_empty() {
             self.send_cancel(now, call);
         }
+    }
+
+    /// The INVITE that started a call to us, as it arrived (its headers and offer).
+    pub fn incoming_invite(&self, call: CallIndex) -> Option<&Request> {
+        let c = self.calls.get(call)?;
+        (c.role == Role::Uas).then_some(c.invite_request.as_ref()?)
+    }
+
+    /// An INFO in a confirmed dialog (RFC 6086), e.g. a DTMF digit as
+    /// `application/dtmf-relay`.
+    pub fn info(&mut self, now: Instant, call: CallIndex, content_type: &str, body: String) {
+        if !matches!(
+            self.calls[call].state,
+            CallState::Confirmed | CallState::Answered
+        ) {
+            return;
+        }
+        let extra = vec![format!("Content-Type: {content_type}")];
+        self.send_in_dialog(now, call, "INFO", Purpose::Info, extra, Some(body));
     }
 
     /// A re-INVITE offering `direction` (hold: `SendOnly`; unhold: `SendRecv`).
@@ -1863,16 +1890,19 @@ impl UserAgent {
             c.local_tag,
             c.call_id,
         );
+        let typed = extra
+            .iter()
+            .any(|line| line.to_ascii_lowercase().starts_with("content-type:"));
         for line in extra {
             text.push_str(&line);
             text.push_str("\r\n");
         }
         match body {
             Some(body) => {
-                text.push_str(&format!(
-                    "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                ));
+                if !typed {
+                    text.push_str("Content-Type: application/sdp\r\n");
+                }
+                text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
             }
             None => text.push_str("Content-Length: 0\r\n\r\n"),
         }
@@ -1912,6 +1942,9 @@ impl UserAgent {
     }
 
     fn media_port(&self, index: CallIndex) -> u16 {
+        if let Some(port) = self.config.media_port {
+            return port;
+        }
         40_000u16.wrapping_add(((index % 10_000) * 2) as u16)
     }
 
@@ -1929,7 +1962,7 @@ impl UserAgent {
 
     /// Our answer to `offer`, or `None` when nothing in it is acceptable (488).
     fn answer_sdp(&mut self, call: CallIndex, offer: &[u8]) -> Option<String> {
-        let negotiated = match sdp::negotiate(offer, &[Codec::Pcmu, Codec::Pcma]) {
+        let negotiated = match sdp::negotiate(offer, &self.config.codecs) {
             Ok(negotiated) => negotiated,
             Err(e) => {
                 self.errors.push(format!("unacceptable offer: {e}"));

@@ -1250,7 +1250,9 @@ mod tests {
         // Without rport the response goes to the sent-by port (RFC 3261 §18.2.2).
         assert_eq!(
             response_destination(&nat, source),
-            "203.0.113.9:5060".parse().expect("addr")
+            "203.0.113.9:5060"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
         );
     }
 

@@ -657,7 +657,10 @@ mod tests {
             "<sip:1001@192.0.2.20:5062>;expires=300"
         );
         let binding = registrar.lookup("1001").expect("binding");
-        assert_eq!(binding.source, PHONE.parse().expect("addr"));
+        assert_eq!(
+            binding.source,
+            PHONE.parse::<std::net::SocketAddr>().expect("addr")
+        );
         assert_eq!(binding.expires_at, t0 + Duration::from_secs(300));
         assert_eq!(registrar.lookup("1002"), None);
         assert_eq!(events(&mut registrar), [registered("1001")]);

@@ -559,7 +559,12 @@ mod tests {
     #[test]
     fn sipp_default_offer_r32() {
         let neg = negotiate(&sipp_offer(), BOTH).expect("acceptable offer");
-        assert_eq!(neg.remote_rtp, "127.0.0.1:6000".parse().expect("addr"));
+        assert_eq!(
+            neg.remote_rtp,
+            "127.0.0.1:6000"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+        );
         assert_eq!(neg.codec, Codec::Pcmu);
         assert_eq!(neg.remote_telephone_event_pt, None);
         assert_eq!(neg.audio_stream_index, 0);
@@ -582,7 +587,12 @@ mod tests {
         ]);
         let neg = negotiate(&offer, BOTH).expect("acceptable offer");
         assert_eq!(neg.codec, Codec::Pcma);
-        assert_eq!(neg.remote_rtp, "192.0.2.1:49170".parse().expect("addr"));
+        assert_eq!(
+            neg.remote_rtp,
+            "192.0.2.1:49170"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+        );
         assert_eq!(
             negotiate(&offer, &[Codec::Pcmu]),
             Err(SdpError::NoCommonCodec)
@@ -611,7 +621,12 @@ mod tests {
         let neg = negotiate(&offer, BOTH).expect("acceptable offer");
         assert_eq!(neg.codec, Codec::Pcma, "the offerer's preference wins");
         assert_eq!(neg.remote_telephone_event_pt, Some(96));
-        assert_eq!(neg.remote_rtp, "198.51.100.77:40000".parse().expect("addr"));
+        assert_eq!(
+            neg.remote_rtp,
+            "198.51.100.77:40000"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+        );
 
         let answer = answer(LOCAL, 20000, &neg, 7);
         assert!(
@@ -1029,7 +1044,12 @@ mod tests {
         ]);
         let neg = read_answer(&ack_answer, BOTH, 1).expect("a fitting answer");
         assert_eq!(neg.codec, Codec::Pcma);
-        assert_eq!(neg.remote_rtp, "127.0.0.1:6000".parse().expect("addr"));
+        assert_eq!(
+            neg.remote_rtp,
+            "127.0.0.1:6000"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+        );
         assert_eq!(neg.remote_telephone_event_pt, Some(101));
         assert_eq!(neg.direction, Direction::SendRecv);
     }

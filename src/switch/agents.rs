@@ -243,7 +243,8 @@ impl Switch {
     pub(super) fn on_acd_action(&mut self, now: Instant, action: AcdAction) {
         match action {
             AcdAction::Offer { call, agent } => match self.agent_target(&agent) {
-                Some(target) => {
+                Some(mut target) => {
+                    target.headers.extend(self.offer_headers(now, call));
                     self.set_offered_target(call, agent.clone(), target);
                     self.inbound_input(now, call, CallInput::AgentOffered { agent });
                 }
@@ -310,6 +311,27 @@ impl Switch {
         {
             inbound.set_offered_target(agent, target);
         }
+    }
+
+    /// What the agent's phone (or browser desk) shows while the call rings: the work
+    /// order to fill in, the queue and how long the caller waited. Never the number.
+    fn offer_headers(&self, now: Instant, call: crate::acd::CallKey) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        if let Some(id) = self.work_order_of(call) {
+            headers.push((
+                crate::callbacks::WORK_ORDER_HEADER.to_owned(),
+                id.as_str().to_owned(),
+            ));
+        }
+        if let Some(view) = self.acd.call(call) {
+            headers.push((super::OFFER_QUEUE_HEADER.to_owned(), view.queue.clone()));
+            let waited = now.saturating_duration_since(view.enqueued_at);
+            headers.push((
+                super::OFFER_WAITED_HEADER.to_owned(),
+                waited.as_secs().to_string(),
+            ));
+        }
+        headers
     }
 
     fn work_order_of(&self, call: crate::acd::CallKey) -> Option<crate::workorder::WorkOrderId> {

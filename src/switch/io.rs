@@ -201,6 +201,12 @@ impl StoreWrite {
     }
 }
 
+/// On the INVITE that rings an agent: the queue the call waited in (with the work
+/// order's `X-Hotline-Work-Order`), for the agent's phone or browser desk to show.
+pub const OFFER_QUEUE_HEADER: &str = "X-Hotline-Queue";
+/// On the INVITE that rings an agent: whole seconds the caller has waited in the ACD.
+pub const OFFER_WAITED_HEADER: &str = "X-Hotline-Waited";
+
 /// A change of an agent's state asked through the API or a feature code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AgentAction {

@@ -41,6 +41,7 @@ mod uac_leg;
 #[cfg(test)]
 mod tests;
 
+pub use agents::passwords;
 pub use io::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

@@ -554,7 +554,10 @@ mod tests {
     fn destinations_need_a_numeric_host() {
         let (target, user) = destination_target("sip:13800001111@127.0.0.1:5080").unwrap();
         assert_eq!(user, "13800001111");
-        assert_eq!(target.destination, "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(
+            target.destination,
+            "127.0.0.1:5080".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert_eq!(target.transport, TransportKind::Udp);
         let (target, _) = destination_target("sip:1@127.0.0.1;transport=tcp").unwrap();
         assert_eq!(target.destination.port(), 5060);

@@ -5,6 +5,8 @@
 //! A test that needs SIPp fails loudly when SIPp is missing: it never passes quietly.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod audio;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -432,21 +434,51 @@ pub fn work_orders(engine: &Engine) -> Vec<hotline::workorder::WorkOrder> {
     }
 }
 
+/// RMS of each channel (caller left, agent right) over `[from, to)` seconds of a
+/// stereo recording.
+pub fn channel_levels(path: &Path, from: f64, to: f64) -> (f64, f64) {
+    let mut reader = hound::WavReader::open(path).expect("hound opens the recording");
+    assert_eq!(reader.spec().channels, 2);
+    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+    let (start, end) = ((from * 8000.0) as usize * 2, (to * 8000.0) as usize * 2);
+    let window = &samples[start.min(samples.len())..end.min(samples.len())];
+    let rms = |channel: usize| {
+        let values: Vec<f64> = window
+            .iter()
+            .skip(channel)
+            .step_by(2)
+            .map(|v| f64::from(*v))
+            .collect();
+        (values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64).sqrt()
+    };
+    (rms(0), rms(1))
+}
+
 /// A minimal HTTP/1.0 GET: the body, or `None` when nothing answers.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     http_request(addr, "GET", path, None).map(|(_, body)| body)
 }
 
-/// A minimal HTTP/1.0 request: (status, body), or `None` when nothing answers.
 /// A JSON request with the test API token: (status, body).
 pub fn http_json(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_json_as(addr, method, path, body, API_TOKEN)
+}
+
+/// A JSON request with `token` as the bearer: (status, body).
+pub fn http_json_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the API");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {API_TOKEN}\r\n\
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
@@ -462,6 +494,7 @@ pub fn http_json(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16
     (status, body.to_owned())
 }
 
+/// A minimal HTTP/1.0 request: (status, body), or `None` when nothing answers.
 pub fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -839,4 +872,30 @@ pub fn response_to(request: &str, code: u16, reason: &str) -> String {
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     out
+}
+
+/// Where the browser tests' node scripts and their `node_modules` live.
+pub fn browser_dir() -> PathBuf {
+    Path::new(MANIFEST_DIR).join("tests/browser")
+}
+
+/// node, chromium and playwright-core, or a loud failure naming the install script.
+pub fn require_browser() {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
+    };
+    assert!(
+        on_path("node"),
+        "node is not installed: run scripts/install-test-deps.sh"
+    );
+    let chromium = std::env::var("HOTLINE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).is_file(),
+        "{chromium} is missing: run scripts/install-test-deps.sh (Debian package chromium)"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing in tests/browser: run scripts/install-test-deps.sh"
+    );
 }
