@@ -161,6 +161,7 @@ fn main() -> ExitCode {
                 tracing::warn!("{warning}");
                 eprintln!("hotline: WARNING: {warning}");
             }
+            hotline::runtime::memory::tune_allocator();
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {

@@ -317,6 +317,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     io_tasks.push(tokio::spawn({
         let stopped = transports_stopped.clone();
         let (config, client, store) = (config.clone(), client.clone(), store.clone());
+        let metrics = metrics.clone();
         async move {
             if let Err(e) =
                 crate::api::serve(http, metrics, config, client, store, desks, stopped).await
@@ -330,6 +331,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         transports_stopped.clone(),
     )));
     io_tasks.push(tokio::spawn(memory::return_freed_memory(
+        store.clone(),
+        metrics.clone(),
         transports_stopped.clone(),
     )));
     io_tasks.push(tokio::spawn(reload_on_sighup(

@@ -392,4 +392,9 @@ pub trait WorkOrderStore: Send + Sync + 'static {
     /// and (SQLite) its file is still the one opened. Also sets the
     /// `hotline_store_up` gauge.
     async fn health(&self) -> StoreHealth;
+
+    /// Gives back the memory the store caches beyond what it uses now (SQLite keeps up
+    /// to 2 MB of pages after a burst of writes). The runtime calls it every few
+    /// seconds (issue 9 row 6). Default: nothing to give back.
+    async fn release_memory(&self) {}
 }

@@ -114,6 +114,9 @@ pub(crate) trait Db: Send {
         let _ = writes;
         "BEGIN"
     }
+    /// Gives back the memory of pages the connection caches but is not using; they
+    /// are read again when next needed. Default: the database keeps no such cache.
+    fn release_memory(&mut self) {}
 }
 
 /// How a job ended, as far as its group is concerned.
@@ -716,6 +719,16 @@ impl WorkOrderStore for SqlStore {
 
     async fn purge_log(&self) -> Result<Vec<PurgeReport>, StoreError> {
         self.read(logic::purge_log).await
+    }
+
+    async fn release_memory(&self) {
+        // A read job: it takes no lock, and waits behind the writes queued before it.
+        let _ = self
+            .read(|db| {
+                db.release_memory();
+                Ok(())
+            })
+            .await;
     }
 
     async fn health(&self) -> StoreHealth {
