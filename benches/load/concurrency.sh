@@ -180,6 +180,12 @@ level() {
     engine_sent=$(metric hotline_rtp_packets_sent_total)
     frames_dropped=$(metric hotline_recording_frames_dropped_total)
     written=$(metric hotline_recordings_written_total)
+    # New INVITEs the engine shed with 503 (its overload control), by reason.
+    local shed
+    shed=$(curl -sf -m 5 "http://127.0.0.1:$ENGINE_HTTP_PORT/metrics" | awk '
+        /^hotline_overload_shed_total/ { r = $1; sub(/.*reason="/, "", r); sub(/".*/, "", r)
+            if ($2 > 0) { printf "%s%s %d", sep, r, $2; sep = ", " } }
+        END { if (sep == "") printf "0" }' || echo n/a)
     local udp1
     udp1=$(udp_rcvbuf_errors)
     stop_engine
@@ -233,8 +239,8 @@ level() {
             lost=$(awk -v s="$sent" -v a="$a_sent" -v r="$engine_received" 'BEGIN { printf "%d", s + a - r }')
             lost_net=$(awk -v l="$lost" -v t="$a_tail" 'BEGIN { printf "%d", l - t }')
         fi
-        printf -v LEVEL_ROW '| %s | %s / %s | %s / %s | %s / %s | %s | **%s** | %s | %s / %s | %s + %s | %s (%s after the tail) | %s / %s, lost %s | %s / %s, lost %s | %s / %s | %s / %s | %s | %s | %s | %s/%s | %s | %s–%s | %s |' \
-            "$calls" "$answered" "$a_answered" "$failed" "${a_failed:-n/a}" "$p50" "$p99" "$cpu" "$cpu2" "$lg_cpu" \
+        printf -v LEVEL_ROW '| %s | %s / %s | %s / %s | %s | %s / %s | %s | **%s** | %s | %s / %s | %s + %s | %s (%s after the tail) | %s / %s, lost %s | %s / %s, lost %s | %s / %s | %s / %s | %s | %s | %s | %s/%s | %s | %s–%s | %s |' \
+            "$calls" "$answered" "$a_answered" "$failed" "${a_failed:-n/a}" "$shed" "$p50" "$p99" "$cpu" "$cpu2" "$lg_cpu" \
             "$((rss_idle / 1024))" "$((rss_peak / 1024))" "$sent" "${a_sent:-n/a}" "$lost" "$lost_net" \
             "$received" "$expected" "$c_lost" "${a_received:-n/a}" "${a_expected:-n/a}" "${a_lost:-n/a}" \
             "$late" "${a_late:-n/a}" "$max_gap" "${a_max_gap:-n/a}" "$frames_dropped" "$drops" "$((udp1 - udp0))" \
@@ -256,8 +262,8 @@ level() {
 }
 
 if [ "$MODE" = bridged ]; then
-    header='| pairs | answered callers / agents | failed callers / agents | caller INVITE→200 p50 / p99 ms | engine CPU % of 1 core | engine CPU % of 2 cores | loadgen CPU % of 1 core | RSS idle / all up MB | RTP sent to engine: callers + agents | lost in engine | caller legs: RTP received / expected from engine | agent legs: RTP received / expected from engine | late (gap > 40 ms) callers / agents | max gap ms callers / agents | recording frames dropped | UDP drops on engine + loadgen sockets | kernel UDP drops (whole host) | WAVs / written | WAVs off > 1 % | WAV s min–max | load avg (1 min) |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'
+    header='| pairs | answered callers / agents | failed callers / agents | INVITEs shed (503) | caller INVITE→200 p50 / p99 ms | engine CPU % of 1 core | engine CPU % of 2 cores | loadgen CPU % of 1 core | RSS idle / all up MB | RTP sent to engine: callers + agents | lost in engine | caller legs: RTP received / expected from engine | agent legs: RTP received / expected from engine | late (gap > 40 ms) callers / agents | max gap ms callers / agents | recording frames dropped | UDP drops on engine + loadgen sockets | kernel UDP drops (whole host) | WAVs / written | WAVs off > 1 % | WAV s min–max | load avg (1 min) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 else
     header='| calls | answered | failed | INVITE→200 p50 / p99 ms | engine CPU % of 1 core | RSS idle MB | RSS all up MB | KB per call | RTP sent to engine | lost in engine | engine RTP received / expected | late (gap > 40 ms) | max gap ms | recording frames dropped | kernel UDP drops | WAVs / written | WAVs off > 1 % | WAV s min–max |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'

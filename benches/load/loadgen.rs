@@ -286,6 +286,9 @@ struct Shared {
     agents_ready: AtomicUsize,
     agents_bridged: AtomicUsize,
     agents_ended: AtomicUsize,
+    /// Callers whose INVITE failed: no agent will be offered their call.
+    callers_refused: AtomicUsize,
+    all_bridged: std::sync::atomic::AtomicBool,
     /// A 20 ms payload of a 440 Hz tone: audible in the recording's left channel.
     payload: Vec<u8>,
 }
@@ -462,10 +465,14 @@ async fn run_call(shared: Arc<Shared>, number: usize, started: Instant) -> CallR
             dialog.to = response.to.clone();
             let ack = dialog.request(&shared, "ACK", 1, "");
             let _ = shared.sip.send_to(ack.as_bytes(), options.target).await;
+            shared.callers_refused.fetch_add(1, Ordering::SeqCst);
+            check_all_bridged(&shared, started);
             return finish(&shared, &dialog, result);
         }
         Err(e) => {
             result.failure = Some(e);
+            shared.callers_refused.fetch_add(1, Ordering::SeqCst);
+            check_all_bridged(&shared, started);
             return finish(&shared, &dialog, result);
         }
     };
@@ -685,6 +692,8 @@ async fn run(options: Options) -> (Vec<CallResult>, Vec<CallResult>) {
         agents_ready: AtomicUsize::new(0),
         agents_bridged: AtomicUsize::new(0),
         agents_ended: AtomicUsize::new(0),
+        callers_refused: AtomicUsize::new(0),
+        all_bridged: std::sync::atomic::AtomicBool::new(false),
         payload,
     });
     tokio::spawn(dispatch(Arc::clone(&shared)));
@@ -750,6 +759,21 @@ async fn run(options: Options) -> (Vec<CallResult>, Vec<CallResult>) {
     }
     event("done", started);
     (results, agent_results)
+}
+
+/// `event=all_bridged` once every call that will be bridged is: every agent answered,
+/// but for callers the engine refused (a 503 when it sheds load), whose agents wait in
+/// vain. The script samples CPU from there.
+fn check_all_bridged(shared: &Shared, started: Instant) {
+    let agents = shared.options.agents;
+    if agents == 0 {
+        return;
+    }
+    let refused = shared.callers_refused.load(Ordering::SeqCst);
+    let bridged = shared.agents_bridged.load(Ordering::SeqCst);
+    if bridged + refused.min(agents) >= agents && !shared.all_bridged.swap(true, Ordering::SeqCst) {
+        event("all_bridged", started);
+    }
 }
 
 /// Logs an agent in through the engine's API (`POST /agents/{id}/login`), over a plain
@@ -890,9 +914,8 @@ async fn run_agent(
                     media_on = true;
                     answered_at = Some(now);
                     pacing.reset_immediately();
-                    if shared.agents_bridged.fetch_add(1, Ordering::SeqCst) + 1 == options.agents {
-                        event("all_bridged", started);
-                    }
+                    shared.agents_bridged.fetch_add(1, Ordering::SeqCst);
+                    check_all_bridged(&shared, started);
                 }
                 UaEvent::Ended { by, .. } => {
                     media_on = false;
