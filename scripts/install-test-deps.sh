@@ -13,8 +13,10 @@
 #                                           and agent desk page tests; the desk's
 #                                           fake microphone is checked once installed)
 #   scripts/install-test-deps.sh --bench    also the load scripts and fuzzing: sox (soxi
-#                                           checks WAV lengths), curl, jq, time, and
-#                                           cargo-fuzz; for scripts/chaos.sh sqlite3
+#                                           checks WAV lengths), curl, jq, time,
+#                                           kamailio (benches/load/cpu-per-call.sh's
+#                                           tm-stateful proxy; the tests want it too),
+#                                           and cargo-fuzz; for scripts/chaos.sh sqlite3
 #                                           (locks the store) and python3 (slow
 #                                           connections, WAV checks)
 #   scripts/install-test-deps.sh --prompts  also espeak-ng and sox, to regenerate the
@@ -64,6 +66,9 @@ if [ "$bench" = 1 ]; then
   want jq jq
   want taskset util-linux
   [ -x /usr/bin/time ] || need+=(time)
+  # The per-call CPU yardstick of benches/load/cpu-per-call.sh. Also wanted above for
+  # the tests; named here so --bench stands on its own. Listed once (sort -u below).
+  [ -x /usr/sbin/kamailio ] || need+=(kamailio)
   want sqlite3 sqlite3
   want python3 python3
 fi
@@ -77,7 +82,8 @@ if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
   fi
-  # A package wanted twice (sip-tester for the binary and the pcaps) is listed once.
+  # A package wanted twice (sip-tester for the binary and the pcaps, kamailio for the
+  # tests and --bench, sox for --bench and --prompts) is listed once.
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "install-test-deps: installing ${need[*]}"
   $sudo apt-get update -qq

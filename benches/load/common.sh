@@ -16,6 +16,9 @@ ENGINE_RTP_MIN=${ENGINE_RTP_MIN:-10000}
 ENGINE_RTP_MAX=${ENGINE_RTP_MAX:-31999}
 ENGINE_MAX_CONCURRENT=${ENGINE_MAX_CONCURRENT:-10000}
 ENGINE_LOG_FILTER=${ENGINE_LOG_FILTER:-info}
+# The agents and queues the engine loads: the shipped demo file, unless a bench writes
+# its own (concurrency.sh MODE=bridged: one agent per pair).
+AGENTS_FILE=${AGENTS_FILE:-$REPO/config/agents.toml}
 CLK_TCK=$(getconf CLK_TCK)
 
 die() {
@@ -60,7 +63,7 @@ write_config() {
         -e "s|^dir = \"recordings\"|dir = \"$work/recordings\"|" \
         -e "s|^data_dir = .*|data_dir = \"$work/data\"|" \
         -e "s|^filter = .*|filter = \"$ENGINE_LOG_FILTER\"|" \
-        -e "s|^agents_file = .*|agents_file = \"$REPO/config/agents.toml\"|" \
+        -e "s|^agents_file = .*|agents_file = \"$AGENTS_FILE\"|" \
         -e "s|^fd_limit = .*|fd_limit = \"warn\"|" \
         -e "/^dialplan = /d" \
         "$REPO/config/hotline.toml" >"$work/hotline.toml"
