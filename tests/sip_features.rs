@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Engine, EngineOptions, Sipp, wait_for_metric, work_orders};
 use hotline::workorder::{AbandonReason, CallOutcome, HangupSide};
@@ -218,6 +218,15 @@ request_route {{
     let result = Sipp::new("uac_hold.xml", proxy_addr)
         .args(["-m", "1"])
         .run(Duration::from_secs(60));
+    // SIGTERM: Kamailio's main process stops its worker processes, then exits; a
+    // SIGKILL would leave the workers running after the test.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &proxy.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while matches!(proxy.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = proxy.kill();
     let _ = proxy.wait();
     if !result.status.success() {

@@ -635,6 +635,21 @@ pub struct RunningSipp {
 }
 
 impl RunningSipp {
+    /// True when SIPp ended within `wait` (it could not start).
+    pub fn exited_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn wait(mut self) -> SippResult {
         let child = self.child.take().expect("running");
         let output: Output = child.wait_with_output().expect("sipp output");
@@ -665,15 +680,25 @@ impl Drop for RunningSipp {
 
 /// An agent's softphone on shift for `shift`: registers as `id` (password `pw<id>`,
 /// as in [`DEMO_AGENTS`]) and answers calls with the out-of-call scenario `on_call`.
+///
+/// SIPp's media port is picked free a moment before SIPp binds it; on a busy machine
+/// another test's process may take it first, and then SIPp exits at once. Such a phone
+/// is started again on another port.
 pub fn agent_phone(engine: &Engine, id: &str, on_call: &str, shift: Duration) -> RunningSipp {
     let ooc = Path::new(MANIFEST_DIR).join("tests/sipp").join(on_call);
-    Sipp::new("agent_stay.xml", engine.sip)
-        .arg("-oocsf")
-        .arg(ooc)
-        .args(["-s", id, "-ap", &format!("pw{id}"), "-m", "1"])
-        .args(["-d", &shift.as_millis().to_string()])
-        .args(["-mp", &free_even_port().to_string()])
-        .spawn(shift + Duration::from_secs(30))
+    for _ in 0..5 {
+        let mut phone = Sipp::new("agent_stay.xml", engine.sip)
+            .arg("-oocsf")
+            .arg(&ooc)
+            .args(["-s", id, "-ap", &format!("pw{id}"), "-m", "1"])
+            .args(["-d", &shift.as_millis().to_string()])
+            .args(["-mp", &free_even_port().to_string()])
+            .spawn(shift + Duration::from_secs(30));
+        if !phone.exited_within(Duration::from_millis(500)) {
+            return phone;
+        }
+    }
+    panic!("agent {id}'s SIPp phone exited at start five times (its ports taken?)");
 }
 
 /// An even UDP port free at the moment of asking (SIPp's media port).
