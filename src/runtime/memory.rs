@@ -69,13 +69,17 @@ pub async fn return_freed_memory(
     let mut ticker = tokio::time::interval(TRIM_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let round = async {
+            ticker.tick().await;
+            // A store stuck on a lock must not hold up the trimming for long.
+            let _ = tokio::time::timeout(TRIM_INTERVAL, store.release_memory()).await;
+            metrics.run_upkeep();
+            let _ = tokio::task::spawn_blocking(trim).await;
+        };
+        // Stop is heard mid-round too: a store busy with a flood's writes must not hold
+        // up shutdown for a round.
         tokio::select! {
-            _ = ticker.tick() => {
-                // A store stuck on a lock must not hold up the trimming for long.
-                let _ = tokio::time::timeout(TRIM_INTERVAL, store.release_memory()).await;
-                metrics.run_upkeep();
-                let _ = tokio::task::spawn_blocking(trim).await;
-            }
+            _ = round => {}
             // The guard wait_for returns is not Send: drop it inside.
             _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => return,
         }
