@@ -16,12 +16,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    Engine, EngineOptions, Sipp, agent_phone, free_even_port, free_port, http_json,
-    wait_for_metric, work_orders,
+    Engine, EngineOptions, Sipp, agent_phone, channel_levels as levels, free_even_port, free_port,
+    http_json, wait_for_metric, work_orders,
 };
 use hotline::callbacks::sqlite::SqliteCallbackStore;
 use hotline::callbacks::{CallbackStore, CallbackTask, DialOutcome, TaskId, TaskState};
@@ -112,25 +111,6 @@ fn stored_task(engine: &Engine, id: TaskId, done: impl Fn(&CallbackTask) -> bool
             _ => std::thread::sleep(Duration::from_millis(200)),
         }
     }
-}
-
-/// RMS of each channel over `[from, to)` seconds of a stereo recording.
-fn levels(path: &Path, from: f64, to: f64) -> (f64, f64) {
-    let mut reader = hound::WavReader::open(path).expect("hound opens the recording");
-    assert_eq!(reader.spec().channels, 2);
-    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
-    let (start, end) = ((from * 8000.0) as usize * 2, (to * 8000.0) as usize * 2);
-    let window = &samples[start.min(samples.len())..end.min(samples.len())];
-    let rms = |channel: usize| {
-        let values: Vec<f64> = window
-            .iter()
-            .skip(channel)
-            .step_by(2)
-            .map(|v| f64::from(*v))
-            .collect();
-        (values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64).sqrt()
-    };
-    (rms(0), rms(1))
 }
 
 fn outbound_orders(engine: &Engine) -> Vec<WorkOrder> {

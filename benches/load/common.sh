@@ -184,3 +184,13 @@ record_results() {
         echo "$table"
     } >>"$RESULTS"
 }
+
+# Waits (up to SECONDS, default 30) until the engine has no call up.
+wait_engine_idle() {
+    local seconds=${1:-30}
+    for _ in $(seq 1 $((seconds * 10))); do
+        [ "$(metric hotline_calls_active)" = 0 ] && return 0
+        sleep 0.1
+    done
+    echo "warning: engine still has active calls after $seconds s" >&2
+}

@@ -99,14 +99,6 @@ step() {
         "$rate" "$achieved" "$calls" "$ok" "$fail_pct" "$p50" "$p99" "$p999" "$server_cpu" "$sipp_cpu" "$verdict"
 }
 
-wait_engine_idle() {
-    for _ in $(seq 1 300); do
-        [ "$(metric hotline_calls_active)" = 0 ] && return 0
-        sleep 0.1
-    done
-    echo "warning: engine still has active calls after 30 s" >&2
-}
-
 # ramp LABEL PORT SERVER_PID [engine] -> table rows; sets CLEAN_RATE (achieved rate of
 # the last clean step) and CLEAN_TARGET.
 ramp() {

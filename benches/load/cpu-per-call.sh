@@ -108,14 +108,6 @@ start_proxy() {
     kill -0 "$PROXY_PID" 2>/dev/null || die "kamailio did not start: $(tail -5 "$dir/kamailio.log")"
 }
 
-wait_engine_idle() {
-    for _ in $(seq 1 300); do
-        [ "$(metric hotline_calls_active)" = 0 ] && return 0
-        sleep 0.1
-    done
-    echo "warning: engine still has active calls after 30 s" >&2
-}
-
 # load LABEL PORT DIR PID… -> one table row. The processes under test are the trees
 # of the PIDs given.
 load() {

@@ -52,14 +52,6 @@ metric_sum() {
     fi
 }
 
-wait_engine_idle() {
-    for _ in $(seq 1 600); do
-        [ "$(metric hotline_calls_active)" = 0 ] && return 0
-        sleep 0.1
-    done
-    echo "warning: engine still has active calls after 60 s" >&2
-}
-
 # flood MODE MULTIPLIER -> one table row
 flood() {
     local mode=$1 multiplier=$2
@@ -116,7 +108,7 @@ flood() {
     t3=$(now)
     local after_cpu
     after_cpu=$(cpu_percent "$ticks2" "$ticks3" "$(elapsed "$t2" "$t3")")
-    wait_engine_idle
+    wait_engine_idle 60
     local probe_failed
     (cd "$dir" && timeout 60 taskset -c "$LOAD_CPUS" \
         sipp "127.0.0.1:$ENGINE_SIP_PORT" -sf "$PROBE_SCENARIO" -i 127.0.0.1 -p "$UAC_PORT" -mp 26000 \
@@ -131,7 +123,7 @@ flood() {
         "$mode" "$multiplier" "$rate" "$calls" "$goodput" \
         "$(awk -v g="$goodput" -v c="$CLEAN_RATE" 'BEGIN { if (g == "n/a") print "n/a"; else printf "%.0f %%", g * 100 / c }')" \
         "$shed" "$refused" "$p50" "$p99" "$p999" "$flood_cpu" "$after_cpu" "$probe"
-    wait_engine_idle
+    wait_engine_idle 60
 }
 
 header='| edge shedding | offered | calls | goodput calls/s | goodput / clean rate | shed at the edge | refused by admission | admitted INVITE→200 p50 / p99 / p99.9 ms | engine CPU % during | CPU % 5–10 s after | probe after |

@@ -153,8 +153,11 @@ async fn run_desk(connection: DeskConnection, services: Arc<DeskServices>) {
             return refuse(ErrorCode::RegistrationFailed, format!("no socket: {e}")).await;
         }
     };
-    let (Ok(local_sip), Ok(relay_addr)) = (sip.local_addr(), relay.local_addr()) else {
-        return;
+    let (local_sip, relay_addr) = match (sip.local_addr(), relay.local_addr()) {
+        (Ok(sip), Ok(relay)) => (sip, relay),
+        (Err(e), _) | (_, Err(e)) => {
+            return refuse(ErrorCode::RegistrationFailed, format!("no socket: {e}")).await;
+        }
     };
     let settings = DeskSettings {
         agent: agent.clone(),
