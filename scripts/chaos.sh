@@ -124,10 +124,7 @@ wait_probe() {
 # counts DIR -> "offered answered lost wos_lost wavs_bad wavs"
 counts() {
     local dir=$1 offered answered db wos open
-    read -r offered answered < <(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        { last = $0 } END { split(last, v, ";");
-          print v[col["TotalCallCreated"]] + 0, v[col["SuccessfulCall(C)"]] + 0 }' \
-        "$dir/probe.csv" 2>/dev/null || echo "0 0")
+    read -r offered answered _ < <(sipp_totals "$dir/probe.csv")
     db="$dir/data/work-orders.sqlite3"
     wos=$(sqlite3 "$db" "select count(*) from work_orders where caller like '1380000%' and answered_at is not null" 2>/dev/null || echo 0)
     open=$(sqlite3 "$db" "select count(*) from work_orders where ended_at is null" 2>/dev/null || echo 0)

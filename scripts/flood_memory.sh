@@ -37,12 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# HOTLINE_BIN: measure a binary built elsewhere (an A/B comparison) instead of building.
-if [ -n "${HOTLINE_BIN:-}" ]; then
-    ENGINE_BIN=$HOTLINE_BIN
-else
-    build_engine
-fi
+# HOTLINE_BIN: measure a binary built elsewhere (build_engine takes it).
+build_engine
 write_config "$WORK"
 start_engine "$WORK"
 sleep 3

@@ -85,15 +85,21 @@ start_engine() {
     die "engine not ready after 30 s"
 }
 
-stop_engine() {
-    [ -n "${ENGINE_PID:-}" ] || return 0
-    kill -TERM "$ENGINE_PID" 2>/dev/null || true
-    for _ in $(seq 1 600); do
-        kill -0 "$ENGINE_PID" 2>/dev/null || break
+# stop_pid PID [SECONDS]: SIGTERM, up to SECONDS (default 5) to exit, then SIGKILL.
+stop_pid() {
+    [ -n "$1" ] || return 0
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 1 $((${2:-5} * 10))); do
+        kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$ENGINE_PID" 2>/dev/null || true
-    wait "$ENGINE_PID" 2>/dev/null || true
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+stop_engine() {
+    [ -n "${ENGINE_PID:-}" ] || return 0
+    stop_pid "$ENGINE_PID" 60
     ENGINE_PID=
 }
 
@@ -194,3 +200,20 @@ wait_engine_idle() {
     done
     echo "warning: engine still has active calls after $seconds s" >&2
 }
+
+# percentile FILE FRACTION: from a file of sorted numbers, one per line.
+percentile() {
+    awk -v f="$2" '{ v[NR] = $1 } END {
+        if (NR == 0) { print "n/a"; exit }
+        i = int(NR * f); if (i < NR * f) i++; if (i < 1) i = 1; print v[i] }' "$1"
+}
+
+# sipp_totals STAT_CSV -> "created successful failed" from the last line of SIPp's
+# -trace_stat file ("0 0 0" when there is none).
+sipp_totals() {
+    awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        { last = $0 } END { split(last, v, ";");
+          print v[col["TotalCallCreated"]] + 0, v[col["SuccessfulCall(C)"]] + 0, v[col["FailedCall(C)"]] + 0 }' \
+        "$1" 2>/dev/null || echo "0 0 0"
+}
+

@@ -37,13 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# percentile FILE FRACTION: from a file of sorted numbers, one per line.
-percentile() {
-    awk -v f="$2" '{ v[NR] = $1 } END {
-        if (NR == 0) { print "n/a"; exit }
-        i = int(NR * f); if (i < NR * f) i++; if (i < 1) i = 1; print v[i] }' "$1"
-}
-
 # step TARGET_PORT RATE SERVER_PID -> one table row; sets STEP_CLEAN=1/0
 step() {
     local port=$1 rate=$2 server_pid=$3
@@ -65,10 +58,7 @@ step() {
     ticks1=$(cpu_ticks "$server_pid")
     t1=$(now)
     local ok failed created
-    read -r created ok failed < <(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        { last = $0 } END { split(last, v, ";");
-          print v[col["TotalCallCreated"]] + 0, v[col["SuccessfulCall(C)"]] + 0, v[col["FailedCall(C)"]] + 0 }' \
-        "$dir/stat.csv" 2>/dev/null || echo "0 0 0")
+    read -r created ok failed < <(sipp_totals "$dir/stat.csv")
     # Calls SIPp never got to start count as failed too: the target was not met.
     failed=$((failed + calls - created))
     local rtt

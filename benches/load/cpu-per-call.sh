@@ -50,17 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-stop_pid() {
-    [ -n "$1" ] || return 0
-    kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-
 # CPU ticks of PID and every process descended from it (Kamailio forks its workers;
 # their time is not in the main process's utime until they exit).
 tree_ticks() {
@@ -133,10 +122,7 @@ load() {
     for pid in "${pids[@]}"; do after=$((after + $(tree_ticks "$pid"))); done
     t1=$(now)
     local ok failed created
-    read -r created ok failed < <(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        { last = $0 } END { split(last, v, ";");
-          print v[col["TotalCallCreated"]] + 0, v[col["SuccessfulCall(C)"]] + 0, v[col["FailedCall(C)"]] + 0 }' \
-        "$dir/stat.csv" 2>/dev/null || echo "0 0 0")
+    read -r created ok failed < <(sipp_totals "$dir/stat.csv")
     failed=$((failed + calls - created))
     local target_ms per_call uac_ms uac_per_call
     target_ms=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", t * 1000 / hz }')

@@ -36,12 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-percentile() {
-    awk -v f="$2" '{ v[NR] = $1 } END {
-        if (NR == 0) { print "n/a"; exit }
-        i = int(NR * f); if (i < NR * f) i++; if (i < 1) i = 1; print v[i] }' "$1"
-}
-
 # The sum of every series of a metric (all label sets), 0 when absent.
 metric_sum() {
     local page
