@@ -158,11 +158,7 @@ fn the_production_config_is_valid_and_listens_on_every_address() {
     let config = config.replace("/etc/hotline/agents.toml", agents.to_str().unwrap());
     let path = dir.path().join("hotline.toml");
     std::fs::write(&path, &config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_config(&path);
     assert!(
         out.status.success(),
         "{}{}",
@@ -180,11 +176,7 @@ fn the_production_config_is_valid_and_listens_on_every_address() {
         "the production config names its SQLite lines"
     );
     std::fs::write(&path, &on_postgres).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_config(&path);
     assert!(
         out.status.success(),
         "{}{}",
@@ -253,16 +245,9 @@ fn the_api_token_reaches_the_engine_as_a_0600_credential() {
         .replace("/etc/hotline/agents.toml", agents.to_str().unwrap());
     let path = dir.path().join("hotline.toml");
     std::fs::write(&path, switched).unwrap();
-    let check = || {
-        Command::new(env!("CARGO_BIN_EXE_hotline"))
-            .arg("check-config")
-            .arg(&path)
-            .output()
-            .unwrap()
-    };
     for (mode, accepted) in [(0o400, true), (0o600, true), (0o640, false)] {
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
-        let out = check();
+        let out = check_config(&path);
         assert_eq!(
             out.status.success(),
             accepted,
@@ -270,4 +255,13 @@ fn the_api_token_reaches_the_engine_as_a_0600_credential() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// `hotline check-config PATH`, as an operator runs it before a restart or reload.
+fn check_config(path: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap()
 }
