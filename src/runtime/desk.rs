@@ -39,6 +39,8 @@ use webrtc::peer_connection::{
 };
 
 use crate::api::SwitchClient;
+use crate::config::Config;
+use crate::config::agents::AgentsConfig;
 use crate::config::desk::DeskConfig;
 use crate::desk::protocol::ErrorCode;
 use crate::desk::session::{DeskAction, DeskSession, DeskSettings};
@@ -73,13 +75,37 @@ pub struct DeskServices {
 }
 
 impl DeskServices {
-    /// A wildcard listen address means "this host": the desk talks to it on loopback.
-    pub fn reachable(addr: SocketAddr) -> SocketAddr {
-        if addr.ip().is_unspecified() {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-        } else {
-            addr
+    /// The desks' view of the engine as configured: its SIP/UDP socket as registrar,
+    /// the agents' passwords as the engine started, its addresses for their sockets.
+    pub fn from_config(
+        config: &Config,
+        agents: &AgentsConfig,
+        switch: SwitchClient,
+        store: Arc<dyn WorkOrderStore>,
+    ) -> DeskServices {
+        let registrar = config
+            .sip
+            .listen_udp
+            .map(|addr| SocketAddr::new(reachable(addr.ip()), addr.port()));
+        DeskServices {
+            switch,
+            store,
+            passwords: crate::switch::passwords(agents),
+            registrar,
+            domain: config.sip.advertised_ip.to_string(),
+            local_ip: registrar.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |addr| addr.ip()),
+            media_ip: reachable(config.media.rtp_ip),
+            config: config.desk.clone(),
         }
+    }
+}
+
+/// A wildcard listen address means "this host": a desk talks to it on loopback.
+fn reachable(ip: IpAddr) -> IpAddr {
+    if ip.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        ip
     }
 }
 

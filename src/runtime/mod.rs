@@ -294,24 +294,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (desks, desk_connections) = crate::desk::Desks::channel(DESK_QUEUE);
     io_tasks.push(tokio::spawn(desk::run(
         desk_connections,
-        Arc::new(desk::DeskServices {
-            switch: client.clone(),
-            store: store.clone(),
-            passwords: crate::switch::passwords(&agents),
-            registrar: config.sip.listen_udp.map(desk::DeskServices::reachable),
-            domain: config.sip.advertised_ip.to_string(),
-            local_ip: config
-                .sip
-                .listen_udp
-                .map(|addr| desk::DeskServices::reachable(addr).ip())
-                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
-            media_ip: desk::DeskServices::reachable(std::net::SocketAddr::new(
-                config.media.rtp_ip,
-                0,
-            ))
-            .ip(),
-            config: config.desk.clone(),
-        }),
+        Arc::new(desk::DeskServices::from_config(
+            &config,
+            &agents,
+            client.clone(),
+            store.clone(),
+        )),
         transports_stopped.clone(),
     )));
     io_tasks.push(tokio::spawn({
