@@ -113,8 +113,9 @@ pub struct DeskSession {
     next_heartbeat: Instant,
     next_status: Instant,
     refresh_at: Option<Instant>,
+    /// The switch's last view of the agent; `None` until its first answer, which
+    /// welcomes the browser.
     state: Option<StateView>,
-    welcomed: bool,
     lost: Option<String>,
     linger_until: Option<Instant>,
     frames: VecDeque<ServerMessage>,
@@ -155,7 +156,6 @@ impl DeskSession {
             next_status: now + STATUS_INTERVAL,
             refresh_at: None,
             state: None,
-            welcomed: false,
             lost: None,
             linger_until: None,
             frames: VecDeque::new(),
@@ -295,20 +295,18 @@ impl DeskSession {
             seconds: status.seconds_in_state.unwrap_or(0),
             reason: status.reason.map(str::to_owned),
         };
-        if !self.welcomed {
-            self.welcomed = true;
-            self.frames.push_back(ServerMessage::Welcome {
+        match &self.state {
+            // The switch's first answer: the browser is welcomed with it.
+            None => self.frames.push_back(ServerMessage::Welcome {
                 version: super::protocol::VERSION,
                 agent: self.settings.agent.clone(),
                 heartbeat_seconds: self.settings.heartbeat.as_secs(),
                 state: view.clone(),
-            });
-        } else if self
-            .state
-            .as_ref()
-            .is_none_or(|old| old.state != view.state || old.reason != view.reason)
-        {
-            self.frames.push_back(ServerMessage::State(view.clone()));
+            }),
+            Some(old) if old.state != view.state || old.reason != view.reason => {
+                self.frames.push_back(ServerMessage::State(view.clone()));
+            }
+            Some(_) => {}
         }
         self.state = Some(view);
     }
