@@ -386,7 +386,14 @@ fn a_call_taken_on_the_desk_is_heard_both_ways_recorded_and_its_work_order_submi
 #[test]
 fn a_desk_closed_while_its_call_rings_puts_the_call_back_and_another_agent_takes_it() {
     let engine = engine(DEMO_AGENTS);
-    let _phone = registered_phone(&engine, "1002");
+    // agent_phone starts SIPp again if its port was taken the moment it started.
+    let _phone = agent_phone(
+        &engine,
+        "1002",
+        "agent_hangup_first.xml",
+        Duration::from_secs(150),
+    );
+    engine.wait_until_registered("1002");
     let screenshot = engine.dir.path().join("unused.png");
     let mut desk = DeskBrowser::start("kill", &engine, &screenshot);
     desk.step("available", Duration::from_secs(60), &engine);
@@ -442,30 +449,6 @@ fn a_desk_closed_while_its_call_rings_puts_the_call_back_and_another_agent_takes
         connected(&first) < second.connected_at.unwrap(),
         "the call the desk dropped kept its place ahead of the later caller"
     );
-}
-
-/// An agent's SIPp phone (agent_hangup_first.xml), registered. SIPp's ports are picked
-/// free a moment before it binds them, and another test's process may take one first;
-/// such a phone never registers, so one that has not within 10 s is started again.
-fn registered_phone(engine: &Engine, agent: &str) -> common::RunningSipp {
-    for _ in 0..3 {
-        let phone = agent_phone(
-            engine,
-            agent,
-            "agent_hangup_first.xml",
-            Duration::from_secs(150),
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let (_, body) = engine.api("GET", "/agents");
-            if agent_field(&body, agent, "registered").as_deref() == Some("true") {
-                return phone;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("{agent}'s phone did not register within 10 s: starting it again");
-    }
-    panic!("{agent}'s phone never registered:\n{}", engine.log());
 }
 
 /// Audio that stops arriving during a call is a visible warning within seconds, and
