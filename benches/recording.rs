@@ -61,8 +61,8 @@ fn writer_bench(c: &mut Criterion) {
     let mut file_number = 0u64;
     let mut group = c.benchmark_group("recording");
     group.throughput(Throughput::Elements(1));
-    // One recording per sample: start, `iters` frames through the channel (waiting
-    // when it is full, as a fast producer would), finish. File creation and the final
+    // One recording per sample: start, `iters` frames through the sink (waiting
+    // when the queue is full, as a fast producer would), finish. File creation and the final
     // sync are amortised over the frames, as they are over a call's 50 frames/s.
     group.bench_function("writer_append_20ms_stereo_tmpfs", |b| {
         b.iter_custom(|iters| {
@@ -71,15 +71,12 @@ fn writer_bench(c: &mut Criterion) {
             runtime.block_on(async {
                 let recording =
                     recording::start(&config, date, &id).expect("start bench recording");
-                let frames = recording.frames();
+                let mut sink = recording.sink();
                 let started = Instant::now();
                 for _ in 0..iters {
-                    frames
-                        .send(frame.clone())
-                        .await
-                        .expect("writer takes frames");
+                    assert!(sink.push_waiting(&frame).await, "writer takes frames");
                 }
-                drop(frames);
+                drop(sink);
                 recording.finish().await.expect("finish bench recording");
                 let elapsed = started.elapsed();
                 let _ = std::fs::remove_file(recording::recording_path(&config.root, date, &id));

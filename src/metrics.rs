@@ -50,6 +50,8 @@ pub const ANSWER_DELAY_SECONDS: &str = "hotline_answer_delay_seconds";
 pub const ANSWERED_WITHIN_RING_BUDGET_TOTAL: &str = "hotline_answered_within_ring_budget_total";
 pub const RECORDINGS_WRITTEN_TOTAL: &str = "hotline_recordings_written_total";
 pub const RECORDING_FAILURES_TOTAL: &str = "hotline_recording_failures_total";
+pub const RECORDINGS_SYNCED_TOTAL: &str = "hotline_recordings_synced_total";
+pub const RECORDING_SYNC_FAILURES_TOTAL: &str = "hotline_recording_sync_failures_total";
 pub const CONNECTION_RATE_24H: &str = "hotline_connection_rate_24h";
 pub const CALLS_OFFERED_24H: &str = "hotline_calls_offered_24h";
 pub const CALLS_ANSWERED_24H: &str = "hotline_calls_answered_24h";
@@ -249,6 +251,18 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         Some(Unit::Count),
         "Call recordings that could not be started or written (R22).",
+    ),
+    (
+        RECORDINGS_SYNCED_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Finished call recordings made durable on disk, in batches off the call path (R22).",
+    ),
+    (
+        RECORDING_SYNC_FAILURES_TOTAL,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Failed attempts to sync finished call recordings to disk (R22).",
     ),
     (
         CONNECTION_RATE_24H,
@@ -503,6 +517,8 @@ fn start_at_zero() {
         ANSWERED_WITHIN_RING_BUDGET_TOTAL,
         RECORDINGS_WRITTEN_TOTAL,
         RECORDING_FAILURES_TOTAL,
+        RECORDINGS_SYNCED_TOTAL,
+        RECORDING_SYNC_FAILURES_TOTAL,
         RTP_PACKETS_RECEIVED_TOTAL,
         RTP_PACKETS_SENT_TOTAL,
         RECORDING_FRAMES_DROPPED_TOTAL,

@@ -78,9 +78,9 @@ fn record_then_crash(root: &Path, before_header: usize, after_header: usize) -> 
             header_interval: HEADER_INTERVAL,
         };
         let recording = start(&config, date(), "WO-CRASH").expect("recording starts");
-        let sink = recording.sink();
+        let mut sink = recording.sink();
         for index in 0..before_header {
-            assert!(sink.push(numbered_frame(index)));
+            assert_eq!(sink.push(&numbered_frame(index)), 0);
         }
         // Wait past at least one header rewrite covering those frames.
         let expected = (before_header * FRAME_BYTES) as u32;
@@ -90,7 +90,7 @@ fn record_then_crash(root: &Path, before_header: usize, after_header: usize) -> 
             tokio::time::sleep(HEADER_INTERVAL / 2).await;
         }
         for index in before_header..before_header + after_header {
-            assert!(sink.push(numbered_frame(index)));
+            assert_eq!(sink.push(&numbered_frame(index)), 0);
         }
         let path = recording.path().to_path_buf();
         drop(sink);
@@ -191,9 +191,9 @@ fn finished_recording_needs_no_repair() {
         .expect("runtime");
     let summary = runtime.block_on(async {
         let recording = start(&RecordingConfig::new(root.path()), date(), "WO-OK").expect("start");
-        let sink = recording.sink();
+        let mut sink = recording.sink();
         for index in 0..50 {
-            assert!(sink.push(numbered_frame(index)));
+            assert_eq!(sink.push(&numbered_frame(index)), 0);
         }
         drop(sink);
         recording.finish().await.expect("finish")

@@ -3,20 +3,23 @@
 //!
 //! - [`wav`] (pure): the 44-byte header, the stereo interleave, the repair decision.
 //! - [`start`] / [`Recording`] (I/O): one writer task per call owning the file; the
-//!   media task pushes frames with `try_send` and never waits.
+//!   media side pushes frames into a [`FrameSink`] and never waits.
+//! - `disk_sync` (I/O): finished files made durable in batches, off the call path.
 //! - [`repair_directory`] (I/O): start-up repair of headers left stale by a crash.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod disk_sync;
 mod repair;
 pub mod wav;
 mod writer;
 
+pub use disk_sync::SYNC_INTERVAL;
 pub use repair::{RepairReport, RepairedFile, repair_directory};
 pub use writer::{
-    FRAME_QUEUE_CAPACITY, FrameSink, Recording, RecordingSummary, create_root, recording_path,
-    start,
+    AudioChunk, FrameSink, MAX_QUEUED_AUDIO, Recording, RecordingSummary, create_root,
+    recording_path, start,
 };
 
 /// Samples per channel in one 20 ms frame at 8 kHz.

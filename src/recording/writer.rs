@@ -1,6 +1,9 @@
 //! The per-call recording writer (I/O): creates the file, then one tokio task owns
-//! it, batching frames from a bounded channel and writing them together with a
-//! fresh header every `header_interval`, so a killed engine leaves a playable file.
+//! it. The media side interleaves its frames into chunks of one header interval
+//! ([`FrameSink`]); the writer writes each chunk with a fresh header as it arrives, so
+//! a killed engine leaves a playable file, and it wakes once per interval per call
+//! instead of once per 20 ms frame. Finished files are made durable in batches
+//! ([`super::disk_sync`]), not one fsync per call.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
@@ -13,18 +16,40 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
 
 use super::wav::{self, MAX_DATA_BYTES, WAV_HEADER_LEN};
 use super::{RecordingConfig, RecordingError, StereoFrame};
 
-/// Frames the channel holds before the media side starts dropping: 5 s of audio,
-/// long enough to ride out a slow disk for a moment without holding much memory.
-pub const FRAME_QUEUE_CAPACITY: usize = 250;
+/// Audio the writer's queue holds before the media side starts dropping: long enough
+/// to ride out a slow disk for a moment without holding much memory.
+pub const MAX_QUEUED_AUDIO: Duration = Duration::from_secs(5);
 
-/// Audio buffered before it is written even if the header interval has not come
-/// yet, so a long configured interval cannot grow the buffer without bound.
-const MAX_BUFFERED_BYTES: usize = 2 * wav::BYTE_RATE as usize;
+/// Audio a sink buffers at most before handing it over, even if the header interval
+/// is longer, so a long configured interval cannot grow the buffer without bound.
+const MAX_CHUNK_FRAMES: u64 = 2 * wav::BYTE_RATE as u64 / wav::FRAME_BYTES as u64;
+
+/// Frames per chunk for `header_interval`: one interval's worth (at least one frame,
+/// at most [`MAX_CHUNK_FRAMES`]), so each chunk the writer gets moves the header on.
+fn frames_per_chunk(header_interval: Duration) -> u64 {
+    let frames = header_interval.as_millis() / wav::FRAME_DURATION.as_millis();
+    u64::try_from(frames)
+        .unwrap_or(MAX_CHUNK_FRAMES)
+        .clamp(1, MAX_CHUNK_FRAMES)
+}
+
+/// Chunks the queue holds: [`MAX_QUEUED_AUDIO`] of them (two at least).
+fn queue_chunks(frames_per_chunk: u64) -> usize {
+    let queued_frames = (MAX_QUEUED_AUDIO.as_millis() / wav::FRAME_DURATION.as_millis()) as u64;
+    usize::try_from(queued_frames.div_ceil(frames_per_chunk)).map_or(2, |chunks| chunks.max(2))
+}
+
+/// Interleaved stereo audio on its way to the file: whole frames, exactly as they go
+/// into the data chunk.
+#[derive(Debug)]
+pub struct AudioChunk {
+    pub bytes: Vec<u8>,
+    pub frames: u64,
+}
 
 /// Recordings are R12 personal data: only the engine's user may read them.
 const FILE_MODE: u32 = 0o600;
@@ -80,8 +105,8 @@ fn is_safe_file_stem(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// One call being recorded. Hand [`Recording::frames`] (or [`Recording::sink`])
-/// to the media task, then call [`Recording::finish`] when the call ends.
+/// One call being recorded. Hand [`Recording::sink`] to the media side, then call
+/// [`Recording::finish`] when the call ends.
 ///
 /// Dropping a `Recording` without `finish` does not lose audio: the writer still
 /// drains and finalizes the file once every sender is gone; only the summary and
@@ -89,8 +114,9 @@ fn is_safe_file_stem(id: &str) -> bool {
 #[derive(Debug)]
 pub struct Recording {
     path: PathBuf,
-    sender: mpsc::Sender<StereoFrame>,
+    sender: mpsc::Sender<AudioChunk>,
     dropped: Arc<AtomicU64>,
+    frames_per_chunk: u64,
     writer: JoinHandle<Result<WriterOutcome, RecordingError>>,
 }
 
@@ -108,31 +134,132 @@ pub struct RecordingSummary {
     pub dropped_frames: u64,
 }
 
-/// The media side's handle: pushing never waits, and a frame that does not fit is
-/// dropped and counted in the recording's summary (the stated full-queue policy).
-#[derive(Debug, Clone)]
+/// The media side's end of one recording. Frames are interleaved here, straight into
+/// the chunk the writer will write, and handed over one chunk (one header interval) at
+/// a time: a frame is copied once, and the writer task wakes once per interval.
+/// Pushing never waits: a chunk that does not fit in the queue is dropped and counted
+/// in the recording's summary (the stated full-queue policy). Dropping the sink hands
+/// over what it still holds.
+///
+/// One sink per recording: frames of two sinks would reach the file chunk by chunk,
+/// out of order.
+#[derive(Debug)]
 pub struct FrameSink {
-    sender: mpsc::Sender<StereoFrame>,
+    sender: mpsc::Sender<AudioChunk>,
     dropped: Arc<AtomicU64>,
+    chunk: Vec<u8>,
+    frames: u64,
+    frames_per_chunk: u64,
 }
 
 impl FrameSink {
-    /// Queues `frame` for the writer without waiting. Returns `false` when the frame
-    /// was dropped because the queue is full or the writer is gone.
-    pub fn push(&self, frame: StereoFrame) -> bool {
-        match self.sender.try_send(frame) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                false
+    fn new(
+        sender: mpsc::Sender<AudioChunk>,
+        dropped: Arc<AtomicU64>,
+        frames_per_chunk: u64,
+    ) -> Self {
+        FrameSink {
+            sender,
+            dropped,
+            chunk: Vec::with_capacity(chunk_bytes(frames_per_chunk)),
+            frames: 0,
+            frames_per_chunk: frames_per_chunk.max(1),
+        }
+    }
+
+    /// A sink over a queue of `capacity` chunks of `frames_per_chunk` frames: the
+    /// receiver gets exactly what a recording's writer would.
+    pub fn channel(
+        capacity: usize,
+        frames_per_chunk: u64,
+    ) -> (FrameSink, mpsc::Receiver<AudioChunk>) {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        (
+            FrameSink::new(sender, Arc::new(AtomicU64::new(0)), frames_per_chunk),
+            receiver,
+        )
+    }
+
+    /// Adds one frame without waiting. Returns the frames this push dropped: 0, or a
+    /// whole chunk (this frame with it) that the queue had no room for or that no
+    /// writer takes any more.
+    pub fn push(&mut self, frame: &StereoFrame) -> u64 {
+        wav::interleave(frame, &mut self.chunk);
+        self.frames += 1;
+        if self.frames >= self.frames_per_chunk {
+            self.flush()
+        } else {
+            0
+        }
+    }
+
+    /// Hands what is buffered to the writer now, without waiting; returns the frames
+    /// dropped (as [`FrameSink::push`]).
+    pub fn flush(&mut self) -> u64 {
+        let Some(chunk) = self.take_chunk() else {
+            return 0;
+        };
+        match self.sender.try_send(chunk) {
+            Ok(()) => 0,
+            Err(TrySendError::Full(chunk) | TrySendError::Closed(chunk)) => {
+                self.dropped.fetch_add(chunk.frames, Ordering::Relaxed);
+                // The next chunk reuses the buffer the writer never got.
+                self.chunk = chunk.bytes;
+                self.chunk.clear();
+                chunk.frames
             }
         }
     }
 
-    /// Frames dropped so far by every sink of this recording.
+    /// As [`FrameSink::push`], but waits for room instead of dropping: for producers
+    /// that may wait (a benchmark, an import), never the media path. False when the
+    /// writer is gone.
+    pub async fn push_waiting(&mut self, frame: &StereoFrame) -> bool {
+        wav::interleave(frame, &mut self.chunk);
+        self.frames += 1;
+        if self.frames < self.frames_per_chunk {
+            return true;
+        }
+        match self.take_chunk() {
+            Some(chunk) => self.sender.send(chunk).await.is_ok(),
+            None => true,
+        }
+    }
+
+    /// Whether no writer takes this recording's audio any more (it failed to start
+    /// or ended early): pushes only count drops from then on.
+    pub fn writer_gone(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Frames dropped so far by this recording.
     pub fn dropped_frames(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    fn take_chunk(&mut self) -> Option<AudioChunk> {
+        if self.frames == 0 {
+            return None;
+        }
+        let bytes = std::mem::replace(
+            &mut self.chunk,
+            Vec::with_capacity(chunk_bytes(self.frames_per_chunk)),
+        );
+        Some(AudioChunk {
+            bytes,
+            frames: std::mem::take(&mut self.frames),
+        })
+    }
+}
+
+impl Drop for FrameSink {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+fn chunk_bytes(frames: u64) -> usize {
+    usize::try_from(frames).unwrap_or(1) * wav::FRAME_BYTES
 }
 
 /// Creates the date directory and the file (mode 0600 from the first byte on),
@@ -201,11 +328,11 @@ fn start_inner(
         return Err(RecordingError::Create { path, source });
     }
 
-    let (sender, receiver) = mpsc::channel(FRAME_QUEUE_CAPACITY);
+    let frames_per_chunk = frames_per_chunk(config.header_interval);
+    let (sender, receiver) = mpsc::channel(queue_chunks(frames_per_chunk));
     let writer = Writer {
         path: path.clone(),
         file: Arc::new(file),
-        header_interval: config.header_interval,
         data_bytes: 0,
         frames_written: 0,
         frames_lost: 0,
@@ -217,6 +344,7 @@ fn start_inner(
         path,
         sender,
         dropped: Arc::new(AtomicU64::new(0)),
+        frames_per_chunk,
         writer,
     })
 }
@@ -227,23 +355,19 @@ impl Recording {
         &self.path
     }
 
-    /// A sender for the media task. Push with `try_send` only; on `Full` drop the
-    /// frame (and count it: [`Recording::sink`] does both).
-    pub fn frames(&self) -> mpsc::Sender<StereoFrame> {
-        self.sender.clone()
-    }
-
-    /// A sender that never waits and counts what it drops into this recording's
-    /// [`RecordingSummary::dropped_frames`].
+    /// The media side's sink (one per recording): it never waits, and counts what it
+    /// drops into this recording's [`RecordingSummary::dropped_frames`].
     pub fn sink(&self) -> FrameSink {
-        FrameSink {
-            sender: self.sender.clone(),
-            dropped: Arc::clone(&self.dropped),
-        }
+        FrameSink::new(
+            self.sender.clone(),
+            Arc::clone(&self.dropped),
+            self.frames_per_chunk,
+        )
     }
 
-    /// Waits until every sender is dropped and the queue is drained, writes the final
-    /// header and syncs the file to disk. Counts the outcome in
+    /// Waits until every sink is dropped and the queue is drained, and the final
+    /// header is written; the file is then in the page cache, and on the disk within
+    /// about a second ([`super::disk_sync`]). Counts the outcome in
     /// `hotline_recordings_written_total` or `hotline_recording_failures_total`.
     pub async fn finish(self) -> Result<RecordingSummary, RecordingError> {
         let Recording {
@@ -251,6 +375,7 @@ impl Recording {
             sender,
             dropped,
             writer,
+            ..
         } = self;
         drop(sender);
         let result = match writer.await {
@@ -303,7 +428,6 @@ enum WriteFailure {
 struct Writer {
     path: PathBuf,
     file: Arc<File>,
-    header_interval: Duration,
     /// Audio bytes on disk and described by the header.
     data_bytes: u32,
     frames_written: u64,
@@ -315,42 +439,20 @@ struct Writer {
 impl Writer {
     async fn run(
         mut self,
-        mut receiver: mpsc::Receiver<StereoFrame>,
+        mut receiver: mpsc::Receiver<AudioChunk>,
     ) -> Result<WriterOutcome, RecordingError> {
-        let mut ticker =
-            tokio::time::interval_at(Instant::now() + self.header_interval, self.header_interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut buffer: Vec<u8> = Vec::with_capacity(MAX_BUFFERED_BYTES);
-        let mut buffered_frames: u64 = 0;
-
-        loop {
-            tokio::select! {
-                // The header cadence is the crash-safety promise: check it first.
-                biased;
-                _ = ticker.tick() => {
-                    buffer = self.write_batch(buffer, buffered_frames).await;
-                    buffered_frames = 0;
-                }
-                frame = receiver.recv() => {
-                    let Some(frame) = frame else { break };
-                    if self.failure.is_some() {
-                        // Keep draining so the media side never sees a full queue
-                        // because of a dead disk.
-                        self.frames_lost += 1;
-                        continue;
-                    }
-                    wav::interleave(&frame, &mut buffer);
-                    buffered_frames += 1;
-                    if buffer.len() >= MAX_BUFFERED_BYTES {
-                        buffer = self.write_batch(buffer, buffered_frames).await;
-                        buffered_frames = 0;
-                    }
-                }
+        while let Some(chunk) = receiver.recv().await {
+            if self.failure.is_some() {
+                // Keep draining so the media side never sees a full queue because of
+                // a dead disk.
+                self.frames_lost += chunk.frames;
+                continue;
             }
+            self.write_chunk(chunk).await;
         }
-
-        self.write_batch(buffer, buffered_frames).await;
-        self.sync_to_disk().await;
+        if self.failure.is_none() {
+            super::disk_sync::make_durable(Arc::clone(&self.file));
+        }
         // Frames that reached the writer but not the disk (disk full, size limit) are
         // dropped frames as much as those the media side could not queue: the metric
         // counts both, so it says what the "frames lost" log line says.
@@ -375,79 +477,53 @@ impl Writer {
         }
     }
 
-    /// Appends `buffer` and rewrites the header; returns the emptied buffer for reuse.
+    /// Appends `chunk` and rewrites the header.
     ///
     /// The writes go through `spawn_blocking`: a disk that stalls (full, NFS,
-    /// journal flush) would otherwise park a tokio worker and with it the media tasks
-    /// of other calls. `tokio::fs::File` would hop to the blocking pool per call and
-    /// buffer behind our back; one explicit hop per batch, with positional writes
+    /// journal flush) would otherwise park a tokio worker and with it the media of
+    /// other calls. `tokio::fs::File` would hop to the blocking pool per call and
+    /// buffer behind our back; one explicit hop per chunk, with positional writes
     /// for data and header, is cheaper and leaves the file position out of it.
     ///
     /// No fsync here: a killed process leaves its written pages in the page cache,
-    /// which is what R22 asks for; syncing every second per call would cost the disk
-    /// more than the recordings themselves. `finish` syncs once.
-    async fn write_batch(&mut self, mut buffer: Vec<u8>, frames: u64) -> Vec<u8> {
-        if self.failure.is_some() {
-            self.frames_lost += frames;
-            buffer.clear();
-            return buffer;
+    /// which is what R22 asks for; the finished file is synced with others in a batch.
+    async fn write_chunk(&mut self, chunk: AudioChunk) {
+        let AudioChunk { bytes, frames } = chunk;
+        if bytes.is_empty() {
+            return;
         }
-        if buffer.is_empty() {
-            return buffer;
-        }
-        let Some(new_data_bytes) = u32::try_from(buffer.len())
+        let Some(new_data_bytes) = u32::try_from(bytes.len())
             .ok()
             .and_then(|len| self.data_bytes.checked_add(len))
             .filter(|total| *total <= MAX_DATA_BYTES)
         else {
             self.failure = Some(WriteFailure::TooLong);
             self.frames_lost += frames;
-            buffer.clear();
-            return buffer;
+            return;
         };
         let file = Arc::clone(&self.file);
         let data_offset = WAV_HEADER_LEN as u64 + u64::from(self.data_bytes);
         let outcome = tokio::task::spawn_blocking(move || {
             let result = file
-                .write_all_at(&buffer, data_offset)
+                .write_all_at(&bytes, data_offset)
                 .and_then(|()| file.write_all_at(&wav::wav_header(new_data_bytes), 0));
             if result.is_err() {
                 describe_data_on_disk(&file);
             }
-            (buffer, result)
+            result
         })
-        .await;
+        .await
+        .unwrap_or_else(|join_error| Err(io::Error::other(join_error.to_string())));
         match outcome {
-            Ok((mut buffer, Ok(()))) => {
+            Ok(()) => {
                 self.data_bytes = new_data_bytes;
                 self.frames_written += frames;
-                buffer.clear();
-                buffer
             }
-            Ok((mut buffer, Err(error))) => {
+            Err(error) => {
                 tracing::warn!(path = %self.path.display(), %error, "recording write failed");
                 self.failure = Some(WriteFailure::Io(error));
                 self.frames_lost += frames;
-                buffer.clear();
-                buffer
             }
-            Err(join_error) => {
-                self.failure = Some(WriteFailure::Io(io::Error::other(join_error.to_string())));
-                self.frames_lost += frames;
-                Vec::with_capacity(MAX_BUFFERED_BYTES)
-            }
-        }
-    }
-
-    async fn sync_to_disk(&mut self) {
-        let file = Arc::clone(&self.file);
-        let synced = tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .unwrap_or_else(|join_error| Err(io::Error::other(join_error.to_string())));
-        if let Err(error) = synced
-            && self.failure.is_none()
-        {
-            self.failure = Some(WriteFailure::Io(error));
         }
     }
 }
@@ -474,6 +550,7 @@ mod tests {
     use super::*;
     use crate::recording::FRAME_SAMPLES;
     use crate::recording::wav::FRAME_BYTES;
+    use tokio::time::Instant;
 
     fn date() -> NaiveDate {
         NaiveDate::from_ymd_opt(2025, 3, 7).expect("valid date")
@@ -598,9 +675,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let recording =
             start(&config(root.path(), Duration::from_secs(1)), date(), "WO-5").unwrap();
-        let sink = recording.sink();
+        let mut sink = recording.sink();
         for index in 0..250 {
-            assert!(sink.push(tone_frame(index)));
+            assert_eq!(sink.push(&tone_frame(index)), 0);
         }
         drop(sink);
         let summary = recording.finish().await.unwrap();
@@ -631,28 +708,52 @@ mod tests {
         assert!(samples.iter().skip(1).step_by(2).all(|right| *right == 0));
     }
 
+    /// The sink hands over one header interval at a time and, when dropped, the
+    /// partial chunk it still holds: no frame stays behind (R22).
+    #[tokio::test]
+    async fn sink_hands_over_whole_intervals_and_the_rest_when_dropped() {
+        assert_eq!(frames_per_chunk(Duration::from_secs(1)), 50);
+        assert_eq!(frames_per_chunk(Duration::from_millis(5)), 1);
+        assert_eq!(frames_per_chunk(Duration::from_secs(60)), MAX_CHUNK_FRAMES);
+        let (mut sink, mut receiver) = FrameSink::channel(8, 50);
+        for index in 0..120 {
+            assert_eq!(sink.push(&tone_frame(index)), 0);
+        }
+        drop(sink);
+        let mut chunks = Vec::new();
+        while let Some(chunk) = receiver.recv().await {
+            assert_eq!(chunk.bytes.len(), chunk.frames as usize * FRAME_BYTES);
+            chunks.push(chunk.frames);
+        }
+        assert_eq!(chunks, [50, 50, 20]);
+    }
+
     #[tokio::test]
     async fn full_queue_drops_and_counts_without_waiting() {
         let root = tempfile::tempdir().unwrap();
         let recording =
             start(&config(root.path(), Duration::from_secs(1)), date(), "WO-9").unwrap();
-        let sink = recording.sink();
+        let mut sink = recording.sink();
         // On this single-threaded runtime the writer cannot run until we yield, so
-        // the queue fills; push is a plain fn and returns at once either way.
-        let accepted = (0..FRAME_QUEUE_CAPACITY + 40)
-            .filter(|index| sink.push(tone_frame(*index)))
-            .count();
-        assert_eq!(accepted, FRAME_QUEUE_CAPACITY);
-        assert_eq!(sink.dropped_frames(), 40);
-        assert!(matches!(
-            recording.frames().try_send(StereoFrame::SILENCE),
-            Err(TrySendError::Full(_))
-        ));
+        // the queue fills (5 s of 1 s chunks); push is a plain fn and returns at once
+        // either way, dropping a whole chunk when it has no room.
+        let queued = MAX_QUEUED_AUDIO.as_millis() as usize / 20;
+        let dropped: u64 = (0..queued + 40)
+            .map(|index| sink.push(&tone_frame(index)))
+            .sum();
+        // The 40 frames after the full queue sit in the sink, not yet handed over.
+        assert_eq!(dropped, 0);
+        let more: u64 = (0..10).map(|index| sink.push(&tone_frame(index))).sum();
+        assert_eq!(
+            more, 50,
+            "the sixth chunk found no room and was dropped whole"
+        );
+        assert_eq!(sink.dropped_frames(), 50);
         drop(sink);
 
         let summary = recording.finish().await.unwrap();
-        assert_eq!(summary.frames, FRAME_QUEUE_CAPACITY as u64);
-        assert_eq!(summary.dropped_frames, 40);
+        assert_eq!(summary.frames, queued as u64);
+        assert_eq!(summary.dropped_frames, 50);
     }
 
     #[tokio::test]
@@ -664,9 +765,9 @@ mod tests {
             "WO-7",
         )
         .unwrap();
-        let sender = recording.frames();
+        let mut sink = recording.sink();
         for index in 0..10 {
-            sender.try_send(tone_frame(index)).unwrap();
+            assert_eq!(sink.push(&tone_frame(index)), 0);
         }
         let expected = 10 * FRAME_BYTES as u32;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -679,7 +780,7 @@ mod tests {
             assert!(Instant::now() < deadline, "header never covered the frames");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        drop(sender);
+        drop(sink);
         assert_eq!(recording.finish().await.unwrap().frames, 10);
     }
 
@@ -693,19 +794,18 @@ mod tests {
         let writer = Writer {
             path: path.clone(),
             file: Arc::new(file),
-            header_interval: Duration::from_millis(10),
             data_bytes: 0,
             frames_written: 0,
             frames_lost: 0,
             failure: None,
         };
-        let (sender, receiver) = mpsc::channel(4);
+        let (mut sink, receiver) = FrameSink::channel(4, 1);
         let task = tokio::spawn(writer.run(receiver));
         // Far more frames than the queue holds: the writer must keep consuming.
         for index in 0..40 {
-            sender.send(tone_frame(index)).await.unwrap();
+            assert!(sink.push_waiting(&tone_frame(index)).await);
         }
-        drop(sender);
+        drop(sink);
 
         let error = task.await.unwrap().unwrap_err();
         let RecordingError::Write {
@@ -740,17 +840,16 @@ mod tests {
                     path: path.clone(),
                     // Read-only: every write fails, as on a full disk.
                     file: Arc::new(File::open(&path).unwrap()),
-                    header_interval: Duration::from_millis(10),
                     data_bytes: 0,
                     frames_written: 0,
                     frames_lost: 0,
                     failure: None,
                 };
-                let (sender, receiver) = mpsc::channel(300);
+                let (mut sink, receiver) = FrameSink::channel(300, 1);
                 for index in 0..201 {
-                    sender.try_send(tone_frame(index)).unwrap();
+                    assert_eq!(sink.push(&tone_frame(index)), 0);
                 }
-                drop(sender);
+                drop(sink);
                 writer.run(receiver).await.unwrap_err()
             })
         });

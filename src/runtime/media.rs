@@ -118,7 +118,7 @@ impl MediaRuntime {
                 let handle = self.workers.spawn(
                     socket,
                     params,
-                    recording.as_ref().map(|r| r.frames()),
+                    recording.as_ref().map(Recording::sink),
                     events_tx,
                     self.rtp_timeout,
                     listen,

@@ -16,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 use crate::media::prompt::Prompt;
 use crate::media::session::{FRAME_DURATION, MediaCore, MediaEvent, MediaParams, MediaStats};
 use crate::media::vad::VadSettings;
-use crate::recording::StereoFrame;
+use crate::recording::FrameSink;
 
 /// Largest datagram read; a G.711 20 ms packet is 172 bytes, anything cut here is garbage.
 const MAX_DATAGRAM: usize = 2048;
@@ -124,8 +124,8 @@ impl MediaWorkers {
 
     /// Starts the media of one leg on `socket` (non-blocking).
     ///
-    /// `recording` receives one [`StereoFrame`] per 20 ms (dropped and counted when
-    /// full). The stream ends on [`MediaHandle::stop`] or when the handle is dropped:
+    /// `recording` gets one stereo frame per 20 ms (dropped and counted when its
+    /// writer's queue is full). The stream ends on [`MediaHandle::stop`] or when the handle is dropped:
     /// the switch owns the stream's life, engine shutdown included (it hangs up, then
     /// stops media). Key presses and prompt ends go to `events` (a bounded queue of
     /// [`EVENT_CAPACITY`]: when its reader lags, events are dropped and logged, never
@@ -134,7 +134,7 @@ impl MediaWorkers {
         &self,
         socket: StdUdpSocket,
         params: MediaParams,
-        recording: Option<mpsc::Sender<StereoFrame>>,
+        recording: Option<FrameSink>,
         events: mpsc::Sender<StreamEvent>,
         rtp_timeout: Option<Duration>,
         listen: Option<VadSettings>,
@@ -227,7 +227,7 @@ struct Stream {
     commands: mpsc::Receiver<MediaCommand>,
     commands_open: bool,
     events: mpsc::Sender<StreamEvent>,
-    recording: Option<mpsc::Sender<StereoFrame>>,
+    recording: Option<FrameSink>,
     recorder_gone_logged: bool,
     stop: oneshot::Receiver<()>,
     stats: Option<oneshot::Sender<MediaStats>>,
@@ -411,25 +411,35 @@ impl Stream {
             self.emit(StreamEvent::Media(MediaEvent::Inactive));
             self.inactivity_reported = true;
         }
-        if let Some(recording) = &self.recording {
-            match recording.try_send(tick.frame) {
-                Ok(()) => self.sent.frames_recorded += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.sent.frames_dropped_for_recording += 1;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.sent.frames_dropped_for_recording += 1;
-                    if !self.recorder_gone_logged {
-                        tracing::warn!("recording writer gone; call audio is not recorded");
-                        self.recorder_gone_logged = true;
-                    }
-                }
-            }
+        if let Some(recording) = self.recording.as_mut() {
+            self.sent.frames_recorded += 1;
+            let dropped = recording.push(&tick.frame);
+            self.count_dropped(dropped);
         }
     }
 
-    /// The stream's counters to its handle. The recording sender goes with the stream.
+    /// Frames the recording's queue had no room for (a whole chunk, already counted
+    /// as recorded when it was buffered) move from recorded to dropped.
+    fn count_dropped(&mut self, dropped: u64) {
+        if dropped == 0 {
+            return;
+        }
+        self.sent.frames_recorded = self.sent.frames_recorded.saturating_sub(dropped);
+        self.sent.frames_dropped_for_recording += dropped;
+        if !self.recorder_gone_logged && self.recording.as_ref().is_some_and(FrameSink::writer_gone)
+        {
+            tracing::warn!("recording writer gone; call audio is not recorded");
+            self.recorder_gone_logged = true;
+        }
+    }
+
+    /// The stream's counters to its handle. The recording's last partial chunk is
+    /// handed over first, so the counters include its fate, and the sink goes with the
+    /// stream.
     fn finish_in_place(&mut self) {
+        if let Some(dropped) = self.recording.as_mut().map(FrameSink::flush) {
+            self.count_dropped(dropped);
+        }
         if let Some(leg) = self.agent.take() {
             self.agent_stats.add(leg.core.stats());
         }
@@ -473,7 +483,7 @@ mod tests {
     use crate::media::g711::{self, Codec};
     use crate::media::rtp::{self, RtpSender};
     use crate::media::session::fixtures::{caller_packet, ramp_prompt};
-    use crate::recording::FRAME_SAMPLES;
+    use crate::recording::{AudioChunk, FRAME_SAMPLES, StereoFrame};
     use std::time::Duration;
     use tokio::net::UdpSocket;
 
@@ -481,7 +491,7 @@ mod tests {
     fn spawn(
         socket: UdpSocket,
         params: MediaParams,
-        recording: Option<mpsc::Sender<StereoFrame>>,
+        recording: Option<FrameSink>,
         events: mpsc::Sender<StreamEvent>,
         rtp_timeout: Option<Duration>,
         listen: Option<VadSettings>,
@@ -499,13 +509,29 @@ mod tests {
     fn spawn_test(
         socket: UdpSocket,
         params: MediaParams,
-        recording: Option<mpsc::Sender<StereoFrame>>,
+        recording: Option<FrameSink>,
     ) -> (MediaHandle, mpsc::Receiver<StreamEvent>) {
         let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
         (
             spawn(socket, params, recording, events_tx, None, None),
             events,
         )
+    }
+
+    /// The stereo frames of a chunk, as the media side recorded them.
+    fn frames_of(chunk: &AudioChunk) -> Vec<StereoFrame> {
+        chunk
+            .bytes
+            .chunks_exact(crate::recording::wav::FRAME_BYTES)
+            .map(|bytes| {
+                let mut frame = StereoFrame::SILENCE;
+                for (i, sample) in bytes.chunks_exact(4).enumerate() {
+                    frame.left[i] = i16::from_le_bytes([sample[0], sample[1]]);
+                    frame.right[i] = i16::from_le_bytes([sample[2], sample[3]]);
+                }
+                frame
+            })
+            .collect()
     }
 
     async fn bind() -> UdpSocket {
@@ -521,7 +547,7 @@ mod tests {
         let peer = bind().await;
         let media_socket = bind().await;
         let media_addr = media_socket.local_addr().expect("local addr");
-        let (recording_tx, mut recording_rx) = mpsc::channel(1000);
+        let (recording_tx, mut recording_rx) = FrameSink::channel(1000, 1);
         let (handle, mut events) = spawn_test(
             media_socket,
             MediaParams {
@@ -589,8 +615,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(40)).await;
         let stats = handle.stop().await;
         let mut frames = Vec::new();
-        while let Some(frame) = recording_rx.recv().await {
-            frames.push(frame);
+        while let Some(chunk) = recording_rx.recv().await {
+            frames.extend(frames_of(&chunk));
         }
         // recv() returned None: the task dropped the recording sender when it ended.
         assert_eq!(frames.len() as u64, stats.frames_recorded);
@@ -624,7 +650,7 @@ mod tests {
         let caller_addr = caller_socket.local_addr().expect("addr");
         let agent_socket = bind().await.into_std().expect("a std socket");
         let agent_addr = agent_socket.local_addr().expect("addr");
-        let (recording_tx, mut recording_rx) = mpsc::channel(1000);
+        let (recording_tx, mut recording_rx) = FrameSink::channel(1000, 1);
         let (handle, _events) = spawn_test(
             caller_socket,
             MediaParams {
@@ -701,8 +727,8 @@ mod tests {
         let stats = handle.stop().await;
         assert!(stats.packets_received >= 55, "{stats:?}");
         let mut frames = Vec::new();
-        while let Some(frame) = recording_rx.recv().await {
-            frames.push(frame);
+        while let Some(chunk) = recording_rx.recv().await {
+            frames.extend(frames_of(&chunk));
         }
         let both = frames
             .iter()
@@ -719,7 +745,7 @@ mod tests {
     async fn recorded_frames_match_elapsed_time_r22() {
         let socket = bind().await;
         let sink = bind().await;
-        let (recording_tx, mut recording_rx) = mpsc::channel(100_000);
+        let (recording_tx, mut recording_rx) = FrameSink::channel(100_000, 1);
         let (handle, _events) = spawn_test(
             socket,
             MediaParams {
@@ -740,8 +766,8 @@ mod tests {
             stats.frames_recorded
         );
         let mut count = 0u64;
-        while recording_rx.recv().await.is_some() {
-            count += 1;
+        while let Some(chunk) = recording_rx.recv().await {
+            count += chunk.frames;
         }
         assert_eq!(count, stats.frames_recorded);
     }
@@ -790,7 +816,7 @@ mod tests {
     async fn full_recorder_drops_frames_instead_of_blocking() {
         let socket = bind().await;
         let sink = bind().await;
-        let (recording_tx, _recording_rx) = mpsc::channel(5);
+        let (recording_tx, _recording_rx) = FrameSink::channel(5, 1);
         let (handle, _events) = spawn_test(
             socket,
             MediaParams {
