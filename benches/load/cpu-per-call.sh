@@ -19,6 +19,8 @@
 #
 #   benches/load/cpu-per-call.sh                       # 1,000 calls/s for 15 s, 3 targets
 #   RATE=200 RUN_SECONDS=5 NOTE="validation run" benches/load/cpu-per-call.sh
+#   BASELINE_BIN=/tmp/hotline-before benches/load/cpu-per-call.sh   # A/B: a fourth target,
+#                                       # an engine built elsewhere, in every round
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -34,6 +36,7 @@ UAS_PORT=${UAS_PORT:-25070}
 PROXY_PORT=${PROXY_PORT:-25075}
 UAC_PORT=${UAC_PORT:-25080}
 NOTE=${NOTE:-}
+BASELINE_BIN=${BASELINE_BIN:-}
 SCENARIO="$REPO/benches/load/uac_short.xml"
 KAMAILIO=${KAMAILIO:-/usr/sbin/kamailio}
 
@@ -117,7 +120,7 @@ load() {
         -trace_stat -stf "$dir/stat.csv" -fd 1 >"$dir/uac.out" 2>&1) || true
     # What the targets still do for the last calls (an engine's recordings and work
     # orders) belongs to those calls.
-    [ "$label" = engine ] && wait_engine_idle
+    case "$label" in engine*) wait_engine_idle ;; esac
     sleep 1
     for pid in "${pids[@]}"; do after=$((after + $(tree_ticks "$pid"))); done
     t1=$(now)
@@ -170,6 +173,20 @@ for round in $(seq 1 "$ROUNDS"); do
     stop_engine
     echo "$row (recordings written: $written)" >&2
     rows="$rows$row"$'\n'
+
+    if [ -n "$BASELINE_BIN" ]; then
+        dir="$WORK/r$round-baseline"
+        built=$ENGINE_BIN
+        ENGINE_BIN=$BASELINE_BIN
+        write_config "$dir"
+        start_engine "$dir"
+        sleep 1
+        row=$(load "engine baseline" "$ENGINE_SIP_PORT" "$dir" "$ENGINE_PID")
+        stop_engine
+        ENGINE_BIN=$built
+        echo "$row" >&2
+        rows="$rows$row"$'\n'
+    fi
 done
 
 # Mean ms per call of each target over the rounds, and the ratios.
@@ -179,12 +196,14 @@ summary=$(printf '%s' "$rows" | awk -F'|' '
         u = n["sipp uas"] ? sum["sipp uas"] / n["sipp uas"] : 0
         k = n["kamailio + sipp uas"] ? sum["kamailio + sipp uas"] / n["kamailio + sipp uas"] : 0
         e = n["engine"] ? sum["engine"] / n["engine"] : 0
+        b = n["engine baseline"] ? sum["engine baseline"] / n["engine baseline"] : 0
+        if (b > 0) printf "A/B: engine **%.3f ms**, baseline engine **%.3f ms**: engine / baseline **%.2f**.\n", e, b, e / b
         printf "CPU per call (mean of the rounds): SIPp uas **%.3f ms**, Kamailio + SIPp uas **%.3f ms**, engine **%.3f ms**.\n", u, k, e
         if (k > 0) printf "Ratios: engine / Kamailio **%.2f**; ", e / k
         if (u > 0) printf "engine / uas **%.1f**; Kamailio / uas **%.1f**.\n", e / u, k / u
         if (k > 0) printf "Target (issue 12) engine ≤ Kamailio: **%s**.\n", (e <= k ? "met" : "not met")
     }')
-command="RATE=$RATE RUN_SECONDS=$RUN_SECONDS HOLD_MS=$HOLD_MS CHILDREN=$CHILDREN ROUNDS=$ROUNDS ENGINE_CPUS=$ENGINE_CPUS LOAD_CPUS=$LOAD_CPUS benches/load/cpu-per-call.sh"
+command="RATE=$RATE RUN_SECONDS=$RUN_SECONDS HOLD_MS=$HOLD_MS CHILDREN=$CHILDREN ROUNDS=$ROUNDS ENGINE_CPUS=$ENGINE_CPUS LOAD_CPUS=$LOAD_CPUS${BASELINE_BIN:+ BASELINE_BIN=$BASELINE_BIN} benches/load/cpu-per-call.sh"
 {
     echo '| target | calls/s | calls | completed | failed | target CPU ms | CPU ms per call | SIPp uac CPU ms per call | load avg (1 min) at start |'
     echo '|---|---|---|---|---|---|---|---|---|'

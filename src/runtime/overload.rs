@@ -3,9 +3,12 @@
 //! [`OverloadGuard::shed`] before queueing a new INVITE; while the engine falls behind
 //! (too many messages waiting for the switch, or the event loop running late) the INVITE
 //! is answered with a stateless `503` and `Retry-After` right there, with no
-//! transaction, dialog, work order or call made for it. Everything else (ACK, BYE,
-//! CANCEL, responses, in-dialog requests) always goes through, so calls in progress
-//! finish and the backlog drains.
+//! transaction, dialog, work order or call made for it. The caller's ACK of that `503`
+//! is recognised by the To tag the refusal gave it and dropped at the edge too
+//! ([`OverloadGuard::absorbs`]): under a flood there is one for every refused INVITE,
+//! and queued for the switch they would fill the very backlog being shed for. Everything
+//! else (other ACKs, BYE, CANCEL, responses, in-dialog requests) always goes through, so
+//! calls in progress finish and the backlog drains.
 //!
 //! The decision ([`shed_reason`]) is pure; [`watch_event_loop`] measures the lag by how
 //! late a short timer fires, a signal that covers every task the engine runs.
@@ -19,6 +22,10 @@ use tokio::sync::watch;
 use crate::sip::Inbound;
 use crate::sip::builder::ResponseBuilder;
 use crate::sip::message::{self, Header, Method};
+
+/// Starts the To tag of every stateless refusal. The engine's own tags are hex
+/// ([`message::new_tag`]), so no dialog of the engine's can carry it.
+const REFUSAL_TAG_PREFIX: &str = "shed-";
 
 /// How often the event loop's lag is sampled.
 const LAG_SAMPLE: Duration = Duration::from_millis(10);
@@ -110,6 +117,19 @@ impl OverloadGuard {
         Some((reason, self.refusal(message)?))
     }
 
+    /// Whether `message` is the ACK of one of the engine's stateless refusals: nothing
+    /// waits for it (the refusal made no transaction), so the transport drops it
+    /// instead of queueing it. RFC 3261 §17.1.1.3: that ACK only stops the refusal's
+    /// retransmission, which a stateless `503` never has.
+    pub fn absorbs(message: &Inbound) -> bool {
+        matches!(
+            message,
+            Inbound::Request { summary, .. }
+                if summary.method == Method::Ack
+                    && summary.to_tag.as_deref().is_some_and(|tag| tag.starts_with(REFUSAL_TAG_PREFIX))
+        )
+    }
+
     /// What a transport asks before queueing `message` on `queue`: the stateless `503`
     /// to send instead, counted, when it is a new INVITE the engine cannot take now.
     pub fn refuse_before_queueing(
@@ -145,7 +165,7 @@ impl OverloadGuard {
         };
         let retry = self.settings.retry_after.as_secs().to_string();
         // RFC 3261 §8.2.6.2: a response outside any dialog carries a To tag of ours.
-        let tag = format!("{:016x}", rand::random::<u64>());
+        let tag = format!("{REFUSAL_TAG_PREFIX}{}", message::new_tag());
         let response = ResponseBuilder::to(request, 503)
             .to_tag(&tag)
             .header(Header::RetryAfter(message::RetryAfter::new(retry)))
@@ -270,6 +290,26 @@ mod tests {
                 .shed(&request("INVITE", None), 4000)
                 .is_none()
         );
+    }
+
+    /// The ACK of a stateless refusal is absorbed at the edge (RFC 6357 §5: shedding
+    /// must stay cheap); every other ACK, the ones of the engine's own calls, passes.
+    #[test]
+    fn the_ack_of_a_refusal_is_absorbed_and_no_other() {
+        let guard = OverloadGuard::new(SETTINGS);
+        let (_, reply) = guard.shed(&request("INVITE", None), 600).unwrap();
+        let reply = String::from_utf8(reply).unwrap();
+        let to = reply
+            .lines()
+            .find(|line| line.starts_with("To:"))
+            .expect("a To header");
+        let tag = to.split(";tag=").nth(1).expect("a To tag").trim();
+        assert!(tag.starts_with(REFUSAL_TAG_PREFIX), "{to}");
+        assert!(OverloadGuard::absorbs(&request("ACK", Some(tag))));
+        let own_tag = message::new_tag();
+        assert!(!OverloadGuard::absorbs(&request("ACK", Some(&own_tag))));
+        assert!(!OverloadGuard::absorbs(&request("ACK", None)));
+        assert!(!OverloadGuard::absorbs(&request("BYE", Some(tag))));
     }
 
     /// A task that holds the (single) worker thread makes the watcher's timer fire late:

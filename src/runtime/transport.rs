@@ -275,6 +275,9 @@ pub async fn run_udp_with_limits(
         }
         match classify_with(bytes, source, TransportKind::Udp, limits) {
             Received::Message(m) => {
+                if OverloadGuard::absorbs(&m) {
+                    continue;
+                }
                 if let Some(reply) = overload.refuse_before_queueing(&m, &inbound) {
                     let _ = socket.try_send_to(&reply, source);
                     continue;
@@ -756,6 +759,9 @@ async fn serve_tcp_connection(
                         // Backpressure: a TCP peer waits for the endpoint rather than
                         // losing a message it will never retransmit.
                         Received::Message(m) => {
+                            if OverloadGuard::absorbs(&m) {
+                                continue;
+                            }
                             if let Some(reply) = overload.refuse_before_queueing(&m, &inbound) {
                                 let _ = queue_tx.try_send(Bytes::from(reply));
                                 continue;
