@@ -382,7 +382,7 @@ const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         OVERLOAD_SHED_TOTAL,
         Kind::Counter,
         Some(Unit::Count),
-        "New INVITEs answered 503 by the transport because the engine was falling behind, by reason (queue_delay, backlog, event_loop_lag, queue_full).",
+        "New INVITEs answered 503 by the transport because the engine was falling behind, by reason (backlog, event_loop_lag, queue_full).",
     ),
     (
         EVENT_LOOP_LAG_SECONDS,

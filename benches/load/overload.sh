@@ -13,8 +13,7 @@
 #
 #   CLEAN_RATE=1200 benches/load/overload.sh                 # 2× and 5× for 30 s, ~10 min
 #   CLEAN_RATE=300 MULTIPLIERS="2" DURATION=5 MODES=shed NOTE="validation" benches/load/overload.sh
-#   OVERLOAD_QUEUE_DELAY_MS=10 OVERLOAD_BACKLOG=512 OVERLOAD_LAG_MS=20 MODES=shed \
-#       benches/load/overload.sh                          # other thresholds
+#   OVERLOAD_BACKLOG=64 OVERLOAD_LAG_MS=20 MODES=shed benches/load/overload.sh   # other thresholds
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -129,10 +128,8 @@ rows=""
 for mode in $MODES; do
     dir="$WORK/engine-$mode"
     write_config "$dir"
-    if [ "$mode" = shed ] && [ -n "${OVERLOAD_BACKLOG:-}${OVERLOAD_LAG_MS:-}${OVERLOAD_QUEUE_DELAY_MS:-}" ]; then
+    if [ "$mode" = shed ] && [ -n "${OVERLOAD_BACKLOG:-}${OVERLOAD_LAG_MS:-}" ]; then
         # Other thresholds than the shipped ones, to tune them.
-        [ -n "${OVERLOAD_QUEUE_DELAY_MS:-}" ] &&
-            sed -i -e "/^overload_max_backlog = /i overload_max_queue_delay_ms = $OVERLOAD_QUEUE_DELAY_MS" "$dir/hotline.toml"
         [ -n "${OVERLOAD_BACKLOG:-}" ] &&
             sed -i -e "s|^overload_max_backlog = .*|overload_max_backlog = $OVERLOAD_BACKLOG|" "$dir/hotline.toml"
         [ -n "${OVERLOAD_LAG_MS:-}" ] &&
@@ -141,8 +138,7 @@ for mode in $MODES; do
     if [ "$mode" = noshed ]; then
         # The same binary with overload control switched off: thresholds it never reaches.
         sed -i -e "s|^overload_max_backlog = .*|overload_max_backlog = 4000|" \
-            -e "s|^overload_max_lag_ms = .*|overload_max_lag_ms = 10000|" \
-            -e "/^overload_max_backlog = /i overload_max_queue_delay_ms = 10000" "$dir/hotline.toml"
+            -e "s|^overload_max_lag_ms = .*|overload_max_lag_ms = 10000|" "$dir/hotline.toml"
     fi
     echo "engine ($mode) on CPU $ENGINE_CPUS, SIPp on CPU $LOAD_CPUS; work dir $dir" >&2
     start_engine "$dir"
@@ -154,12 +150,12 @@ for mode in $MODES; do
     stop_engine
 done
 
-command="${OVERLOAD_QUEUE_DELAY_MS:+OVERLOAD_QUEUE_DELAY_MS=$OVERLOAD_QUEUE_DELAY_MS }${OVERLOAD_BACKLOG:+OVERLOAD_BACKLOG=$OVERLOAD_BACKLOG }${OVERLOAD_LAG_MS:+OVERLOAD_LAG_MS=$OVERLOAD_LAG_MS }CLEAN_RATE=$CLEAN_RATE MULTIPLIERS=\"$MULTIPLIERS\" DURATION=$DURATION HOLD_MS=$HOLD_MS MODES=\"$MODES\" ENGINE_CPUS=$ENGINE_CPUS LOAD_CPUS=$LOAD_CPUS benches/load/overload.sh"
+command="${OVERLOAD_BACKLOG:+OVERLOAD_BACKLOG=$OVERLOAD_BACKLOG }${OVERLOAD_LAG_MS:+OVERLOAD_LAG_MS=$OVERLOAD_LAG_MS }CLEAN_RATE=$CLEAN_RATE MULTIPLIERS=\"$MULTIPLIERS\" DURATION=$DURATION HOLD_MS=$HOLD_MS MODES=\"$MODES\" ENGINE_CPUS=$ENGINE_CPUS LOAD_CPUS=$LOAD_CPUS benches/load/overload.sh"
 {
     echo "$header"
     printf '%s' "$rows"
     echo
     echo "Goodput: calls the engine answered per second of flood (its hotline_calls_answered_total); shed at the edge: hotline_overload_shed_total (stateless 503 from the transport);"
-    echo "refused by admission: hotline_calls_rejected_total (503 from the switch at calls.max_concurrent). 'noshed' is the same binary with limits.overload_max_queue_delay_ms = 10000, overload_max_backlog = 4000 and"
+    echo "refused by admission: hotline_calls_rejected_total (503 from the switch at calls.max_concurrent). 'noshed' is the same binary with limits.overload_max_backlog = 4000 and"
     echo "limits.overload_max_lag_ms = 10000. Hold $HOLD_MS ms; engine pinned to CPU $ENGINE_CPUS, SIPp to CPU $LOAD_CPUS; latency is SIPp's -trace_rtt of the admitted calls."
 } | record_results "overload: edge shedding on and off" "$command" "$NOTE"

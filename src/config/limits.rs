@@ -38,9 +38,6 @@ pub struct LimitsConfig {
     /// Overload control at the edge (issue 12, RFC 6357): while more messages than this
     /// wait for the switch, new INVITEs get a stateless `503` from the transport.
     pub overload_max_backlog: usize,
-    /// …and while messages have waited for the switch longer than this, for longer
-    /// than `runtime::overload::STANDING_INTERVAL` (RFC 8289's target),
-    pub overload_max_queue_delay: Duration,
     /// …and while the engine's event loop runs this late (timers firing late by more
     /// than this, smoothed), likewise.
     pub overload_max_lag: Duration,
@@ -55,7 +52,6 @@ impl Default for LimitsConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
             fd_limit: FdLimitPolicy::Refuse,
             overload_max_backlog: DEFAULT_OVERLOAD_BACKLOG as usize,
-            overload_max_queue_delay: Duration::from_millis(DEFAULT_OVERLOAD_QUEUE_DELAY_MS),
             overload_max_lag: Duration::from_millis(DEFAULT_OVERLOAD_LAG_MS),
         }
     }
@@ -65,21 +61,14 @@ const DEFAULT_TCP_MESSAGE_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_TCP_IDLE_TIMEOUT_SECONDS: u64 = 3_900;
 const DEFAULT_TCP_PER_SOURCE: u64 = 32;
 const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
-/// A hard cap for a switch that stops taking messages at all (the queue delay only
-/// moves when it takes one): about a third of a second of messages at 1,200 calls/s.
-/// As the only signal, 64 shed calls in bursts the engine would have worked off in a
-/// moment, and 512 let it fall seconds behind at twice its clean rate
-/// (`benches/RESULTS.md`, issue 12).
-const DEFAULT_OVERLOAD_BACKLOG: u64 = 1024;
-/// One media frame: a message that waited this long for the switch delays its call's
-/// answer past what a caller notices, and a wait that stays this long for 100 ms is a
-/// queue the engine is not working off.
-const DEFAULT_OVERLOAD_QUEUE_DELAY_MS: u64 = 20;
-/// A healthy loop fires timers a millisecond or two late. With the queue delay watching
-/// the switch, the lag is the backstop for everything else the engine runs (media
-/// workers, the store writer, HTTP); at 20 ms it shed calls during the first second of
-/// a burst, while the heap and the thread pool grew.
-const DEFAULT_OVERLOAD_LAG_MS: u64 = 50;
+/// Far above a healthy backlog (a handful), and low enough that admitted calls are not
+/// kept waiting: measured in `benches/RESULTS.md` (issue 12), 512 let the engine fall
+/// seconds behind at twice its clean rate.
+const DEFAULT_OVERLOAD_BACKLOG: u64 = 64;
+/// A healthy loop fires timers a millisecond or two late; at 20 ms (one media frame)
+/// the 20 ms ticks are already slipping. Measured: 50 and 100 ms left admitted calls at
+/// about 0.6 s p99 under twice the clean rate, 20 ms at 44 ms.
+const DEFAULT_OVERLOAD_LAG_MS: u64 = 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,8 +85,6 @@ pub(super) struct RawLimits {
     fd_limit: Spanned<String>,
     #[serde(default = "default_overload_backlog")]
     overload_max_backlog: Spanned<u64>,
-    #[serde(default = "default_overload_queue_delay")]
-    overload_max_queue_delay_ms: Spanned<u64>,
     #[serde(default = "default_overload_lag")]
     overload_max_lag_ms: Spanned<u64>,
 }
@@ -111,7 +98,6 @@ impl Default for RawLimits {
             max_body_bytes: default_max_body(),
             fd_limit: default_fd_limit(),
             overload_max_backlog: default_overload_backlog(),
-            overload_max_queue_delay_ms: default_overload_queue_delay(),
             overload_max_lag_ms: default_overload_lag(),
         }
     }
@@ -119,9 +105,6 @@ impl Default for RawLimits {
 
 fn default_overload_backlog() -> Spanned<u64> {
     Spanned::new(0..0, DEFAULT_OVERLOAD_BACKLOG)
-}
-fn default_overload_queue_delay() -> Spanned<u64> {
-    Spanned::new(0..0, DEFAULT_OVERLOAD_QUEUE_DELAY_MS)
 }
 fn default_overload_lag() -> Spanned<u64> {
     Spanned::new(0..0, DEFAULT_OVERLOAD_LAG_MS)
@@ -184,11 +167,6 @@ impl Validator<'_> {
             "limits.overload_max_backlog",
             16..=4_000,
         )?;
-        let overload_queue_delay = self.in_range(
-            &raw.overload_max_queue_delay_ms,
-            "limits.overload_max_queue_delay_ms",
-            5..=10_000,
-        )?;
         let overload_lag = self.in_range(
             &raw.overload_max_lag_ms,
             "limits.overload_max_lag_ms",
@@ -196,7 +174,6 @@ impl Validator<'_> {
         )?;
         Ok(LimitsConfig {
             overload_max_backlog: overload_backlog as usize,
-            overload_max_queue_delay: Duration::from_millis(overload_queue_delay),
             overload_max_lag: Duration::from_millis(overload_lag),
             tcp_message_timeout: Duration::from_millis(message_timeout),
             tcp_idle_timeout: Duration::from_secs(idle_timeout),

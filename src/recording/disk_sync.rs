@@ -53,17 +53,7 @@ pub(super) fn make_durable(file: Arc<File>) {
     }
 }
 
-/// How much lower than the engine's other threads the syncing thread runs: its work
-/// (writing back a second of recordings) can wait, the calls' media and signalling
-/// cannot, and on a busy core the scheduler otherwise shares time equally.
-const SYNC_THREAD_NICENESS: libc::c_int = 10;
-
 fn run(files: Receiver<Arc<File>>) {
-    // SAFETY: plain syscall; on Linux `who = 0` with PRIO_PROCESS names the calling
-    // thread only.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, SYNC_THREAD_NICENESS) } != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "recording sync thread keeps its priority");
-    }
     let mut last_round: Option<Instant> = None;
     while let Ok(first) = files.recv() {
         // Files that finish while the previous round's interval runs join this round.

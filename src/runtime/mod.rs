@@ -48,6 +48,7 @@ use tracing::{info, warn};
 use crate::api::{SwitchClient, SwitchRequest};
 use crate::config::Config;
 use crate::recording::RecordingConfig;
+use crate::sip::Inbound;
 use crate::switch::{Command, CommandId, MediaReport, Reply, Switch, SwitchEvent, SwitchSettings};
 use crate::workorder::{AbandonReason, CallOutcome, WorkOrderStore};
 use media::MediaRuntime;
@@ -251,7 +252,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (stop_transports, transports_stopped) = watch::channel(false);
     let overload = overload::OverloadGuard::new(overload::OverloadSettings {
         max_backlog: config.limits.overload_max_backlog,
-        max_queue_delay: config.limits.overload_max_queue_delay,
         max_lag: config.limits.overload_max_lag,
         retry_after: config.calls.retry_after,
     });
@@ -285,7 +285,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )));
     }
     io_tasks.push(tokio::spawn(overload::watch_event_loop(
-        overload.clone(),
+        overload,
         transports_stopped.clone(),
     )));
     drop(inbound_tx);
@@ -364,7 +364,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         replies: HashMap::new(),
         next_command: 1,
     };
-    let switch_task = tokio::spawn(driver.run(inbound_rx, reports_rx, requests, overload));
+    let switch_task = tokio::spawn(driver.run(inbound_rx, reports_rx, requests));
     io_tasks.push(tokio::spawn(crate::service::publish_process_metrics(
         transports_stopped.clone(),
     )));
@@ -416,10 +416,9 @@ impl SwitchTask {
     /// open streams (wallboards) end, and those end when this task does.
     async fn run(
         mut self,
-        mut inbound: mpsc::Receiver<overload::Queued>,
+        mut inbound: mpsc::Receiver<Inbound>,
         mut reports: mpsc::UnboundedReceiver<(crate::switch::LegId, MediaReport)>,
         mut requests: mpsc::Receiver<SwitchRequest>,
-        overload: Arc<overload::OverloadGuard>,
     ) {
         let mut requests_open = true;
         let mut inbound_open = true;
@@ -433,10 +432,7 @@ impl SwitchTask {
             };
             tokio::select! {
                 message = inbound.recv(), if inbound_open => match message {
-                    Some(queued) => {
-                        overload.dequeued(&queued, inbound.is_empty());
-                        self.switch.handle_inbound(Instant::now(), queued.message);
-                    }
+                    Some(message) => self.switch.handle_inbound(Instant::now(), message),
                     None => inbound_open = false,
                 },
                 Some((leg, report)) = reports.recv() => {

@@ -10,24 +10,12 @@
 //! else (other ACKs, BYE, CANCEL, responses, in-dialog requests) always goes through, so
 //! calls in progress finish and the backlog drains.
 //!
-//! Three signals, each the engine's own state:
-//! - **queue delay** (RFC 8289, CoDel's reading of a queue): how long messages wait for
-//!   the switch, taken as the switch dequeues each one ([`OverloadGuard::dequeued`]).
-//!   A wait above `overload_max_queue_delay_ms` sheds once it has lasted
-//!   [`STANDING_INTERVAL`]: a burst that the switch works off in a moment is absorbed,
-//!   a standing queue is not. After shedding, for [`OVERLOAD_MEMORY`], any wait above
-//!   the target sheds at once, so a sustained overload does not admit a fresh burst
-//!   every interval.
-//! - **backlog**: more messages waiting than `overload_max_backlog`, a hard cap for a
-//!   switch that stopped dequeuing altogether;
-//! - **event-loop lag**: how late a short timer fires ([`watch_event_loop`]), a signal
-//!   that covers every task the engine runs.
-//!
-//! The decisions ([`shed_reason`], [`QueueDelay`]) are pure.
+//! The decision ([`shed_reason`]) is pure; [`watch_event_loop`] measures the lag by how
+//! late a short timer fires, a signal that covers every task the engine runs.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -38,12 +26,6 @@ use crate::sip::message::{self, Header, Method};
 /// Starts the To tag of every stateless refusal. The engine's own tags are hex
 /// ([`message::new_tag`]), so no dialog of the engine's can carry it.
 const REFUSAL_TAG_PREFIX: &str = "shed-";
-
-/// How long the queue delay must stay above its target before new calls are shed
-/// (CoDel's interval, RFC 8289 §4.3: about a round trip's worth of burst absorbed).
-pub const STANDING_INTERVAL: Duration = Duration::from_millis(100);
-/// After a shedding episode, how long a queue delay above the target sheds at once.
-pub const OVERLOAD_MEMORY: Duration = Duration::from_secs(1);
 
 /// How often the event loop's lag is sampled.
 const LAG_SAMPLE: Duration = Duration::from_millis(10);
@@ -56,9 +38,6 @@ const LAG_SMOOTHING: f64 = 1.0 / 8.0;
 pub enum ShedReason {
     /// More messages wait for the switch than `limits.overload_max_backlog`.
     Backlog,
-    /// Messages have waited for the switch longer than
-    /// `limits.overload_max_queue_delay_ms`, for longer than [`STANDING_INTERVAL`].
-    QueueDelay,
     /// The event loop runs later than `limits.overload_max_lag_ms`.
     Lag,
     /// The inbound queue is full: the message could not even be queued.
@@ -69,7 +48,6 @@ impl ShedReason {
     pub fn label(self) -> &'static str {
         match self {
             ShedReason::Backlog => "backlog",
-            ShedReason::QueueDelay => "queue_delay",
             ShedReason::Lag => "event_loop_lag",
             ShedReason::QueueFull => "queue_full",
         }
@@ -80,25 +58,19 @@ impl ShedReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OverloadSettings {
     pub max_backlog: usize,
-    /// The queue delay's target (CoDel's `TARGET`).
-    pub max_queue_delay: Duration,
     pub max_lag: Duration,
     /// Sent in `Retry-After` (`calls.retry_after_seconds`).
     pub retry_after: Duration,
 }
 
-/// Whether a new call is shed with `backlog` messages waiting, the queue's delay in
-/// the state `queue_delay` says, and the loop `lag` late.
+/// Whether a new call is shed with `backlog` messages waiting and the loop `lag` late.
 pub fn shed_reason(
     settings: &OverloadSettings,
     backlog: usize,
-    queue_delay_standing: bool,
     lag: Duration,
 ) -> Option<ShedReason> {
     if backlog > settings.max_backlog {
         Some(ShedReason::Backlog)
-    } else if queue_delay_standing {
-        Some(ShedReason::QueueDelay)
     } else if lag > settings.max_lag {
         Some(ShedReason::Lag)
     } else {
@@ -106,68 +78,12 @@ pub fn shed_reason(
     }
 }
 
-/// The switch's inbound queue as CoDel reads it (pure): fed the wait of every message
-/// the switch takes, it says whether the wait is a standing one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QueueDelay {
-    /// Since when every message taken waited longer than the target.
-    above_since: Option<Instant>,
-    /// When the last shedding episode ended.
-    last_episode_end: Option<Instant>,
-}
-
-impl QueueDelay {
-    /// The switch took a message at `now` that had waited `waited`; `drained`: none
-    /// waits behind it (RFC 8289 leaves its dropping state when the queue empties, so a
-    /// long wait with nothing behind it is over, not standing).
-    pub fn dequeued(&mut self, now: Instant, waited: Duration, target: Duration, drained: bool) {
-        if waited > target && !drained {
-            self.above_since.get_or_insert(now);
-        } else if self.above_since.is_some() {
-            if self.standing(now) {
-                self.last_episode_end = Some(now);
-            }
-            self.above_since = None;
-        }
-    }
-
-    /// Whether new calls are to be shed at `now`: the wait has stayed above the target
-    /// for [`STANDING_INTERVAL`], or at all within [`OVERLOAD_MEMORY`] of an episode.
-    pub fn standing(&self, now: Instant) -> bool {
-        let Some(since) = self.above_since else {
-            return false;
-        };
-        now.saturating_duration_since(since) >= STANDING_INTERVAL
-            || self
-                .last_episode_end
-                .is_some_and(|end| now.saturating_duration_since(end) < OVERLOAD_MEMORY)
-    }
-}
-
-/// A message on its way to the switch, with when the transport queued it (for the
-/// queue delay).
-#[derive(Debug)]
-pub struct Queued {
-    pub at: Instant,
-    pub message: Inbound,
-}
-
-impl Queued {
-    pub fn now(message: Inbound) -> Queued {
-        Queued {
-            at: Instant::now(),
-            message,
-        }
-    }
-}
-
-/// What the transports consult; shared with the lag watcher and the switch task.
+/// What the transports consult; shared with the lag watcher.
 #[derive(Debug)]
 pub struct OverloadGuard {
     settings: OverloadSettings,
     /// Smoothed event-loop lag in microseconds.
     lag_micros: AtomicU64,
-    queue_delay: Mutex<QueueDelay>,
 }
 
 impl OverloadGuard {
@@ -175,32 +91,13 @@ impl OverloadGuard {
         Arc::new(OverloadGuard {
             settings,
             lag_micros: AtomicU64::new(0),
-            queue_delay: Mutex::new(QueueDelay::default()),
         })
-    }
-
-    /// The switch took `queued` off its queue now; `drained`: the queue is empty.
-    pub fn dequeued(&self, queued: &Queued, drained: bool) {
-        let now = Instant::now();
-        let waited = now.saturating_duration_since(queued.at);
-        self.queue_delay
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .dequeued(now, waited, self.settings.max_queue_delay, drained);
-    }
-
-    fn queue_delay_standing(&self) -> bool {
-        self.queue_delay
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .standing(Instant::now())
     }
 
     /// A guard that never sheds (transports used without an engine around them).
     pub fn disabled() -> Arc<OverloadGuard> {
         OverloadGuard::new(OverloadSettings {
             max_backlog: usize::MAX,
-            max_queue_delay: Duration::MAX,
             max_lag: Duration::MAX,
             retry_after: Duration::from_secs(5),
         })
@@ -216,12 +113,7 @@ impl OverloadGuard {
         if !is_new_invite(message) {
             return None;
         }
-        let reason = shed_reason(
-            &self.settings,
-            backlog,
-            self.queue_delay_standing(),
-            self.lag(),
-        )?;
+        let reason = shed_reason(&self.settings, backlog, self.lag())?;
         Some((reason, self.refusal(message)?))
     }
 
@@ -243,7 +135,7 @@ impl OverloadGuard {
     pub fn refuse_before_queueing(
         &self,
         message: &Inbound,
-        queue: &tokio::sync::mpsc::Sender<Queued>,
+        queue: &tokio::sync::mpsc::Sender<Inbound>,
     ) -> Option<Vec<u8>> {
         let backlog = queue.max_capacity() - queue.capacity();
         let (reason, reply) = self.shed(message, backlog)?;
@@ -322,7 +214,6 @@ mod tests {
 
     const SETTINGS: OverloadSettings = OverloadSettings {
         max_backlog: 512,
-        max_queue_delay: Duration::from_millis(20),
         max_lag: Duration::from_millis(100),
         retry_after: Duration::from_secs(5),
     };
@@ -352,14 +243,19 @@ mod tests {
 
     #[test]
     fn the_decision_follows_backlog_then_lag() {
-        let decide = |backlog, standing, lag_ms| {
-            shed_reason(&SETTINGS, backlog, standing, Duration::from_millis(lag_ms))
-        };
-        assert_eq!(decide(10, false, 2), None);
-        assert_eq!(decide(513, true, 0), Some(ShedReason::Backlog));
-        assert_eq!(decide(10, true, 200), Some(ShedReason::QueueDelay));
-        assert_eq!(decide(0, false, 101), Some(ShedReason::Lag));
-        assert_eq!(decide(512, false, 100), None);
+        assert_eq!(shed_reason(&SETTINGS, 10, Duration::from_millis(2)), None);
+        assert_eq!(
+            shed_reason(&SETTINGS, 513, Duration::ZERO),
+            Some(ShedReason::Backlog)
+        );
+        assert_eq!(
+            shed_reason(&SETTINGS, 0, Duration::from_millis(101)),
+            Some(ShedReason::Lag)
+        );
+        assert_eq!(
+            shed_reason(&SETTINGS, 512, Duration::from_millis(100)),
+            None
+        );
     }
 
     #[test]
@@ -393,62 +289,6 @@ mod tests {
             OverloadGuard::disabled()
                 .shed(&request("INVITE", None), 4000)
                 .is_none()
-        );
-    }
-
-    const TARGET: Duration = Duration::from_millis(20);
-    const MS: Duration = Duration::from_millis(1);
-
-    /// A burst the switch works off within the interval sheds nothing; a wait that
-    /// stays above the target for the interval does (RFC 8289's standing queue).
-    #[test]
-    fn a_passing_burst_is_absorbed_and_a_standing_queue_sheds() {
-        let start = Instant::now();
-        let mut queue = QueueDelay::default();
-        for ms in 0..90 {
-            queue.dequeued(start + MS * ms, MS * 40, TARGET, false);
-        }
-        assert!(!queue.standing(start + MS * 90), "90 ms above the target");
-        queue.dequeued(start + MS * 91, MS * 2, TARGET, false);
-        assert!(
-            !queue.standing(start + MS * 300),
-            "the burst was worked off"
-        );
-
-        for ms in 300..=400 {
-            queue.dequeued(start + MS * ms, MS * 40, TARGET, false);
-        }
-        assert!(queue.standing(start + MS * 400));
-        assert!(
-            queue.standing(start + MS * 450),
-            "nothing dequeued: still standing"
-        );
-    }
-
-    /// After an episode, the next wait above the target sheds at once; a second later
-    /// the full interval applies again. A drained queue ends any episode.
-    #[test]
-    fn after_an_episode_the_next_long_wait_sheds_at_once_for_a_while() {
-        let start = Instant::now();
-        let mut queue = QueueDelay::default();
-        queue.dequeued(start, MS * 30, TARGET, false);
-        queue.dequeued(start + MS * 150, MS * 30, TARGET, false);
-        assert!(queue.standing(start + MS * 150));
-        queue.dequeued(start + MS * 200, MS * 5, TARGET, false);
-        assert!(!queue.standing(start + MS * 200));
-
-        queue.dequeued(start + MS * 400, MS * 30, TARGET, false);
-        assert!(
-            queue.standing(start + MS * 400),
-            "within a second of the episode"
-        );
-        queue.dequeued(start + MS * 420, MS * 30, TARGET, true);
-        assert!(!queue.standing(start + MS * 420), "the queue drained");
-
-        queue.dequeued(start + MS * 1500, MS * 30, TARGET, false);
-        assert!(
-            !queue.standing(start + MS * 1500),
-            "a second after: the interval again"
         );
     }
 

@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::{debug, warn};
 
-use super::overload::{OverloadGuard, Queued};
+use super::overload::OverloadGuard;
 use crate::config::Config;
 use crate::sip::framing::{self, Frame, FrameLimits};
 use crate::sip::inbound::{InboundLimits, Received, classify_with};
@@ -77,7 +77,7 @@ pub struct Transports {
     tcp_connections: Arc<DashMap<SocketAddr, mpsc::Sender<Bytes>>>,
     /// Where connections we open deliver what they read. Weak, so that the inbound
     /// queue closes once the transport tasks have stopped.
-    inbound: mpsc::WeakSender<Queued>,
+    inbound: mpsc::WeakSender<Inbound>,
     shutdown: watch::Receiver<bool>,
     /// Connections the engine opened itself (to an agent's phone, to a destination):
     /// their own table, under the same limits, apart from the accepted ones so a
@@ -88,7 +88,7 @@ pub struct Transports {
 impl Transports {
     pub fn new(
         udp: Option<Arc<UdpSocket>>,
-        inbound: mpsc::Sender<Queued>,
+        inbound: mpsc::Sender<Inbound>,
         limits: TcpLimits,
         shutdown: watch::Receiver<bool>,
     ) -> Transports {
@@ -229,7 +229,7 @@ fn count_malformed(transport: TransportKind) {
 /// burst never blocks the kernel buffer for everyone.
 pub async fn run_udp(
     socket: Arc<UdpSocket>,
-    inbound: mpsc::Sender<Queued>,
+    inbound: mpsc::Sender<Inbound>,
     shutdown: watch::Receiver<bool>,
 ) {
     run_udp_with_limits(
@@ -246,7 +246,7 @@ pub async fn run_udp(
 /// new INVITE the engine cannot take now gets a stateless `503` here.
 pub async fn run_udp_with_limits(
     socket: Arc<UdpSocket>,
-    inbound: mpsc::Sender<Queued>,
+    inbound: mpsc::Sender<Inbound>,
     mut shutdown: watch::Receiver<bool>,
     limits: InboundLimits,
     overload: Arc<OverloadGuard>,
@@ -282,8 +282,8 @@ pub async fn run_udp_with_limits(
                     let _ = socket.try_send_to(&reply, source);
                     continue;
                 }
-                if let Err(full) = inbound.try_send(Queued::now(*m)) {
-                    if let Some(reply) = overload.refuse_unqueued(&full.into_inner().message) {
+                if let Err(full) = inbound.try_send(*m) {
+                    if let Some(reply) = overload.refuse_unqueued(&full.into_inner()) {
                         let _ = socket.try_send_to(&reply, source);
                     }
                     metrics::counter!("hotline_sip_inbound_dropped_total", "transport" => "udp")
@@ -526,7 +526,7 @@ impl ConnectionTable {
 pub async fn run_tcp(
     listener: TcpListener,
     transports: Transports,
-    inbound: mpsc::Sender<Queued>,
+    inbound: mpsc::Sender<Inbound>,
     permits: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -578,7 +578,7 @@ impl TcpShared {
 pub async fn run_tcp_with_limits(
     listener: TcpListener,
     transports: Transports,
-    inbound: mpsc::Sender<Queued>,
+    inbound: mpsc::Sender<Inbound>,
     limits: TcpLimits,
     shutdown: watch::Receiver<bool>,
     overload: Arc<OverloadGuard>,
@@ -688,7 +688,7 @@ async fn serve_tcp_connection(
     stream: TcpStream,
     connection: &Connection,
     transports: Transports,
-    (inbound, overload): (mpsc::Sender<Queued>, &OverloadGuard),
+    (inbound, overload): (mpsc::Sender<Inbound>, &OverloadGuard),
     mut shutdown: watch::Receiver<bool>,
     queue: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
 ) -> CloseReason {
@@ -766,7 +766,7 @@ async fn serve_tcp_connection(
                                 let _ = queue_tx.try_send(Bytes::from(reply));
                                 continue;
                             }
-                            if inbound.send(Queued::now(*m)).await.is_err() {
+                            if inbound.send(*m).await.is_err() {
                                 break 'read CloseReason::Shutdown;
                             }
                         }
@@ -952,7 +952,6 @@ mod tests {
         let (_stop_tx, stop) = watch::channel(false);
         let guard = OverloadGuard::new(super::super::overload::OverloadSettings {
             max_backlog: 4,
-            max_queue_delay: Duration::from_secs(10),
             max_lag: Duration::from_secs(10),
             retry_after: Duration::from_secs(7),
         });
@@ -982,8 +981,8 @@ mod tests {
         // Calls 0–4 were queued (up to a backlog of 4, the fifth finds 4 waiting), the
         // other two answered at the edge.
         let mut queued = Vec::new();
-        while let Ok(queued_message) = inbound_rx.try_recv() {
-            if let Inbound::Request { summary, .. } = queued_message.message {
+        while let Ok(message) = inbound_rx.try_recv() {
+            if let Inbound::Request { summary, .. } = message {
                 queued.push(summary.call_id);
             }
         }
