@@ -122,12 +122,14 @@ impl OverloadGuard {
     /// instead of queueing it. RFC 3261 §17.1.1.3: that ACK only stops the refusal's
     /// retransmission, which a stateless `503` never has.
     pub fn absorbs(message: &Inbound) -> bool {
-        matches!(
-            message,
-            Inbound::Request { summary, .. }
-                if summary.method == Method::Ack
-                    && summary.to_tag.as_deref().is_some_and(|tag| tag.starts_with(REFUSAL_TAG_PREFIX))
-        )
+        let Inbound::Request { summary, .. } = message else {
+            return false;
+        };
+        summary.method == Method::Ack
+            && summary
+                .to_tag
+                .as_deref()
+                .is_some_and(|tag| tag.starts_with(REFUSAL_TAG_PREFIX))
     }
 
     /// What a transport asks before queueing `message` on `queue`: the stateless `503`

@@ -125,11 +125,11 @@ impl MediaWorkers {
     /// Starts the media of one leg on `socket` (non-blocking).
     ///
     /// `recording` gets one stereo frame per 20 ms (dropped and counted when its
-    /// writer's queue is full). The stream ends on [`MediaHandle::stop`] or when the handle is dropped:
-    /// the switch owns the stream's life, engine shutdown included (it hangs up, then
-    /// stops media). Key presses and prompt ends go to `events` (a bounded queue of
-    /// [`EVENT_CAPACITY`]: when its reader lags, events are dropped and logged, never
-    /// the pacing held up).
+    /// writer's queue is full). The stream ends on [`MediaHandle::stop`] or when the
+    /// handle is dropped: the switch owns the stream's life, engine shutdown included
+    /// (it hangs up, then stops media). Key presses and prompt ends go to `events` (a
+    /// bounded queue of [`EVENT_CAPACITY`]: when its reader lags, events are dropped and
+    /// logged, never the pacing held up).
     pub fn spawn(
         &self,
         socket: StdUdpSocket,
