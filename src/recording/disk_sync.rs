@@ -70,26 +70,35 @@ fn run(files: Receiver<Arc<File>>) {
     }
 }
 
-/// One `syncfs` per filesystem among `files`.
+/// One `syncfs` per filesystem among `files`; counts the files whose sync succeeded.
 fn sync_batch(files: &[Arc<File>]) {
-    let mut synced_devices: Vec<u64> = Vec::new();
-    for file in files {
-        let device = match file.metadata() {
-            Ok(metadata) => metadata.dev(),
-            Err(error) => {
-                failed(&error);
-                continue;
-            }
-        };
-        if synced_devices.contains(&device) {
-            continue;
-        }
-        synced_devices.push(device);
-        if let Err(error) = syncfs(file) {
-            failed(&error);
+    let mut synced = 0;
+    for (file, sharing) in by_filesystem(files) {
+        match syncfs(file) {
+            Ok(()) => synced += sharing,
+            Err(error) => failed(&error),
         }
     }
-    metrics::counter!(crate::metrics::RECORDINGS_SYNCED_TOTAL).increment(files.len() as u64);
+    metrics::counter!(crate::metrics::RECORDINGS_SYNCED_TOTAL).increment(synced);
+}
+
+/// `files` grouped by the filesystem they are on: one file of each group and how many
+/// the group holds. A file whose metadata cannot be read is reported and left out.
+fn by_filesystem(files: &[Arc<File>]) -> Vec<(&File, u64)> {
+    let mut groups: Vec<(u64, &File, u64)> = Vec::new();
+    for file in files {
+        match file.metadata() {
+            Ok(metadata) => match groups.iter_mut().find(|group| group.0 == metadata.dev()) {
+                Some(group) => group.2 += 1,
+                None => groups.push((metadata.dev(), file, 1)),
+            },
+            Err(error) => failed(&error),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, file, sharing)| (file, sharing))
+        .collect()
 }
 
 fn sync_one(file: &File) {
@@ -117,18 +126,42 @@ fn failed(error: &io::Error) {
 mod tests {
     use super::*;
 
-    /// Files finished one after another are synced in one round once the first
-    /// round's interval has passed: the counter moves by the whole batch.
-    #[test]
-    fn a_batch_of_files_on_one_filesystem_is_synced_with_one_syncfs() {
-        let dir = tempfile::tempdir().unwrap();
-        let files: Vec<Arc<File>> = (0..5)
+    fn files_in(dir: &std::path::Path, count: usize) -> Vec<Arc<File>> {
+        (0..count)
             .map(|i| {
-                let path = dir.path().join(format!("{i}.wav"));
+                let path = dir.join(format!("{i}.wav"));
                 std::fs::write(&path, b"RIFF").unwrap();
                 Arc::new(File::open(&path).unwrap())
             })
-            .collect();
+            .collect()
+    }
+
+    /// Files on one filesystem make one group, so one `syncfs`; a file on another
+    /// filesystem (tmpfs, where there is one) makes a second.
+    #[test]
+    fn files_are_grouped_by_filesystem_for_one_syncfs_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = files_in(dir.path(), 5);
+        let groups = by_filesystem(&files);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].1, 5);
+
+        let shm = std::path::Path::new("/dev/shm");
+        let other = tempfile::tempdir_in(shm).ok();
+        if let Some(other) = &other
+            && std::fs::metadata(shm).unwrap().dev() != std::fs::metadata(dir.path()).unwrap().dev()
+        {
+            files.extend(files_in(other.path(), 2));
+            let sharing: Vec<u64> = by_filesystem(&files).iter().map(|g| g.1).collect();
+            assert_eq!(sharing, [5, 2]);
+        }
+    }
+
+    /// A round counts every file it synced.
+    #[test]
+    fn a_synced_batch_is_counted_file_by_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files_in(dir.path(), 5);
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || sync_batch(&files));
