@@ -268,9 +268,7 @@ impl Stream {
     }
 
     fn emit(&self, event: StreamEvent) {
-        if self.events.try_send(event).is_err() {
-            tracing::warn!(?event, "switch task not taking media events; event dropped");
-        }
+        emit_to(&self.events, event);
     }
 
     fn apply(&mut self, command: MediaCommand) {
@@ -338,36 +336,13 @@ impl Stream {
 
     /// Everything that arrived since the last tick, on both legs.
     fn receive(&mut self, datagram: &mut [u8]) {
-        loop {
-            match self.socket.recv_from(datagram) {
-                Ok((len, from)) => {
-                    if let Some(event) = self.core.on_datagram(from, &datagram[..len]) {
-                        self.emit(StreamEvent::Media(event));
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                // ICMP port-unreachable from an earlier send surfaces here on Linux;
-                // the peer may simply not be listening yet.
-                Err(error) => {
-                    tracing::debug!(%error, "RTP receive failed");
-                    break;
-                }
-            }
-        }
+        let events = &self.events;
+        drain(&self.socket, &mut self.core, datagram, "caller", |event| {
+            emit_to(events, StreamEvent::Media(event));
+        });
         if let Some(leg) = self.agent.as_mut() {
-            loop {
-                match leg.socket.recv_from(datagram) {
-                    // Keys the agent presses are not the caller's: not reported.
-                    Ok((len, from)) => {
-                        let _ = leg.core.on_datagram(from, &datagram[..len]);
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(error) => {
-                        tracing::debug!(%error, "agent RTP receive failed");
-                        break;
-                    }
-                }
-            }
+            // Keys the agent presses are not the caller's: not reported.
+            drain(&leg.socket, &mut leg.core, datagram, "agent", |_| {});
         }
     }
 
@@ -458,6 +433,40 @@ impl Stream {
 
     fn finish(mut self) {
         self.finish_in_place();
+    }
+}
+
+/// Passes `event` to the switch task without waiting; when it lags, drops and logs it.
+fn emit_to(events: &mpsc::Sender<StreamEvent>, event: StreamEvent) {
+    if events.try_send(event).is_err() {
+        tracing::warn!(?event, "switch task not taking media events; event dropped");
+    }
+}
+
+/// Feeds `core` every datagram waiting on one leg's `socket`, handing on the events it
+/// reports, until the socket would block.
+fn drain(
+    socket: &StdUdpSocket,
+    core: &mut MediaCore,
+    datagram: &mut [u8],
+    leg: &'static str,
+    mut on_event: impl FnMut(MediaEvent),
+) {
+    loop {
+        match socket.recv_from(datagram) {
+            Ok((len, from)) => {
+                if let Some(event) = core.on_datagram(from, &datagram[..len]) {
+                    on_event(event);
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+            // ICMP port-unreachable from an earlier send surfaces here on Linux; the
+            // peer may simply not be listening yet.
+            Err(error) => {
+                tracing::debug!(%error, leg, "RTP receive failed");
+                return;
+            }
+        }
     }
 }
 
