@@ -184,13 +184,7 @@ impl FrameSink {
     /// whole chunk (this frame with it) that the queue had no room for or that no
     /// writer takes any more.
     pub fn push(&mut self, frame: &StereoFrame) -> u64 {
-        wav::interleave(frame, &mut self.chunk);
-        self.frames += 1;
-        if self.frames >= self.frames_per_chunk {
-            self.flush()
-        } else {
-            0
-        }
+        if self.buffer(frame) { self.flush() } else { 0 }
     }
 
     /// Hands what is buffered to the writer now, without waiting; returns the frames
@@ -215,9 +209,7 @@ impl FrameSink {
     /// that may wait (a benchmark, an import), never the media path. False when the
     /// writer is gone.
     pub async fn push_waiting(&mut self, frame: &StereoFrame) -> bool {
-        wav::interleave(frame, &mut self.chunk);
-        self.frames += 1;
-        if self.frames < self.frames_per_chunk {
+        if !self.buffer(frame) {
             return true;
         }
         match self.take_chunk() {
@@ -235,6 +227,13 @@ impl FrameSink {
     /// Frames dropped so far by this recording.
     pub fn dropped_frames(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Adds `frame` to the chunk; true when the chunk is full and due to go.
+    fn buffer(&mut self, frame: &StereoFrame) -> bool {
+        wav::interleave(frame, &mut self.chunk);
+        self.frames += 1;
+        self.frames >= self.frames_per_chunk
     }
 
     fn take_chunk(&mut self) -> Option<AudioChunk> {
