@@ -12,8 +12,9 @@
 //! large block freed (up to 32 MiB) and its trim threshold to twice that, and
 //! `malloc_trim` never shrinks the top of a thread's arena, only `free` does, above the
 //! trim threshold. After floods had freed large blocks, a worker's arena held 21 MB of
-//! which 1.6 MB was in use, and the engine's resident size kept climbing. [`tune_allocator`] pins both thresholds at glibc's
-//! own starting values, so they no longer climb.
+//! which 1.6 MB was in use, and the engine's resident size kept climbing.
+//! [`tune_allocator`] pins both thresholds at glibc's own starting values, so they no
+//! longer climb.
 //!
 //! Nor does it touch memory still in use: the work order store's SQLite page cache
 //! fills (2 MB) during a flood of work orders and stays full until the connection
